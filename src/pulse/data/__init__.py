@@ -1,0 +1,1 @@
+"""The data layer: one schema, and readers / writers for the published formats."""
