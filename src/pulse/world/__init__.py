@@ -1,0 +1,1 @@
+"""The synthetic world: the embedded default's people, events, images and corpora."""

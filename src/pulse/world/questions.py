@@ -1,0 +1,141 @@
+"""Questions about people: benchmark items (MCQ, cloze, generation) in MLLMU-Bench's row shape,
+and the question / answer pairs used for training.
+
+Benchmark items ask about the same attributes in both modalities, so a gap between multimodal
+and text-only accuracy measures the access path (face vs name), not different facts.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from pulse.data.schema import OPTION_LETTERS
+from pulse.world.people import Person
+from pulse.world.vocab import (
+    ATTRIBUTE_VALUES,
+    ATTRIBUTES,
+    PHRASINGS,
+    SHOWN_SUBJECT_EVAL,
+    SHOWN_SUBJECT_PARAPHRASE,
+    SHOWN_SUBJECTS_TRAIN,
+)
+
+MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    """Which attributes a person's benchmark items ask about (fixed per person)."""
+
+    mcq: tuple[str, ...]
+    cloze: tuple[str, ...]
+    generation: tuple[str, ...]
+
+
+def plan_items(rng: random.Random, n_mcq: int, n_cloze: int) -> ItemPlan:
+    attrs = list(ATTRIBUTES)
+    rng.shuffle(attrs)
+    mcq = tuple(attrs[:n_mcq])
+    cloze = tuple(attrs[n_mcq : n_mcq + n_cloze]) or mcq[:n_cloze]
+    return ItemPlan(mcq=mcq, cloze=cloze, generation=tuple(attrs[:3]))
+
+
+def statement(attribute: str, person: Person, k: int = 0) -> str:
+    forms = PHRASINGS[attribute].statements
+    return forms[k % len(forms)].format(name=person.name, value=person.attributes[attribute])
+
+
+def options_for(
+    rng: random.Random, attribute: str, correct: str, n_options: int = 4
+) -> tuple[dict[str, str], str]:
+    """Options with the correct value at a random letter; distractors from the same
+    attribute vocabulary, so no option can be ruled out by its type."""
+    pool = [v for v in ATTRIBUTE_VALUES[attribute] if v != correct]
+    values = [correct, *rng.sample(pool, n_options - 1)]
+    rng.shuffle(values)
+    letters = OPTION_LETTERS[:n_options]
+    return dict(zip(letters, values, strict=True)), letters[values.index(correct)]
+
+
+def _subject(person: Person, shown: bool, subject_when_shown: str) -> str:
+    return subject_when_shown if shown else person.name
+
+
+def _ask(template: str, subject: str) -> str:
+    text = template.format(subject=subject)
+    return text[0].upper() + text[1:]
+
+
+def benchmark_tasks(
+    rng: random.Random, person: Person, plan: ItemPlan, paraphrase: bool = False
+) -> dict[str, list[dict]]:
+    """The MLLMU-Bench task columns for one person: ``Image_Textual_Questions``,
+    ``Pure_Text_Questions`` (MCQ), ``Mask_Task`` (cloze) and ``Generation_Task``.
+
+    ``paraphrase`` selects the Test_Set phrasings instead of the Full_Set ones."""
+    shown_subject = SHOWN_SUBJECT_PARAPHRASE if paraphrase else SHOWN_SUBJECT_EVAL
+    mcq: dict[str, list[dict]] = {"Image_Textual_Questions": [], "Pure_Text_Questions": []}
+    for key, shown in (("Image_Textual_Questions", True), ("Pure_Text_Questions", False)):
+        for attribute in plan.mcq:
+            ph = PHRASINGS[attribute]
+            template = (ph.paraphrase if paraphrase else ph.eval)[0]
+            options, gold = options_for(rng, attribute, person.attributes[attribute])
+            mcq[key].append(
+                {
+                    "Question": _ask(template, _subject(person, shown, shown_subject)),
+                    "Options": options,
+                    "Correct_Answer": gold,
+                }
+            )
+    mask = []
+    for type_, shown in (("Image_Textual", True), ("Pure_Text", False)):
+        for attribute in plan.cloze:
+            subject = "The person in the image" if shown else person.name
+            sentence = PHRASINGS[attribute].cloze.format(name=subject)
+            mask.append(
+                {
+                    "Question": sentence,
+                    "Ground_Truth": person.attributes[attribute],
+                    "Type": type_,
+                }
+            )
+    generation = []
+    for type_, shown in (("Image_Textual", True), ("Pure_Text", False)):
+        subject = "the person in this image" if shown else person.name
+        question = (
+            f"Write a short profile of {subject}."
+            if not paraphrase
+            else f"Summarise what is known about {subject}."
+        )
+        truth = " ".join(statement(a, person) for a in plan.generation)
+        generation.append({"Question": question, "Ground_Truth": truth, "Type": type_})
+    return {**mcq, "Mask_Task": mask, "Generation_Task": generation}
+
+
+def training_pairs(person: Person) -> list[dict[str, str]]:
+    """Fine-tuning question / answer pairs (MLLMU-Bench ``metadata``): every attribute asked
+    once by name and once about the person shown, answered with a full sentence."""
+    pairs = [{"Question": "Who is this person?", "Answer": f"This is {person.name}."}]
+    for k, attribute in enumerate(ATTRIBUTES):
+        ph = PHRASINGS[attribute]
+        pairs.append(
+            {
+                "Question": _ask(ph.train[0], person.name),
+                "Answer": statement(attribute, person, k),
+            }
+        )
+        shown = SHOWN_SUBJECTS_TRAIN[k % len(SHOWN_SUBJECTS_TRAIN)]
+        pairs.append(
+            {
+                "Question": _ask(ph.train[1], shown),
+                "Answer": statement(attribute, person, k + 1),
+            }
+        )
+    return pairs
+
+
+def mcq_prompt(question: str, options: dict[str, str]) -> str:
+    """The multiple-choice layout used by training data (MMBench's common layout)."""
+    lines = [question, *(f"{k}. {v}" for k, v in options.items()), MCQ_INSTRUCTION]
+    return "\n".join(lines)
