@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 world_app = typer.Typer(help="Build the synthetic world and train the tiny models on it.")
 app.add_typer(world_app, name="world")
+data_app = typer.Typer(help="Check datasets in the published formats.")
+app.add_typer(data_app, name="data")
 
 console = Console()
 _state = {"debug": False}
@@ -45,27 +47,30 @@ def world_build(
     console.print(summary.render())
 
 
+@data_app.command("validate")
+def data_validate(
+    format: Annotated[str, typer.Argument(help="mllmu, mmbench or pebench.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="MLLMU-Bench root or parquet file, MMBench TSV, or PEBench CSV."),
+    ],
+) -> None:
+    """Read a whole dataset with every check on; print a one-line summary, or the first
+    problem (file, row, field) and exit non-zero."""
+    from pulse.data.validate import validate
+
+    console.print(validate(format, path), highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Entry point: run the app, turning toolkit errors into one line and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        app()
     except PulseError as err:
         if _state["debug"]:
             raise
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except typer.Abort:
-        Console(stderr=True).print("aborted")
-        sys.exit(130)
-    except Exception as err:  # click usage errors are printed by click itself
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
 
 
 if __name__ == "__main__":

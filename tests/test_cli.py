@@ -1,0 +1,61 @@
+"""The command line as a user meets it: help everywhere, one-line errors, non-zero exits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from pulse.cli import app
+
+
+def pulse(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pulse.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def _leaf_paths(command, prefix=()) -> list[tuple[str, ...]]:
+    """Every command path of the click tree behind the typer app."""
+    subs = getattr(command, "commands", None)
+    if not subs:
+        return [prefix]
+    paths = [prefix]
+    for name, sub in subs.items():
+        paths += _leaf_paths(sub, (*prefix, name))
+    return paths
+
+
+def test_help_on_every_command():
+    paths = _leaf_paths(typer.main.get_command(app))
+    assert ("world", "build") in paths and ("data", "validate") in paths
+    for path in paths:
+        result = pulse(*path, "--help")
+        assert result.returncode == 0, (path, result.stderr)
+        assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["data", "validate", "pebench", "no/such/PEBench.csv"], "no/such/PEBench.csv"),
+        (["data", "validate", "parquet", "x"], "unknown data format"),
+        (["world", "build", "--out", "unused", "--size", "huge"], "unknown world size"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args, needle):
+    result = pulse(*args)
+    assert result.returncode != 0
+    err = result.stderr.strip()
+    assert needle in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_data_validate_names_the_row(tmp_path):
+    csv = tmp_path / "PEBench.csv"
+    csv.write_text("person,event,image,keywords\nAna,fair,../outside.png,a;b\n")
+    result = pulse("data", "validate", "pebench", str(csv))
+    assert result.returncode != 0
+    assert "row 2" in result.stderr and "image" in result.stderr
