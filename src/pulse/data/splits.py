@@ -13,6 +13,12 @@ def write_split(path: str | Path, ids: Iterable[str]) -> Path:
     ids = list(ids)
     if not ids:
         raise DataError(path, "refusing to write an empty split")
+    for row, entry in enumerate(ids, start=1):
+        # The reader strips whitespace and cuts at '#': refuse IDs that would not read back.
+        if not entry or entry != entry.strip() or "#" in entry or len(entry.splitlines()) != 1:
+            raise DataError(path, f"ID {entry!r} cannot be stored in a split file", row=row)
+    if len(set(ids)) != len(ids):
+        raise DataError(path, "refusing to write an ID twice")
     return write_text(path, "".join(f"{i}\n" for i in ids))
 
 
