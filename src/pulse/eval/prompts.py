@@ -1,0 +1,116 @@
+"""Prompt builders for multiple-choice questions: the *user text* only.
+
+Image placeholders and chat roles (``USER: <image>\\n ... ASSISTANT:``) are added by the model
+layer, so one builder serves every model family.
+
+Profiles:
+
+- ``mmbench``: the common MMBench prompt (LLaVA's evaluation script)::
+
+      {hint}
+      {question}
+      A. {A}
+      B. {B}
+      Answer with the option's letter from the given choices directly.
+
+  The hint line is omitted when the hint is empty, None, NaN, ``"nan"`` or ``"none"``; blank
+  options are dropped (letters are not re-assigned).
+- ``default`` (our PULSE items): the same layout without a hint — the question, one option per line
+  as ``A. text``, then the same instruction line.
+- ``mllmu``: MLLMU-Bench's published layout, options as ``A: text`` and the instruction
+  ``Just give ONE letter representing the answer directly.``, preceded by few-shot examples
+  (``Question: ...``, options, ``Correct Answer: X``). The public tool drew its example with an
+  unseeded ``random.sample`` from the split under evaluation itself — on the forget set, the
+  example leaks a forget answer into the prompt. Here the example comes from a pool the caller
+  provides (one that excludes the forget set) and from a RNG seeded by ``(seed, key)``: each item
+  gets the same example whatever the evaluation order or batch size.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pulse.eval.options import clean_options, is_blank
+
+MMBENCH_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+MLLMU_INSTRUCTION = "Just give ONE letter representing the answer directly."
+
+
+def mmbench_prompt(question: str, options: Mapping[str, object], hint: object = None) -> str:
+    """The MMBench common prompt (see the module docstring for the exact layout)."""
+    lines = [] if _blank_hint(hint) else [str(hint)]
+    lines.append(question)
+    lines.extend(_option_lines(options, ". "))
+    lines.append(MMBENCH_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def mcq_prompt(question: str, options: Mapping[str, object]) -> str:
+    """Our default prompt for PULSE items: question, ``A. text`` lines, instruction."""
+    return mmbench_prompt(question, options)
+
+
+@dataclass(frozen=True)
+class FewShotExample:
+    """One solved question for the ``mllmu`` profile's few-shot prefix."""
+
+    question: str
+    options: Mapping[str, str]
+    answer: str
+    id: str = ""  # for a stable order of the pool; e.g. the item id
+
+
+def mllmu_prompt(
+    question: str,
+    options: Mapping[str, object],
+    *,
+    pool: Sequence[FewShotExample],
+    seed: int,
+    key: str,
+    shots: int = 1,
+) -> str:
+    """MLLMU-Bench's prompt with ``shots`` examples drawn from ``pool``::
+
+        Question: {example question}
+        A: ..
+        B: ..
+        Correct Answer: {example answer}
+        {question}
+        A: ..
+        B: ..
+        Just give ONE letter representing the answer directly.
+
+    ``key`` (e.g. the item id) and ``seed`` fix the draw; the pool's order does not matter. An
+    example with the same question text as the one asked is never drawn.
+    """
+    candidates = sorted(
+        (ex for ex in pool if ex.question != question),
+        key=lambda ex: (ex.id, ex.question, ex.answer, sorted(ex.options.items())),
+    )
+    if len(candidates) < shots:
+        raise ValueError(f"few-shot pool has {len(candidates)} usable examples, need {shots}")
+    # A string seed is hashed with SHA-512 by `random`, so the draw is the same in every process.
+    rng = random.Random(f"{seed}:{key}")
+    lines: list[str] = []
+    for ex in rng.sample(candidates, shots):
+        lines.append(f"Question: {ex.question}")
+        lines.extend(_option_lines(ex.options, ": "))
+        lines.append(f"Correct Answer: {ex.answer}")
+    lines.append(question)
+    lines.extend(_option_lines(options, ": "))
+    lines.append(MLLMU_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def _option_lines(options: Mapping[str, object], sep: str) -> list[str]:
+    cleaned = clean_options(options)
+    if not cleaned:
+        raise ValueError("a multiple-choice prompt needs at least one non-empty option")
+    return [f"{letter}{sep}{text}" for letter, text in cleaned.items()]
+
+
+def _blank_hint(hint: object) -> bool:
+    # LLaVA's MMBench script also treats the string "none" as a missing hint.
+    return is_blank(hint) or (isinstance(hint, str) and hint.strip().lower() == "none")
