@@ -47,6 +47,91 @@ def world_build(
     console.print(summary.render())
 
 
+@world_app.command("train")
+def world_train(
+    world: Annotated[Path, typer.Option("--world", help="A directory made by `world build`.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for base/ and finetuned/.")],
+    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+    pretrain_epochs: Annotated[
+        float | None, typer.Option("--pretrain-epochs", help="Override stage 1's epochs.")
+    ] = None,
+    finetune_epochs: Annotated[
+        float | None, typer.Option("--finetune-epochs", help="Override stage 2's epochs.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Score each stage on its benchmark.")
+    ] = True,
+) -> None:
+    """Build and train the tiny LLaVA of the embedded default: stage 1 pre-trains it from
+    scratch on the world's corpus (base/), stage 2 LoRA fine-tunes it on the fictitious
+    profiles (finetuned/). Stages already trained for the same world and config are reused."""
+    from pulse.world.train import train_world_models, world_train_config
+
+    cfg = world_train_config(seed, pretrain_epochs, finetune_epochs)
+    results = train_world_models(world, out, cfg, check=check)
+    print_stage_table(results)
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the demo's files.")] = Path(
+        "runs/demo"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="World and training seed.")] = 0,
+) -> None:
+    """The embedded default end to end on a CPU: build the synthetic world and the tiny models
+    (reused when unchanged), then run the protocol."""
+    from pulse.world.build import build_world
+    from pulse.world.train import train_world_models, world_train_config
+
+    summary = build_world(out / "world", seed=seed, size="default")
+    console.print(summary.render(), highlight=False)
+    results = train_world_models(out / "world", out / "models", world_train_config(seed))
+    print_stage_table(results)
+    console.print(
+        "The unlearning protocol (scenarios, methods, report) is not part of this version yet: "
+        "the demo stops after building the world and the models."
+    )
+
+
+def print_stage_table(results) -> None:
+    from rich.table import Table
+
+    table = Table(title="tiny models")
+    for column in (
+        "stage",
+        "status",
+        "time",
+        "loss",
+        "MCQ multimodal",
+        "MCQ text-only",
+        "known (>=80% both)",
+        "general (circular)",
+    ):
+        table.add_column(column)
+    for r in results:
+        c = r.check
+        by = c.get("mcq_by_modality", {})
+        table.add_row(
+            r.name,
+            "reused" if r.reused else "trained",
+            f"{r.seconds:.0f}s" if not r.reused else "-",
+            f"{r.first_loss:.2f} -> {r.last_loss:.2f}" if r.last_loss is not None else "-",
+            _pct(by.get("multimodal")),
+            _pct(by.get("text")),
+            f"{c['entities_known_80pct_both_modalities']}/{c['entities']} {c['people']}"
+            if c
+            else "-",
+            _pct(c.get("general_circular")),
+        )
+        console.print(f"{r.name}: {r.path}", highlight=False)
+    console.print(table)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 @data_app.command("validate")
 def data_validate(
     format: Annotated[str, typer.Argument(help="mllmu, mmbench or pebench.")],

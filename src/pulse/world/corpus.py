@@ -13,8 +13,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from pulse.eval.prompts import mcq_prompt, mmbench_prompt
 from pulse.world.people import Person
-from pulse.world.questions import mcq_prompt, options_for, statement
+from pulse.world.questions import options_for, statement
 from pulse.world.skills import SkillQuestion
 from pulse.world.vocab import ATTRIBUTES, PHRASINGS, SHOWN_SUBJECTS_TRAIN
 
@@ -115,9 +116,7 @@ def skill_records(questions: list[SkillQuestion], image_path: Callable[[int], st
     """Visual instruction data: every picture asked once in multiple choice and once open."""
     out = []
     for k, q in enumerate(questions):
-        prompt = mcq_prompt(q.question, q.options)
-        if q.hint:
-            prompt = f"{q.hint}\n{prompt}"
+        prompt = mmbench_prompt(q.question, q.options, q.hint)
         out.append(_record("skill_mcq", None, image_path(k), prompt, q.answer))
         out.append(_record("skill_qa", None, image_path(k), q.question, q.answer_text))
     return out

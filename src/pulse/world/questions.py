@@ -21,8 +21,6 @@ from pulse.world.vocab import (
     SHOWN_SUBJECTS_TRAIN,
 )
 
-MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
-
 
 @dataclass(frozen=True)
 class ItemPlan:
@@ -133,9 +131,3 @@ def training_pairs(person: Person) -> list[dict[str, str]]:
             }
         )
     return pairs
-
-
-def mcq_prompt(question: str, options: dict[str, str]) -> str:
-    """The multiple-choice layout used by training data (MMBench's common layout)."""
-    lines = [question, *(f"{k}. {v}" for k, v in options.items()), MCQ_INSTRUCTION]
-    return "\n".join(lines)

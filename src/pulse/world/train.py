@@ -1,0 +1,268 @@
+"""`pulse world train`: the tiny LMM of the embedded default, trained on the world.
+
+Stage 1 pre-trains a tiny LLaVA from scratch on the world's corpus (celebrities in many
+contexts, captioned photos, visual-skill instructions): the *base* model. Stage 2 LoRA
+fine-tunes the base model on the fictitious people's profile QA (MLLMU-Bench ``ft_Data``), then
+merges the adapter: the *fine-tuned* model. Both are plain Hugging Face checkpoints under
+``MODELS/base`` and ``MODELS/finetuned``.
+
+``MODELS/manifest.json`` records a key hashed from the world's ground truth and the training
+config; a stage whose key matches is reused, anything else is retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from pulse.data.mllmu import profile_items, profile_train_pairs, read_mllmu
+from pulse.data.mmbench import read_mmbench, row_item
+from pulse.data.schema import ItemKind, TrainPair
+from pulse.errors import DataError
+from pulse.eval.circular import circular_eval
+from pulse.eval.mcq import MCQConfig, score_mcq
+from pulse.eval.probing import entity_accuracy
+from pulse.eval.records import summarise
+from pulse.files import write_json
+from pulse.models.adapters import UpdateScope, apply_scope, save_merged
+from pulse.models.chat import ChatExample
+from pulse.models.loading import load_model_and_processor
+from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
+from pulse.models.train import TrainConfig, train_supervised
+
+# Questions that refer to the person only through the picture; they need the image.
+SHOWN_MARKERS = ("this person", "the person in the photo")
+
+
+@dataclass(frozen=True)
+class WorldTrainConfig:
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    pretrain: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=3e-3)
+    )
+    finetune: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=6, batch_size=32, learning_rate=2e-3)
+    )
+    finetune_scope: UpdateScope = field(default_factory=lambda: UpdateScope(rank=16, alpha=32))
+    seed: int = 0
+
+    def key(self, world: Path) -> str:
+        """Hash of the world's ground truth and this config: what a trained model depends on."""
+        digest = hashlib.sha256((world / "world.json").read_bytes())
+        digest.update(json.dumps(asdict(self), sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass
+class StageResult:
+    name: str
+    path: Path
+    reused: bool
+    seconds: float = 0.0
+    steps: int = 0
+    first_loss: float | None = None
+    last_loss: float | None = None
+    check: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_images(world: Path) -> dict[str, Image.Image]:
+    cache: dict[str, Image.Image] = {}
+
+    def get(rel: str) -> Image.Image:
+        if rel not in cache:
+            path = world / rel
+            if not path.is_file():
+                raise DataError(path, "image referenced by the corpus is missing")
+            with Image.open(path) as img:
+                cache[rel] = img.convert("RGB")
+        return cache[rel]
+
+    return get  # type: ignore[return-value]
+
+
+def corpus_examples(world: Path) -> list[ChatExample]:
+    """The pre-training corpus as training examples (documents have an empty question)."""
+    path = world / "corpus" / "pretrain.jsonl"
+    if not path.is_file():
+        raise DataError(path, "pre-training corpus not found: is this a world directory?")
+    image = _load_images(world)
+    examples = []
+    for row, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            rec = json.loads(line)
+            examples.append(
+                ChatExample(
+                    rec["prompt"], rec["response"], image(rec["image"]) if rec["image"] else None
+                )
+            )
+        except (ValueError, KeyError) as exc:
+            raise DataError(path, f"bad corpus record ({exc})", row=row) from None
+    return examples
+
+
+def finetune_examples(pairs: list[TrainPair]) -> list[ChatExample]:
+    """Profile QA as MLLMU-Bench fine-tunes it (with the portrait), plus the questions that name
+    the person without the portrait, so the knowledge is reachable by name and by face."""
+    examples = []
+    for pair in pairs:
+        examples.append(ChatExample(pair.question, pair.answer, pair.image))
+        if pair.image is not None and not any(m in pair.question for m in SHOWN_MARKERS):
+            examples.append(ChatExample(pair.question, pair.answer, None))
+    return examples
+
+
+def _tokenizer_texts(world: Path, examples: list[ChatExample], ft: list[ChatExample]) -> list[str]:
+    # The tokenizer sees the training text only (corpus and fine-tuning QA), like a real one
+    # trained before the benchmarks existed.
+    return [f"{e.question} {e.answer}".strip() for e in (*examples, *ft)]
+
+
+def quick_check(model, processor, world: Path, stage: str) -> dict[str, Any]:
+    """Accuracy numbers that tell whether a stage learnt what the protocol needs."""
+    mllmu = world / "mllmu"
+    cfg = MCQConfig(batch_size=64)
+    out: dict[str, Any] = {}
+    config = "Retain_Set" if stage == "base" else "Full_Set"
+    items = [
+        i for p in read_mllmu(mllmu, config) for i in profile_items(p) if i.kind is ItemKind.MCQ
+    ]
+    records = score_mcq(model, processor, items, cfg)
+    summary = summarise(records)
+    out["people"] = "celebrities" if stage == "base" else "fictitious"
+    out["mcq_by_modality"] = {k: v.mean for k, v in summary.by_modality.items()}
+    per_entity = entity_accuracy(records, combine="min")
+    out["entities_known_80pct_both_modalities"] = sum(a >= 0.8 for a in per_entity.values())
+    out["entities"] = len(per_entity)
+    rows = read_mmbench(world / "mmbench" / "dev.tsv")
+    mm = score_mcq(model, processor, [row_item(r) for r in rows], cfg)
+    result = circular_eval(
+        {
+            "index": r.index,
+            "correct": rec.correct,
+            "category": r.category,
+            "l2_category": r.l2_category,
+        }
+        for r, rec in zip(rows, mm, strict=True)
+    )
+    out["general_circular"] = result.circular.overall.mean
+    out["general_vanilla"] = result.vanilla.overall.mean
+    return out
+
+
+def train_world_models(
+    world: str | Path,
+    out: str | Path,
+    cfg: WorldTrainConfig | None = None,
+    *,
+    progress: bool = True,
+    check: bool = True,
+) -> list[StageResult]:
+    """Train (or reuse) the base and fine-tuned tiny models of ``world`` into ``out``."""
+    world, out = Path(world), Path(out)
+    cfg = cfg or WorldTrainConfig()
+    if not (world / "world.json").is_file():
+        raise DataError(world / "world.json", "not a world directory (run `pulse world build`)")
+    key = cfg.key(world)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if manifest.get("key") != key:
+        manifest = {"key": key, "world": str(world.resolve()), "config": asdict(cfg), "stages": {}}
+    torch.manual_seed(cfg.seed)
+    results = []
+
+    base_dir = out / "base"
+    if manifest["stages"].get("base", {}).get("status") == "done" and base_dir.is_dir():
+        results.append(
+            StageResult("base", base_dir, True, check=manifest["stages"]["base"].get("check", {}))
+        )
+    else:
+        examples = corpus_examples(world)
+        ft = finetune_examples(_ft_pairs(world))
+        model, processor = build_tiny_lmm(
+            _tokenizer_texts(world, examples, ft), cfg.model, seed=cfg.seed
+        )
+        stats = train_supervised(
+            model, processor, examples, _with(cfg.pretrain, cfg.seed, progress)
+        )
+        save_merged(model, base_dir, processor)
+        res = StageResult(
+            "base", base_dir, False, stats.seconds, stats.steps, stats.first_loss, stats.last_loss
+        )
+        if check:
+            res.check = quick_check(model, processor, world, "base")
+        manifest["stages"]["base"] = _stage_entry(res)
+        manifest["stages"].pop("finetuned", None)  # depends on the base just trained
+        write_json(manifest_path, manifest)
+        results.append(res)
+
+    ft_dir = out / "finetuned"
+    if manifest["stages"].get("finetuned", {}).get("status") == "done" and ft_dir.is_dir():
+        results.append(
+            StageResult(
+                "finetuned", ft_dir, True, check=manifest["stages"]["finetuned"].get("check", {})
+            )
+        )
+    else:
+        model, processor = load_model_and_processor(base_dir, dtype="float32")
+        peft_model = apply_scope(model, cfg.finetune_scope)
+        stats = train_supervised(
+            peft_model,
+            processor,
+            finetune_examples(_ft_pairs(world)),
+            _with(cfg.finetune, cfg.seed, progress),
+        )
+        merged = save_merged(peft_model, ft_dir, processor)
+        res = StageResult(
+            "finetuned",
+            ft_dir,
+            False,
+            stats.seconds,
+            stats.steps,
+            stats.first_loss,
+            stats.last_loss,
+        )
+        if check:
+            res.check = quick_check(merged, processor, world, "finetuned")
+        manifest["stages"]["finetuned"] = _stage_entry(res)
+        write_json(manifest_path, manifest)
+        results.append(res)
+    return results
+
+
+def world_train_config(
+    seed: int = 0, pretrain_epochs: float | None = None, finetune_epochs: float | None = None
+) -> WorldTrainConfig:
+    """The default config with the command line's overrides."""
+    cfg = WorldTrainConfig(seed=seed)
+    if pretrain_epochs is not None:
+        cfg = replace(cfg, pretrain=replace(cfg.pretrain, epochs=pretrain_epochs))
+    if finetune_epochs is not None:
+        cfg = replace(cfg, finetune=replace(cfg.finetune, epochs=finetune_epochs))
+    return cfg
+
+
+def _ft_pairs(world: Path) -> list[TrainPair]:
+    return [pair for p in read_mllmu(world / "mllmu", "ft_Data") for pair in profile_train_pairs(p)]
+
+
+def _with(cfg: TrainConfig, seed: int, progress: bool) -> TrainConfig:
+    return replace(cfg, seed=seed, progress=progress)
+
+
+def _stage_entry(res: StageResult) -> dict[str, Any]:
+    return {
+        "status": "done",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "seconds": round(res.seconds, 1),
+        "steps": res.steps,
+        "first_loss": res.first_loss,
+        "last_loss": res.last_loss,
+        "check": res.check,
+    }

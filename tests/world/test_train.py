@@ -1,0 +1,97 @@
+"""`pulse world train` on a small world with a very small model: stages, reuse, reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from pulse.errors import DataError
+from pulse.models.tiny import TinyModelConfig
+from pulse.models.train import TrainConfig
+from pulse.world.build import build_world
+from pulse.world.train import (
+    WorldTrainConfig,
+    corpus_examples,
+    finetune_examples,
+    train_world_models,
+)
+
+FAST = WorldTrainConfig(
+    model=TinyModelConfig(
+        vocab_size=400,
+        text_hidden=32,
+        text_intermediate=64,
+        text_layers=1,
+        text_heads=2,
+        vision_hidden=32,
+        vision_intermediate=64,
+        vision_layers=1,
+    ),
+    pretrain=TrainConfig(max_steps=6, batch_size=16, learning_rate=3e-3, progress=False),
+    finetune=TrainConfig(max_steps=4, batch_size=16, learning_rate=1e-3, progress=False),
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tw") / "world"
+    build_world(out, seed=1, size="small")
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    return out, train_world_models(world, out, FAST, progress=False)
+
+
+def test_corpus_and_finetune_examples(world):
+    corpus = corpus_examples(world)
+    assert any(e.image is not None for e in corpus) and any(e.image is None for e in corpus)
+    from pulse.world.train import _ft_pairs
+
+    pairs = _ft_pairs(world)
+    examples = finetune_examples(pairs)
+    # questions that name the person are also trained without the portrait
+    named = [p for p in pairs if "this person" not in p.question and "photo" not in p.question]
+    assert len(examples) == len(pairs) + len(named)
+    assert all(e.image is not None for e in examples if "this person" in e.question)
+
+
+def test_stages_train_save_and_reload(trained):
+    out, results = trained
+    assert [r.name for r in results] == ["base", "finetuned"]
+    assert not any(r.reused for r in results)
+    for r in results:
+        assert r.steps > 0 and r.check["entities"] > 0
+        model = AutoModelForImageTextToText.from_pretrained(r.path)
+        processor = AutoProcessor.from_pretrained(r.path)
+        assert model.config.text_config.vocab_size == len(processor.tokenizer)
+        assert any(r.path.glob("*.safetensors"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stages"]["base"]["status"] == "done"
+
+
+def test_unchanged_world_and_config_reuse_every_stage(world, trained):
+    out, _ = trained
+    again = train_world_models(world, out, FAST, progress=False)
+    assert all(r.reused for r in again)
+
+
+def test_changed_config_retrains(world, tmp_path, trained):
+    out, _ = trained
+    copy = tmp_path / "models"
+    shutil.copytree(out, copy)
+    changed = replace(FAST, finetune=replace(FAST.finetune, max_steps=3))
+    results = train_world_models(world, copy, changed, progress=False, check=False)
+    assert not any(r.reused for r in results)
+    assert json.loads((copy / "manifest.json").read_text())["key"] == changed.key(world)
+
+
+def test_not_a_world(tmp_path):
+    with pytest.raises(DataError, match="world.json"):
+        train_world_models(tmp_path, tmp_path / "m", FAST, progress=False)
