@@ -93,5 +93,5 @@ def test_changed_config_retrains(world, tmp_path, trained):
 
 
 def test_not_a_world(tmp_path):
-    with pytest.raises(DataError, match="world.json"):
+    with pytest.raises(DataError, match=r"world\.json"):
         train_world_models(tmp_path, tmp_path / "m", FAST, progress=False)
