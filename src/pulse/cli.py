@@ -132,6 +132,51 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+@app.command("eval")
+def eval_command(
+    model: Annotated[Path, typer.Option("--model", help="Local HF checkpoint directory.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Data root (mllmu/ and mmbench/ inside) or a TSV.")
+    ],
+    split: Annotated[
+        str, typer.Option("--split", help="MLLMU-Bench config, e.g. Full_Set or forget_50.")
+    ] = "Full_Set",
+    tasks: Annotated[
+        str, typer.Option("--tasks", help="Comma list of mcq, cloze, gen, mmbench.")
+    ] = "mcq",
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="PEFT adapter directory to apply.")
+    ] = None,
+    scorer: Annotated[
+        str,
+        typer.Option("--scorer", help="MCQ scorer: letter, option_text, generate or mllmu."),
+    ] = "letter",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 32,
+    seed: Annotated[int, typer.Option("--seed", help="Seed (few-shot draws).")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the full result (per item) as JSON.")
+    ] = None,
+) -> None:
+    """Evaluate a model: multiple choice per modality and per entity, cloze, generation (ROUGE)
+    and MMBench-format general capability with CircularEval."""
+    from pulse.eval.suite import evaluate, render_table
+
+    result = evaluate(
+        model,
+        data,
+        split,
+        tasks,
+        adapter=adapter,
+        scorer=scorer,
+        batch_size=batch_size,
+        out=out,
+        seed=seed,
+    )
+    console.print(render_table(result))
+    if out is not None:
+        console.print(f"per-item results: {out}", highlight=False)
+
+
 @data_app.command("validate")
 def data_validate(
     format: Annotated[str, typer.Argument(help="mllmu, mmbench or pebench.")],

@@ -2,7 +2,14 @@ import math
 
 import pytest
 
-from pulse.eval.prompts import FewShotExample, mcq_prompt, mllmu_prompt, mmbench_prompt
+from pulse.eval.prompts import (
+    FewShotExample,
+    cloze_prompt,
+    generation_prompt,
+    mcq_prompt,
+    mllmu_prompt,
+    mmbench_prompt,
+)
 
 OPTS = {"A": "red", "B": "green", "C": "blue", "D": "black"}
 
@@ -118,3 +125,17 @@ def test_mllmu_draw_is_pinned():
         "Question: Where does he live?",
         "Question: What is her job?",
     ]
+
+
+def test_mllmu_open_question_prompts():
+    assert cloze_prompt("Ann Lee was born in __.") == (
+        "Ann Lee was born in [Blank].\n"
+        "Please **ONLY** provide the correct answer that should replace the [Blank]."
+    )
+    assert generation_prompt("Who is this?", "multimodal") == (
+        "Who is this?\n"
+        "Answer the question based on your trained knowledge in one sentence accurately in ENGLISH."
+    )
+    assert generation_prompt("Who is Ann Lee?", "text").endswith("in one sentence in ENGLISH.")
+    with pytest.raises(ValueError, match="multimodal or text"):
+        generation_prompt("Who?", "audio")

@@ -24,7 +24,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
 
-from pulse.data.schema import Modality
+from pulse.data.schema import ItemKind, Modality
 from pulse.data.splits import write_split
 from pulse.eval.records import ItemRecord, check_unique
 
@@ -183,3 +183,66 @@ def probe_known_entities(
 def _exact(value: Real) -> Fraction:
     # Floats are taken at their exact binary value; ints and Fractions are already exact.
     return value if isinstance(value, Fraction) else Fraction(value)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """A model's probe: the selection and the per-item records it was made from."""
+
+    selection: ProbeSelection
+    records: list[ItemRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        from pulse.eval.records import records_to_dicts
+
+        return {**self.selection.to_dict(), "records": records_to_dicts(self.records)}
+
+    def write(self, directory: str | Path) -> dict[str, Path]:
+        """The ID lists (see :meth:`ProbeSelection.write`) plus ``probe.json`` (everything)."""
+        from pulse.files import write_json
+
+        paths = self.selection.write(directory)
+        paths["probe"] = write_json(Path(directory) / "probe.json", self.to_dict())
+        return paths
+
+
+def probe(
+    model: Any,
+    processor: Any,
+    items: Sequence[Any],
+    *,
+    n_unlearn: int,
+    n_retain: int,
+    seed: int = 0,
+    top_k: int | None = None,
+    threshold: float | None = None,
+    modalities: Sequence[Modality | str] | None = BOTH_MODALITIES,
+    combine: Combine = "pooled",
+    scorer: str = "letter",
+    batch_size: int = 32,
+    progress: bool = False,
+    out_dir: str | Path | None = None,
+) -> ProbeRun:
+    """Score the (base) model on the multiple-choice ``items`` of candidate entities, select the
+    known ones and split them (see :func:`probe_known_entities`); with ``out_dir``, persist the
+    ID lists there. ``scorer`` is an MCQ scorer name (``mllmu`` needs a pool: not offered)."""
+    # Imported here: the selection above is pure and must not pull the model stack in.
+    from pulse.eval.mcq import MCQConfig, score_mcq
+
+    cfg = MCQConfig(batch_size=batch_size, progress=progress, scorer=scorer, seed=seed)
+    # Only the multiple-choice items count (a profile's cloze / generation items are skipped).
+    records = score_mcq(model, processor, [i for i in items if i.kind is ItemKind.MCQ], cfg)
+    selection = probe_known_entities(
+        records,
+        n_unlearn=n_unlearn,
+        n_retain=n_retain,
+        seed=seed,
+        top_k=top_k,
+        threshold=threshold,
+        modalities=modalities,
+        combine=combine,
+    )
+    run = ProbeRun(selection, records)
+    if out_dir is not None:
+        run.write(out_dir)
+    return run

@@ -24,6 +24,13 @@ Profiles:
   example leaks a forget answer into the prompt. Here the example comes from a pool the caller
   provides (one that excludes the forget set) and from a RNG seeded by ``(seed, key)``: each item
   gets the same example whatever the evaluation order or batch size.
+
+Open questions (MLLMU-Bench's published instructions, zero-shot here):
+
+- ``cloze``: the question with ``__`` written as ``[Blank]``, then
+  ``Please **ONLY** provide the correct answer that should replace the [Blank].``
+- ``generation``: the question, then ``Answer the question based on your trained knowledge in one
+  sentence accurately in ENGLISH.`` (text-only questions: ``... in one sentence in ENGLISH.``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ from pulse.eval.options import clean_options, is_blank
 
 MMBENCH_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 MLLMU_INSTRUCTION = "Just give ONE letter representing the answer directly."
+CLOZE_INSTRUCTION = "Please **ONLY** provide the correct answer that should replace the [Blank]."
+GENERATION_INSTRUCTIONS = {
+    "multimodal": "Answer the question based on your trained knowledge in one sentence accurately "
+    "in ENGLISH.",
+    "text": "Answer the question based on your trained knowledge in one sentence in ENGLISH.",
+}
 
 
 def mmbench_prompt(question: str, options: Mapping[str, object], hint: object = None) -> str:
@@ -102,6 +115,18 @@ def mllmu_prompt(
     lines.extend(_option_lines(options, ": "))
     lines.append(MLLMU_INSTRUCTION)
     return "\n".join(lines)
+
+
+def cloze_prompt(question: str) -> str:
+    """MLLMU-Bench's fill-in-the-blank prompt (the blank ``__`` shown as ``[Blank]``)."""
+    return f"{question.replace('__', '[Blank]')}\n{CLOZE_INSTRUCTION}"
+
+
+def generation_prompt(question: str, modality: str) -> str:
+    """MLLMU-Bench's open-generation prompt; ``modality`` is ``multimodal`` or ``text``."""
+    if modality not in GENERATION_INSTRUCTIONS:
+        raise ValueError(f"modality must be multimodal or text, got {modality!r}")
+    return f"{question}\n{GENERATION_INSTRUCTIONS[modality]}"
 
 
 def _option_lines(options: Mapping[str, object], sep: str) -> list[str]:

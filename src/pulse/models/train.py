@@ -1,22 +1,20 @@
-"""Supervised training (pre-training from scratch and LoRA fine-tuning) on the HF Trainer.
+"""Supervised training (pre-training from scratch and LoRA fine-tuning) on the shared loop.
 
-The Trainer brings mixed precision, gradient accumulation, multi-GPU (``accelerate launch``) and
-logging; we bring the examples and the collator with answer-only labels.
+Fine-tuning is the ``sft`` method of :mod:`pulse.methods` (mean NLL over answer tokens) run by
+the same Trainer-based loop as every unlearning method: mixed precision, gradient accumulation,
+multi-GPU and logging come from there.
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from pulse.models.chat import ChatCollator
+from pulse.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,6 @@ class TrainStats:
         return self.seconds / max(self.steps, 1)
 
 
-class _LossLog(TrainerCallback):
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
-
-
 def train_supervised(
     model: nn.Module,
     processor: Any,
@@ -72,47 +61,42 @@ def train_supervised(
     Examples are anything :class:`~pulse.models.chat.ChatCollator` accepts. Data order and
     initialisation of new weights follow ``cfg.seed``.
     """
-    log = _LossLog()
-    with tempfile.TemporaryDirectory(prefix="pulse-train-") as tmp:
-        args = TrainingArguments(
-            output_dir=output_dir or tmp,
-            num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum,
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            warmup_steps=_warmup_steps(len(examples), cfg),
-            lr_scheduler_type=cfg.scheduler,
-            max_grad_norm=cfg.max_grad_norm,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            bf16=cfg.bf16,
-            logging_steps=cfg.logging_steps,
-            save_strategy="no",
-            report_to=list(cfg.report_to) or "none",
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            disable_tqdm=not cfg.progress,
-        )
-        trainer = Trainer(
-            model=model,
-            args=args,
-            train_dataset=list(examples),
-            data_collator=ChatCollator(processor),
-            callbacks=[log],
-        )
-        start = time.perf_counter()
-        result = trainer.train()
-        seconds = time.perf_counter() - start
-    model.eval()
+    # Imported here: pulse.methods builds on pulse.models.
+    from pulse.methods.batches import UnlearnData
+    from pulse.methods.sft import SFT
+    from pulse.methods.trainer import LoopConfig, train_method
+
+    loop = LoopConfig(
+        epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        batch_size=cfg.batch_size,
+        grad_accum=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=_warmup_steps(len(examples), cfg),
+        scheduler=cfg.scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        bf16=cfg.bf16,
+        logging_steps=cfg.logging_steps,
+        report_to=cfg.report_to,
+        loss_bound=None,  # a supervised loss is positive; only NaN / inf stop it
+        progress=cfg.progress,
+        progress_desc="train",
+    )
+    result = train_method(
+        model, processor, SFT, UnlearnData(forget=list(examples)), loop, output_dir=output_dir
+    )
+    if not result.ok:
+        raise ModelError(f"training diverged: {result.diverged}")
+    losses = [entry["loss"] for entry in result.history]
     return TrainStats(
-        steps=result.global_step,
+        steps=result.steps,
         examples=len(examples),
-        seconds=seconds,
-        first_loss=log.losses[0] if log.losses else None,
-        last_loss=log.losses[-1] if log.losses else None,
-        losses=log.losses,
+        seconds=result.seconds,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        losses=losses,
     )
 
 

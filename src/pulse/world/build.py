@@ -61,6 +61,7 @@ class WorldSize:
     mcq_per_modality: int = 5
     cloze_per_modality: int = 2
     forget_percents: tuple[int, ...] = (5, 10, 15, 50)
+    skill_mcq_orders: int = 3
 
 
 SIZES: dict[str, WorldSize] = {
@@ -254,7 +255,9 @@ def _write_corpus(
     questions = make_questions(_rng(seed, "skills-train"), size.skills_train, "train")
     for k, q in enumerate(questions):
         _save_png(root, f"images/skills/{k}.png", q.image)
-    records += skill_records(questions, lambda k: f"images/skills/{k}.png")
+    records += skill_records(
+        rng, questions, lambda k: f"images/skills/{k}.png", size.skill_mcq_orders
+    )
     rng.shuffle(records)
     lines = []
     for k, rec in enumerate(records):

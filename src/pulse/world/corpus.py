@@ -112,11 +112,24 @@ def celebrity_records(
     return out
 
 
-def skill_records(questions: list[SkillQuestion], image_path: Callable[[int], str]) -> list[dict]:
-    """Visual instruction data: every picture asked once in multiple choice and once open."""
+def skill_records(
+    rng: random.Random,
+    questions: list[SkillQuestion],
+    image_path: Callable[[int], str],
+    mcq_orders: int,
+) -> list[dict]:
+    """Visual instruction data: every picture asked open once, and in multiple choice with
+    ``mcq_orders`` different option orders, so the letter itself carries no information and
+    the only way to answer is to find the option that matches the picture."""
     out = []
     for k, q in enumerate(questions):
-        prompt = mmbench_prompt(q.question, q.options, q.hint)
-        out.append(_record("skill_mcq", None, image_path(k), prompt, q.answer))
         out.append(_record("skill_qa", None, image_path(k), q.question, q.answer_text))
+        values = list(q.options.values())
+        for order in range(mcq_orders):
+            if order:
+                rng.shuffle(values)
+            options = dict(zip(q.options, values, strict=True))
+            gold = next(k for k, v in options.items() if v == q.answer_text)
+            prompt = mmbench_prompt(q.question, options, q.hint)
+            out.append(_record("skill_mcq", None, image_path(k), prompt, gold))
     return out

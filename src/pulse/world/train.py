@@ -118,10 +118,10 @@ def finetune_examples(pairs: list[TrainPair]) -> list[ChatExample]:
     return examples
 
 
-def _tokenizer_texts(world: Path, examples: list[ChatExample], ft: list[ChatExample]) -> list[str]:
+def _tokenizer_texts(examples: list[ChatExample], ft: list[ChatExample]) -> list[str]:
     # The tokenizer sees the training text only (corpus and fine-tuning QA), like a real one
-    # trained before the benchmarks existed.
-    return [f"{e.question} {e.answer}".strip() for e in (*examples, *ft)]
+    # trained before the benchmarks existed, in the chat layout it will encode.
+    return [f"USER: {e.question} ASSISTANT: {e.answer}" for e in (*examples, *ft)]
 
 
 def quick_check(model, processor, world: Path, stage: str) -> dict[str, Any]:
@@ -186,7 +186,7 @@ def train_world_models(
         examples = corpus_examples(world)
         ft = finetune_examples(_ft_pairs(world))
         model, processor = build_tiny_lmm(
-            _tokenizer_texts(world, examples, ft), cfg.model, seed=cfg.seed
+            _tokenizer_texts(examples, ft), cfg.model, seed=cfg.seed
         )
         stats = train_supervised(
             model, processor, examples, _with(cfg.pretrain, cfg.seed, progress)

@@ -1,0 +1,299 @@
+"""`pulse eval`: evaluate one model (optionally with an adapter) on one data split.
+
+Tasks:
+
+- ``mcq`` — multiple choice on the split's profiles (MLLMU-Bench ``Classification_Task``), with
+  the scorer named by ``scorer`` (``letter`` default, ``option_text``, ``generate``, ``mllmu``);
+- ``cloze`` — fill in the blank (``Mask_Task``), substring verdict;
+- ``gen`` — open generation (``Generation_Task``), ROUGE-1 / 2 / L F1 (records score ROUGE-L);
+- ``mmbench`` — general capability on an MMBench TSV with CircularEval.
+
+The split is an MLLMU-Bench config (``Full_Set``, ``forget_10``, ``Retain_Set`` ...) read from
+``DATA/mllmu`` (a world directory) or ``DATA`` itself; ``mmbench`` reads ``DATA/mmbench/dev.tsv``,
+or ``DATA`` when it is a TSV file. Every input is checked before the model is loaded.
+
+The result is plain JSON: ``{tasks: {name: {...summary..., records}}, meta: {...}}``; accuracy
+summaries hold a tally (``n``, ``total``, ``mean``) overall, per modality, per entity and per
+(entity, modality). The ``mllmu`` scorer's few-shot examples come from profiles that are neither
+in the split nor in any ``forget_*`` config (``fewshot_pool`` overrides).
+
+Re-exported here for one import: :func:`probe` (knowledge probing) and :func:`pebench_eval`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.table import Table
+
+from pulse.data.mllmu import list_configs, profile_items, read_mllmu
+from pulse.data.mmbench import MMBenchRow, read_mmbench
+from pulse.data.schema import ItemKind, QAItem
+from pulse.errors import ConfigError, DataError
+from pulse.eval.generation import GenConfig, score_cloze, score_generation
+from pulse.eval.mcq import MCQConfig, check_scorer, score_mcq
+from pulse.eval.mmbench import evaluate_mmbench
+from pulse.eval.pebench import pebench_eval
+from pulse.eval.probing import probe
+from pulse.eval.records import ItemRecord, records_to_dicts, summarise
+from pulse.eval.text_metrics import ROUGE_KEYS
+from pulse.files import write_json
+
+__all__ = ["TASKS", "evaluate", "parse_tasks", "pebench_eval", "probe", "render_table"]
+
+TASKS = ("mcq", "cloze", "gen", "mmbench")
+_KIND = {"mcq": ItemKind.MCQ, "cloze": ItemKind.CLOZE, "gen": ItemKind.GENERATION}
+
+
+def parse_tasks(tasks: str | Sequence[str]) -> list[str]:
+    """``"mcq,cloze"`` or ``["mcq", "cloze"]`` -> the task names in the canonical order."""
+    names = tasks.split(",") if isinstance(tasks, str) else list(tasks)
+    names = [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in TASKS]
+    if unknown:
+        raise ConfigError(f"unknown task {unknown[0]!r}: expected some of {', '.join(TASKS)}")
+    if not names:
+        raise ConfigError(f"no task given: expected some of {', '.join(TASKS)}")
+    return [t for t in TASKS if t in names]
+
+
+def mllmu_root(data_dir: str | Path) -> Path:
+    """``DATA/mllmu`` when it exists (a world directory), else ``DATA``."""
+    data_dir = Path(data_dir)
+    return data_dir / "mllmu" if (data_dir / "mllmu").is_dir() else data_dir
+
+
+def mmbench_file(data_dir: str | Path) -> Path:
+    data_dir = Path(data_dir)
+    if data_dir.is_file():
+        return data_dir
+    for candidate in (data_dir / "mmbench" / "dev.tsv", data_dir / "dev.tsv"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(data_dir, "no MMBench TSV: expected mmbench/dev.tsv here, or pass a .tsv file")
+
+
+def split_items(data_dir: str | Path, split: str | None) -> tuple[Path, list[QAItem]]:
+    """The items of one MLLMU-Bench config; an unknown name lists the configs found."""
+    root = mllmu_root(data_dir)
+    configs = list_configs(root)
+    if not split or split not in configs:
+        found = ", ".join(configs) or "none"
+        what = f"unknown split {split!r}" if split else "no split given"
+        raise ConfigError(f"{what}: configs found under {root}: {found}")
+    return root, [i for p in read_mllmu(root, split) for i in profile_items(p)]
+
+
+def default_fewshot_pool(root: Path, exclude: set[str]) -> list[QAItem]:
+    """MCQ items of ``Retain_Set`` / ``Full_Set`` profiles outside ``exclude`` and outside every
+    ``forget_*`` config: the few-shot examples never show a forget answer."""
+    configs = list_configs(root)
+    banned = set(exclude)
+    for config in configs:
+        if config.startswith("forget_"):
+            banned |= {p.id for p in read_mllmu(root, config)}
+    pool: dict[str, QAItem] = {}
+    for config in ("Retain_Set", "Full_Set"):
+        if config in configs:
+            for p in read_mllmu(root, config):
+                if p.id not in banned:
+                    pool.update({i.id: i for i in profile_items(p) if i.kind is ItemKind.MCQ})
+    return [pool[k] for k in sorted(pool)]
+
+
+def evaluate(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    split: str | None,
+    tasks: str | Sequence[str],
+    *,
+    adapter: str | Path | None = None,
+    scorer: str = "letter",
+    batch_size: int = 32,
+    out: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    max_new_tokens: int = 50,
+    dtype: str = "auto",
+    device: str | None = None,
+    fewshot_pool: Sequence[QAItem] | None = None,
+) -> dict[str, Any]:
+    """Run ``tasks`` and return the JSON-ready result; write it atomically to ``out`` if given.
+
+    ``device`` defaults to ``cuda`` when available. ``seed`` fixes the ``mllmu`` few-shot draw
+    (every other scorer is deterministic by construction).
+    """
+    started = time.perf_counter()
+    names = parse_tasks(tasks)
+    check_scorer(scorer)
+    if batch_size < 1 or max_new_tokens < 1:
+        raise ConfigError("batch_size and max_new_tokens must be positive integers")
+
+    # Read and check every input before the (slow) model load.
+    items: dict[str, list[QAItem]] = {}
+    root = None
+    if any(t in _KIND for t in names):
+        root, everything = split_items(data_dir, split)
+        for task in (t for t in names if t in _KIND):
+            items[task] = [i for i in everything if i.kind is _KIND[task]]
+            if not items[task]:
+                raise DataError(root / str(split), f"this config has no items for task '{task}'")
+    rows: list[MMBenchRow] = []
+    mmbench_path = None
+    if "mmbench" in names:
+        mmbench_path = mmbench_file(data_dir)
+        rows = read_mmbench(mmbench_path)
+    pool = None
+    if "mcq" in names and scorer == "mllmu":
+        exclude = {i.entity_id for i in items["mcq"]}
+        pool = list(fewshot_pool) if fewshot_pool is not None else None
+        if pool is None and root is not None:
+            pool = default_fewshot_pool(root, exclude)
+        if not pool:
+            raise ConfigError(
+                "the mllmu scorer needs few-shot examples of entities outside the split and the "
+                "forget sets: none found (pass fewshot_pool)"
+            )
+
+    from pulse.models.loading import load_model_and_processor
+
+    device = device or ("cuda" if torch.cuda.is_available() else None)
+    model, processor = load_model_and_processor(
+        model_dir, adapter=adapter, dtype=dtype, device=device
+    )
+    torch.manual_seed(seed)
+    mcq_cfg = MCQConfig(batch_size, progress, scorer, max_new_tokens, seed)
+    gen_cfg = GenConfig(batch_size, max_new_tokens, progress)
+    runners: dict[str, Callable[[], dict[str, Any]]] = {
+        "mcq": lambda: {
+            "scorer": scorer,
+            **_summarised(score_mcq(model, processor, items["mcq"], mcq_cfg, pool=pool)),
+        },
+        "cloze": lambda: _summarised(score_cloze(model, processor, items["cloze"], gen_cfg)),
+        "gen": lambda: _with_rouge(score_generation(model, processor, items["gen"], gen_cfg)),
+        "mmbench": lambda: {
+            "file": str(mmbench_path),
+            **evaluate_mmbench(model, processor, rows, mcq_cfg),
+        },
+    }
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for task in names:
+        t0 = time.perf_counter()
+        results[task] = runners[task]()
+        seconds[task] = round(time.perf_counter() - t0, 3)
+
+    result = {
+        "tasks": results,
+        "meta": {
+            "model": str(model_dir),
+            "adapter": None if adapter is None else str(adapter),
+            "data": str(data_dir),
+            "split": split,
+            "tasks": names,
+            "scorer": scorer,
+            "seed": seed,
+            "batch_size": batch_size,
+            "max_new_tokens": max_new_tokens,
+            "device": str(next(model.parameters()).device),
+            "versions": _versions(),
+            "task_seconds": seconds,
+            "seconds": round(time.perf_counter() - started, 3),
+        },
+    }
+    if out is not None:
+        write_json(out, result)
+    return result
+
+
+def _summarised(records: list[ItemRecord]) -> dict[str, Any]:
+    return {"summary": summarise(records).to_dict(), "records": records_to_dicts(records)}
+
+
+def _with_rouge(records: list[ItemRecord]) -> dict[str, Any]:
+    """Generation: the ROUGE-L summary plus the mean of every ROUGE F1, overall and per
+    modality: ``mean_k = (1/n) sum_i F1_k(i)``."""
+
+    def means(group: list[ItemRecord]) -> dict[str, float | None]:
+        n = len(group)
+        return {k: (sum(r.extras[k] for r in group) / n if n else None) for k in ROUGE_KEYS}
+
+    modalities = sorted({r.modality.value for r in records})
+    rouge = {
+        "overall": means(records),
+        "by_modality": {
+            m: means([r for r in records if r.modality.value == m]) for m in modalities
+        },
+    }
+    return {"rouge": rouge, **_summarised(records)}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for package in ("pulse-unlearn", "torch", "transformers", "peft"):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+# --- terminal table ---------------------------------------------------------------------------
+
+
+def render_table(result: dict[str, Any]) -> Table:
+    """One row per metric: overall, multimodal and text-only values, and the item count."""
+    meta = result.get("meta", {})
+    table = Table(title=f"{meta.get('model', 'model')} on {meta.get('split') or 'MMBench'}")
+    for column in ("task", "metric", "overall", "multimodal", "text-only", "n"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    tasks = result.get("tasks", {})
+    for name in ("mcq", "cloze"):
+        if name in tasks:
+            label = f"accuracy ({tasks[name]['scorer']})" if name == "mcq" else "accuracy"
+            table.add_row(name, label, *_summary_cells(tasks[name]["summary"]))
+    if "gen" in tasks:
+        rouge = tasks["gen"]["rouge"]
+        n = str(tasks["gen"]["summary"]["overall"]["n"])
+        for key in ROUGE_KEYS:
+            by = rouge["by_modality"]
+            table.add_row(
+                "gen",
+                f"{key} F1",
+                _pct(rouge["overall"][key]),
+                _pct(by.get("multimodal", {}).get(key)),
+                _pct(by.get("text", {}).get(key)),
+                n,
+            )
+    if "mmbench" in tasks:
+        mm = tasks["mmbench"]
+        for metric in ("circular", "vanilla"):
+            tally = mm[metric]
+            table.add_row(
+                "mmbench",
+                f"{metric} ({mm['scorer']})",
+                _pct(tally["mean"]),
+                "-",
+                "-",
+                str(tally["n"]),
+            )
+    return table
+
+
+def _summary_cells(summary: dict[str, Any]) -> list[str]:
+    by = summary["by_modality"]
+    return [
+        _pct(summary["overall"]["mean"]),
+        _pct(by.get("multimodal", {}).get("mean")),
+        _pct(by.get("text", {}).get("mean")),
+        str(summary["overall"]["n"]),
+    ]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

@@ -1,0 +1,132 @@
+"""Training data of a request and the collator that pairs each forget batch with a retain batch.
+
+The loop iterates over the forget set (epochs count forget examples; the Trainer's sampler
+shards them over processes). Each forget batch gets a retain batch drawn by the collator from a
+generator seeded by (seed, process index, data-loader worker): ranks never draw the same retain
+samples, and a run is reproducible. Retain examples are drawn without replacement from a
+reshuffled cycle, so every retain example is seen before any repeats.
+
+``idk`` rows are the forget questions (and images) answered with a refusal chosen per forget
+example by a seeded generator, row for row with the forget rows.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from pulse.errors import ConfigError
+from pulse.models.chat import ChatCollator, ChatExample
+
+REFUSALS = (
+    "I don't know.",
+    "I'm not able to answer that.",
+    "I have no information about that.",
+    "Sorry, I can't help with that.",
+    "I'm not sure.",
+    "I cannot answer that question.",
+)
+
+
+def refusal_for(index: int, seed: int) -> str:
+    """The refusal answer of forget example ``index`` (the same on every rank and run)."""
+    return random.Random(f"{seed}/idk/{index}").choice(REFUSALS)
+
+
+@dataclass
+class UnlearnData:
+    """A request's examples: anything :class:`~pulse.models.chat.ChatCollator` accepts
+    (:class:`~pulse.data.schema.TrainPair`, :class:`~pulse.models.chat.ChatExample`, mappings)."""
+
+    forget: Sequence[Any]
+    retain: Sequence[Any] = ()
+    seed: int = 0
+
+    @cached_property
+    def idk(self) -> list[ChatExample]:
+        """The forget questions (with their images) answered with refusals."""
+        return [
+            ChatExample(_get(e, "question"), refusal_for(i, self.seed), _get(e, "image"))
+            for i, e in enumerate(self.forget)
+        ]
+
+    def sources(self) -> dict[str, Sequence[Any]]:
+        return {"forget": self.forget, "retain": self.retain, "idk": self.idk}
+
+
+def _get(example: Any, key: str) -> Any:
+    return example.get(key) if isinstance(example, Mapping) else getattr(example, key, None)
+
+
+class IndexDataset(Dataset):
+    """Items are forget example indices; the collator builds the sub-batches."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+class UnlearnCollator:
+    """Indices of forget examples -> ``{"forget", "idk", "retain", "forget_index",
+    "retain_index"}`` with only the sub-batches in ``uses`` collated."""
+
+    def __init__(
+        self,
+        processor: Any,
+        data: UnlearnData,
+        uses: frozenset[str] | set[str] | tuple[str, ...],
+        *,
+        seed: int = 0,
+        process_index: int = 0,
+        retain_batch_size: int | None = None,
+    ) -> None:
+        self.chat = ChatCollator(processor)
+        self.data = data
+        self.uses = frozenset(uses)
+        self.seed = seed
+        self.process_index = process_index
+        self.retain_batch_size = retain_batch_size
+        self._rng: random.Random | None = None
+        self._cycle: list[int] = []
+
+    def __call__(self, indices: Sequence[int]) -> dict[str, Any]:
+        indices = [int(i) for i in indices]
+        out: dict[str, Any] = {"forget_index": torch.tensor(indices)}
+        if "forget" in self.uses:
+            out["forget"] = self.chat([self.data.forget[i] for i in indices])
+        if "idk" in self.uses:
+            out["idk"] = self.chat([self.data.idk[i] for i in indices])
+        if "retain" in self.uses:
+            drawn = self.draw_retain(self.retain_batch_size or len(indices))
+            out["retain"] = self.chat([self.data.retain[i] for i in drawn])
+            out["retain_index"] = torch.tensor(drawn)
+        return out
+
+    def draw_retain(self, k: int) -> list[int]:
+        """``k`` retain indices from this process's (and worker's) own stream."""
+        if not self.data.retain:
+            raise ConfigError("this method needs retain examples and the request has none")
+        if self._rng is None:
+            # Seeded lazily: a data-loader worker holds a copy of the collator, and its id is
+            # only known inside the worker. Workers and ranks get distinct streams.
+            worker = get_worker_info()
+            stream = f"{self.seed}/retain/{self.process_index}/{worker.id if worker else 0}"
+            self._rng = random.Random(stream)
+        out = []
+        for _ in range(k):
+            if not self._cycle:
+                self._cycle = list(range(len(self.data.retain)))
+                self._rng.shuffle(self._cycle)
+            out.append(self._cycle.pop())
+        return out

@@ -1,0 +1,309 @@
+"""One unlearning request: the library function behind ``pulse unlearn``.
+
+Output directory::
+
+    OUT/result.json   status (ok / diverged with step and value), loss curves, timings,
+                      trainable parameters per component, and what the adapter applies on
+    OUT/adapter/      the trained adapter; written only when the request finished (status ok)
+    OUT/logs/         the logging integrations' files (TensorBoard runs when installed)
+
+``result.json`` is removed when a request starts and written last, so a directory that has one
+holds a finished request (the adapter is written atomically before it).
+
+Reference model. ``reference="initial"``: an ``--adapter`` is trained further and its disabled
+state (the model it applies on) stays the reference across sequential requests.
+``reference="previous"``: the ``--adapter`` is merged into the weights and a new adapter
+starts, so the reference is the model after the previous request. Its adapter then applies on
+the model *with the earlier adapters merged*; ``result.json`` lists them under
+``applies_on.merged`` and :func:`load_unlearned` rebuilds the model from that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import nn
+
+from pulse.data.mllmu import is_config_name, list_configs, profile_train_pairs, read_mllmu
+from pulse.data.schema import TrainPair
+from pulse.data.splits import read_split
+from pulse.errors import ConfigError, DataError, ModelError
+from pulse.files import write_json
+from pulse.methods.batches import UnlearnData
+from pulse.methods.registry import get_method
+from pulse.methods.trainer import LoopConfig, train_method
+from pulse.models.adapters import (
+    UpdateScope,
+    apply_scope,
+    load_adapter,
+    merge,
+    save_adapter,
+    trainable_parameters,
+)
+from pulse.models.loading import load_model, load_model_and_processor, load_processor
+
+RESULT_FILE = "result.json"
+ADAPTER_DIR = "adapter"
+# Where the training pairs of listed IDs are looked up, in order (then any other config).
+PAIR_CONFIGS = ("Full_Set", "ft_Data", "Retain_Set")
+Reference = Literal["initial", "previous"]
+
+
+@dataclasses.dataclass
+class RequestResult:
+    status: str  # "ok" or "diverged"
+    out_dir: Path
+    method: str
+    params: dict[str, Any]
+    steps: int
+    seconds: float
+    diverged: dict[str, Any] | None
+    history: list[dict[str, float]]
+    trainable: dict[str, int]
+    record: dict[str, Any]  # everything written to result.json
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        return self.out_dir / ADAPTER_DIR if self.ok else None
+
+
+def resolve_ids(
+    spec: str | Path | Sequence[str] | None, data_dir: str | Path
+) -> tuple[list[str], str | None]:
+    """IDs from a split file path, an MLLMU-Bench config name (its profiles) or a comma list.
+    Returns the IDs and, for a config name, the config."""
+    if spec is None:
+        return [], None
+    if not isinstance(spec, str | Path):
+        return _unique(list(spec), "the ID list"), None
+    text = str(spec).strip()
+    if not text:
+        return [], None
+    if Path(text).is_file():
+        return read_split(text), None
+    root = Path(data_dir)
+    if is_config_name(text) and (root / text).is_dir():
+        return [p.id for p in read_mllmu(root, text)], text
+    return _unique([s.strip() for s in text.split(",") if s.strip()], repr(text)), None
+
+
+def _unique(ids: list[str], where: str) -> list[str]:
+    seen: set[str] = set()
+    for entry in ids:
+        if entry in seen:
+            raise ConfigError(f"{where}: ID {entry!r} is listed twice")
+        seen.add(entry)
+    return ids
+
+
+def train_pairs(
+    data_dir: str | Path, ids: Sequence[str], config: str | None = None
+) -> list[TrainPair]:
+    """The training pairs (``metadata``, else the row's own QA pair) of ``ids``, in ID order.
+    Looked up in ``config`` when given, else in Full_Set, ft_Data, Retain_Set, then the rest."""
+    if not ids:
+        return []
+    root = Path(data_dir)
+    present = list_configs(root)
+    order = [config] if config else [c for c in PAIR_CONFIGS if c in present]
+    order += [c for c in present if c not in order and not config]
+    found: dict[str, list[TrainPair]] = {}
+    wanted = set(ids)
+    for name in order:
+        for profile in read_mllmu(root, name):
+            if profile.id in wanted and profile.id not in found:
+                found[profile.id] = profile_train_pairs(profile)
+        if wanted <= found.keys():
+            break
+    for entry in ids:
+        if entry not in found:
+            raise DataError(root, f"ID {entry!r} is in none of the configs {', '.join(order)}")
+        if not found[entry]:
+            raise DataError(
+                root, f"ID {entry!r} has no training pairs (metadata or question/answer)"
+            )
+    return [pair for entry in ids for pair in found[entry]]
+
+
+def _merged_under(adapter: Path) -> list[str]:
+    """The adapters a request output's adapter applies on top of (from its result.json)."""
+    result = adapter.parent / RESULT_FILE
+    if adapter.name != ADAPTER_DIR or not result.is_file():
+        return []
+    return list(
+        json.loads(result.read_text(encoding="utf-8")).get("applies_on", {}).get("merged", [])
+    )
+
+
+def _with_adapters(
+    model: nn.Module,
+    adapter: Path | None,
+    reference: Reference,
+    scope: UpdateScope,
+    gradient_checkpointing: bool,
+) -> tuple[nn.Module, list[str]]:
+    """The trainable model and the adapters merged under its adapter."""
+    if adapter is None:
+        return apply_scope(model, scope, gradient_checkpointing=gradient_checkpointing), []
+    merged = _merged_under(adapter)
+    for earlier in merged:
+        model = merge(load_adapter(model, earlier))
+    if reference == "initial":
+        return load_adapter(model, adapter, trainable=True), merged
+    model = merge(load_adapter(model, adapter))
+    model = apply_scope(model, scope, gradient_checkpointing=gradient_checkpointing)
+    return model, [*merged, str(adapter.resolve())]
+
+
+def run_unlearning(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    forget_ids: str | Path | Sequence[str],
+    retain_ids: str | Path | Sequence[str] | None,
+    method: str,
+    overrides: Mapping[str, Any] | Iterable[str] | None,
+    out_dir: str | Path,
+    *,
+    adapter: str | Path | None = None,
+    scope: UpdateScope | None = None,
+    epochs: float = 1.0,
+    max_steps: int = -1,
+    lr: float = 2e-5,
+    batch_size: int = 4,
+    grad_accum: int = 1,
+    seed: int = 0,
+    reference: Reference = "initial",
+    dtype: str = "auto",
+    bf16: bool = False,
+    gradient_checkpointing: bool = False,
+    loss_bound: float | None = 1e4,
+    report_to: tuple[str, ...] | None = None,
+    progress: bool = True,
+    trainer_args: Mapping[str, Any] | None = None,
+) -> RequestResult:
+    """Unlearn ``forget_ids`` from the model in ``model_dir`` (plus ``adapter``) with ``method``.
+
+    ``data_dir`` is an MLLMU-Bench root (one folder per config). ``forget_ids`` /
+    ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
+    ``overrides``: the method's hyper-parameters (``key=value`` strings or a mapping).
+    ``scope`` chooses the parameters that move for a new adapter (an adapter trained further
+    keeps its own). Everything is checked before the model is loaded.
+    """
+    total_start = time.perf_counter()
+    if reference not in ("initial", "previous"):
+        raise ConfigError(f"reference: expected initial or previous, got {reference!r}")
+    bound = get_method(method, overrides)
+    scope = scope or UpdateScope()
+    forget, forget_config = resolve_ids(forget_ids, data_dir)
+    retain, retain_config = resolve_ids(retain_ids, data_dir)
+    if not forget:
+        raise ConfigError("--forget: no IDs to unlearn")
+    both = sorted(set(forget) & set(retain))
+    if both:
+        raise ConfigError(f"IDs both in --forget and --retain: {', '.join(both[:5])}")
+    if "retain" in bound.requires and not retain:
+        raise ConfigError(f"method {bound.name!r} needs retain data: give --retain")
+    forget_pairs = train_pairs(data_dir, forget, forget_config)
+    retain_pairs = train_pairs(data_dir, retain, retain_config)
+    adapter_path = Path(adapter) if adapter is not None else None
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULT_FILE).unlink(missing_ok=True)  # the directory no longer looks finished
+
+    model, processor = load_model_and_processor(model_dir, dtype=dtype)
+    model, merged = _with_adapters(model, adapter_path, reference, scope, gradient_checkpointing)
+    loop = LoopConfig(
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        learning_rate=lr,
+        seed=seed,
+        bf16=bf16,
+        loss_bound=loss_bound,
+        report_to=report_to,
+        progress=progress,
+        trainer_args=dict(trainer_args or {}),
+    )
+    data = UnlearnData(forget_pairs, retain_pairs, seed=seed)
+    result = train_method(model, processor, bound, data, loop, output_dir=str(out / "logs"))
+    trainable = trainable_parameters(model)
+    record = {
+        "status": result.status,
+        "diverged": result.diverged,
+        "method": bound.name,
+        "params": bound.params_dict(),
+        "forget_ids": forget,
+        "retain_ids": retain,
+        "n_forget_examples": len(forget_pairs),
+        "n_retain_examples": len(retain_pairs),
+        "reference": reference,
+        "adapter_in": str(adapter_path.resolve()) if adapter_path else None,
+        "adapter": ADAPTER_DIR if result.ok else None,
+        "applies_on": {"model": str(Path(model_dir).resolve()), "merged": merged},
+        "steps": result.steps,
+        "seconds": round(result.seconds, 3),
+        "setup_seconds": round(result.setup_seconds, 3),
+        "seconds_per_step": _median(result.step_seconds),
+        "history": result.history,
+        "trainable_params": trainable,
+        "info": result.info,
+        "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k != "trainer_args"},
+        "scope": dataclasses.asdict(scope),
+    }
+    if result.main_process:
+        if result.ok:
+            save_adapter(model, out / ADAPTER_DIR)
+        elif (out / ADAPTER_DIR).exists():
+            shutil.rmtree(out / ADAPTER_DIR)  # a stale adapter must not pass for this result
+        record["total_seconds"] = round(time.perf_counter() - total_start, 3)
+        write_json(out / RESULT_FILE, record)
+    return RequestResult(
+        status=result.status,
+        out_dir=out,
+        method=bound.name,
+        params=record["params"],
+        steps=result.steps,
+        seconds=result.seconds,
+        diverged=result.diverged,
+        history=result.history,
+        trainable=trainable,
+        record=record,
+    )
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 4) if values else None
+
+
+def load_unlearned(
+    out_dir: str | Path, *, dtype: str = "auto", device: str | None = None
+) -> tuple[nn.Module, Any]:
+    """The model a finished request produced (earlier adapters merged, its adapter on top),
+    in eval mode, and its processor."""
+    out = Path(out_dir)
+    path = out / RESULT_FILE
+    if not path.is_file():
+        raise ModelError(f"{out}: no {RESULT_FILE} (not a finished unlearning request)")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("status") != "ok":
+        raise ModelError(f"{out}: the request did not finish (status {record.get('status')})")
+    model_dir = record["applies_on"]["model"]
+    model = load_model(model_dir, dtype=dtype, device=device)
+    for earlier in record["applies_on"]["merged"]:
+        model = merge(load_adapter(model, earlier))
+    model = load_adapter(model, out / ADAPTER_DIR)
+    model.eval()
+    return model, load_processor(model_dir)

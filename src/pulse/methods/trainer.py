@@ -1,0 +1,339 @@
+"""One training loop for every method (fine-tuning included), on the Hugging Face Trainer.
+
+The Trainer brings mixed precision, gradient accumulation, multi-GPU (``accelerate launch``
+with DeepSpeed / FSDP configs, passed through ``LoopConfig.trainer_args``), the optimizer and
+schedule, logging integrations and the step loop; the loss of each step is the method's
+(:meth:`UnlearnTrainer.compute_loss`). Data: forget batches (sharded over processes by the
+Trainer's sampler) paired with retain batches drawn per process (:mod:`pulse.methods.batches`).
+
+Divergence guard: before each backward the loss must be finite and, when ``loss_bound`` is set,
+``|loss| <= loss_bound``; otherwise the request stops with :class:`Diverged` (step and value),
+no optimizer step is taken with the bad loss, and the caller writes no adapter. Under several
+processes the verdict is shared, so all ranks stop together.
+
+Logging: the loss and each method term (``forget_nll``, ``retain_kl``, ...) every
+``logging_steps`` through the Trainer's log (TensorBoard when installed, W&B when asked: the
+venv this was written in has neither, so the default there is no integration), plus a progress
+bar with the latest values.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import is_tensorboard_available
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+from pulse.methods.base import MethodContext, UnlearnBatch
+from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
+from pulse.methods.registry import Method
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Loop settings. Defaults follow the public LoRA unlearning baselines (lr 2e-5, batch 4,
+    1 epoch); ``max_steps > 0`` overrides ``epochs``."""
+
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 4
+    retain_batch_size: int | None = None  # default: the forget batch's size
+    grad_accum: int = 1
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    scheduler: str = "constant"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    bf16: bool = False
+    logging_steps: int = 1
+    report_to: tuple[str, ...] | None = None  # None: TensorBoard when installed, else nothing
+    loss_bound: float | None = 1e4  # |loss| beyond this is divergence (None: NaN / inf only)
+    cache_reference: bool = True  # forget-set reference log-probs once per request
+    reference_batch_size: int | None = None  # batches for the reference cache (batch_size)
+    progress: bool = True
+    progress_desc: str = "unlearn"
+    trainer_args: Mapping[str, Any] = field(default_factory=dict)  # more TrainingArguments
+
+    def resolved_report_to(self) -> list[str]:
+        if self.report_to is None:
+            return ["tensorboard"] if is_tensorboard_available() else []
+        return [r for r in self.report_to if r != "none"]
+
+
+class Diverged(Exception):  # a result rather than an error: the request stopped cleanly
+    """The loss left its bounds; raised inside the Trainer and caught by :func:`train_method`."""
+
+    def __init__(self, step: int, value: float, reason: str) -> None:
+        super().__init__(f"diverged at step {step}: loss {value} ({reason})")
+        self.step, self.value, self.reason = step, value, reason
+
+    def as_dict(self) -> dict[str, Any]:
+        value = self.value if math.isfinite(self.value) else str(self.value)
+        return {"step": self.step, "value": value, "reason": self.reason}
+
+
+@dataclass
+class LoopResult:
+    status: str  # "ok" or "diverged"
+    steps: int
+    seconds: float  # training (the loop), without setup
+    setup_seconds: float  # method preparation before the loop (e.g. MMUnlearner's Fisher)
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per log
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each optimizer step
+    diverged: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # scalars the method reported
+    main_process: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class UnlearnTrainer(Trainer):
+    """A Trainer whose step loss is ``method(model, batch, context)``."""
+
+    def __init__(
+        self,
+        *args: Any,
+        method: Method,
+        context: MethodContext,
+        loss_bound: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.method, self.context, self.loss_bound = method, context, loss_bound
+        # Our losses are means per micro-batch: the Trainer must divide by the accumulation
+        # steps itself (it skips that when it thinks the model normalises by token count).
+        self.model_accepts_loss_kwargs = False
+        self._term_sums: dict[str, Tensor] = {}
+        self._term_counts: dict[str, int] = {}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self.context.step = self.state.global_step
+        loss, terms = self.method(model, UnlearnBatch.from_inputs(inputs), self.context)
+        self._guard(loss)
+        for key, value in terms.items():  # summed on device: no host sync per step
+            value = value.detach().float()
+            self._term_sums[key] = self._term_sums.get(key, 0) + value
+            self._term_counts[key] = self._term_counts.get(key, 0) + 1
+        return (loss, None) if return_outputs else loss
+
+    def _guard(self, loss: Tensor) -> None:
+        value = loss.detach().float()
+        bad = ~torch.isfinite(value)
+        if self.loss_bound is not None:
+            bad = bad | (value.abs() > self.loss_bound)
+        flag = bad.float().reshape(1)
+        if self.args.world_size > 1:
+            flag = self.accelerator.reduce(flag, "sum")
+        if flag.item() > 0:
+            number = float(value)
+            if not math.isfinite(number):
+                reason = "not finite"
+            elif self.loss_bound is not None and abs(number) > self.loss_bound:
+                reason = f"|loss| > {self.loss_bound:g}"
+            else:
+                reason = "diverged on another process"
+            raise Diverged(self.state.global_step + 1, number, reason)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            for key in sorted(self._term_sums):
+                mean = self._term_sums[key] / self._term_counts[key]
+                if self.args.world_size > 1:
+                    mean = self.accelerator.reduce(mean, "mean")
+                logs[key] = float(mean)
+            self._term_sums.clear()
+            self._term_counts.clear()
+        super().log(logs, start_time)
+
+
+class _History(TrainerCallback):
+    def __init__(self) -> None:
+        self.entries: list[dict[str, float]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            entry = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+            self.entries.append({"step": state.global_step, **entry})
+
+
+class _StepTimer(TrainerCallback):
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    @staticmethod
+    def _now() -> float:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()  # GPU work is asynchronous: time what was done
+        return time.perf_counter()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = self._now()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(self._now() - self._start)
+
+
+class _Bar(TrainerCallback):
+    """A progress bar showing the latest loss terms (the Trainer's own bar prints a line per
+    log, one per step here)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar: Any = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, desc=self.desc, dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is not None and logs and "loss" in logs:
+            skip = {"learning_rate", "grad_norm", "epoch"}
+            shown = {
+                k: f"{v:.4g}" for k, v in logs.items() if k not in skip and isinstance(v, float)
+            }
+            self.bar.set_postfix(shown, refresh=False)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def training_arguments(cfg: LoopConfig, output_dir: str) -> TrainingArguments:
+    kwargs: dict[str, Any] = {
+        "output_dir": output_dir,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum,
+        "learning_rate": cfg.learning_rate,
+        "weight_decay": cfg.weight_decay,
+        "warmup_steps": cfg.warmup_steps,
+        "lr_scheduler_type": cfg.scheduler,
+        "max_grad_norm": cfg.max_grad_norm,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "bf16": cfg.bf16,
+        "logging_strategy": "steps",
+        "logging_steps": cfg.logging_steps,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": cfg.resolved_report_to() or "none",
+        "remove_unused_columns": False,  # the items are indices; the collator builds batches
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        # Methods run the model on forget and retain before one backward: with DDP's search
+        # for unused parameters that would fail; every adapter weight is used in each forward.
+        "ddp_find_unused_parameters": False,
+        "disable_tqdm": True,  # our own bar (see _Bar)
+    }
+    kwargs.update(cfg.trainer_args)
+    return TrainingArguments(**kwargs)
+
+
+def train_method(
+    model: nn.Module,
+    processor: Any,
+    method: Method,
+    data: UnlearnData,
+    cfg: LoopConfig | None = None,
+    *,
+    output_dir: str | None = None,
+    reference_model: nn.Module | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> LoopResult:
+    """Train ``model`` in place with ``method`` on ``data``; returns how it went.
+
+    ``model`` is normally a PEFT model (its adapter disabled is the reference). A separate
+    ``reference_model`` replaces that (the deep-copy baseline of the speed benchmark, or a
+    full fine-tune without adapter). ``output_dir`` receives the logging integrations' files
+    (TensorBoard runs); nothing else is written there.
+    """
+    cfg = cfg or LoopConfig()
+    with tempfile.TemporaryDirectory(prefix="pulse-loop-") as tmp:
+        args = training_arguments(cfg, output_dir or tmp)
+        collator = UnlearnCollator(
+            processor,
+            data,
+            method.uses,
+            seed=cfg.seed,
+            process_index=args.process_index,
+            retain_batch_size=cfg.retain_batch_size,
+        )
+        context = MethodContext(
+            model=model,
+            reference_model=reference_model,
+            cached=method.cached if cfg.cache_reference else frozenset(),
+            sources=data.sources(),
+            collate=collator.chat,
+            batch_size=cfg.reference_batch_size or cfg.batch_size,
+            seed=cfg.seed,
+        )
+        history, timer = _History(), _StepTimer()
+        trainer = UnlearnTrainer(
+            model=model,
+            args=args,
+            train_dataset=IndexDataset(len(data.forget)),
+            data_collator=collator,
+            callbacks=[history, timer, *callbacks],
+            method=method,
+            context=context,
+            loss_bound=cfg.loss_bound,
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if cfg.progress:
+            trainer.add_callback(_Bar(cfg.progress_desc))
+        context.device = args.device
+        if reference_model is not None:
+            reference_model.to(args.device).eval().requires_grad_(False)
+        return _run(trainer, model, method, context, history, timer)
+
+
+def _run(trainer, model, method, context, history, timer) -> LoopResult:
+    start = time.perf_counter()
+    cleanup = method.prepare(model, context)
+    setup = time.perf_counter() - start
+    status, diverged = "ok", None
+    start = time.perf_counter()
+    try:
+        trainer.train()
+    except Diverged as exc:
+        status, diverged = "diverged", exc.as_dict()
+        # The Trainer never reached its end: close the bar and flush the loggers.
+        trainer.callback_handler.on_train_end(trainer.args, trainer.state, trainer.control)
+    finally:
+        seconds = time.perf_counter() - start
+        if cleanup is not None:
+            cleanup()
+        model.zero_grad(set_to_none=True)
+        model.eval()
+    info = {k: v for k, v in context.state.items() if isinstance(v, int | float | str | bool)}
+    return LoopResult(
+        status=status,
+        steps=trainer.state.global_step,
+        seconds=seconds,
+        setup_seconds=setup,
+        history=history.entries,
+        step_seconds=timer.seconds,
+        diverged=diverged,
+        info=info,
+        main_process=trainer.is_world_process_zero(),
+    )

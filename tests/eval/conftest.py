@@ -1,0 +1,66 @@
+"""Fixtures of the model-driven evaluation tests: a small synthetic world and a tiny random LLaVA
+whose tokenizer was trained on that world's questions, each built once per session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pulse.data.mllmu import profile_items, read_mllmu
+from pulse.data.schema import ItemKind
+from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
+from pulse.world.build import build_world
+
+# Smaller than the default tiny model: these tests check plumbing and numerics, not learning.
+TINY = TinyModelConfig(
+    vocab_size=512,
+    vision_hidden=32,
+    vision_intermediate=64,
+    vision_layers=1,
+    text_hidden=64,
+    text_intermediate=128,
+    text_layers=2,
+    text_heads=2,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny matrices gain nothing from threads, and the machine is shared (see
+    tests/models/conftest.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("eval") / "world", seed=0, size="small").path
+
+
+@pytest.fixture(scope="session")
+def full_items(world):
+    """Every item of the small world's Full_Set (16 people)."""
+    return [i for p in read_mllmu(world / "mllmu", "Full_Set") for i in profile_items(p)]
+
+
+@pytest.fixture(scope="session")
+def mcq_items(full_items):
+    return [i for i in full_items if i.kind is ItemKind.MCQ]
+
+
+@pytest.fixture(scope="session")
+def tiny(full_items):
+    """(model, processor): random weights, a tokenizer that knows the world's words."""
+    texts = [f"{i.question} {' '.join(i.options.values())} {i.answer}" for i in full_items]
+    return build_tiny_lmm(texts * 2, TINY, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny, tmp_path_factory):
+    model, processor = tiny
+    out = tmp_path_factory.mktemp("tiny_eval_model")
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

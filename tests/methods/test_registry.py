@@ -1,0 +1,57 @@
+"""The registry: names, typed documented defaults, `--set key=value` parsing, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from pulse.errors import ConfigError
+from pulse.methods import format_methods, get_method, list_methods, method_names, parse_overrides
+
+METHODS = {"ga", "ga_kl", "gd", "kl_min", "npo", "simnpo", "idk", "idk_dpo", "rmu", "mmunlearner"}
+
+
+def test_every_method_is_listed_with_formula_and_documented_defaults():
+    infos = {info.name: info for info in list_methods()}
+    assert set(infos) == set(method_names()) == METHODS
+    for info in infos.values():
+        assert "L =" in info.doc, info.name  # the formula is in the docstring
+        assert all(p.doc for p in info.params), info.name
+    npo = {p.name: p for p in infos["npo"].params}
+    assert npo["beta"].default == 0.1 and npo["beta"].type == "a number"
+    assert npo["retain"].default == "none" and npo["retain"].type == "none | nll | kl"
+    listing = format_methods()
+    assert "npo" in listing and "beta=0.1" in listing and "kl_weight=1.0" in listing
+
+
+def test_overrides_are_parsed_by_type():
+    npo = get_method("npo", ["beta=0.4", "retain=kl", "retain_weight=2"])
+    assert npo.params.beta == 0.4 and npo.params.retain == "kl" and npo.params.retain_weight == 2.0
+    assert npo.uses == {"forget", "retain"} and npo.cached == {"forget"}
+    assert get_method("npo").uses == {"forget"}  # no retain term, no retain batches
+    rmu = get_method("rmu", {"layer": "3"})
+    assert rmu.params.layer == 3 and isinstance(rmu.params.layer, int)
+    assert get_method("mmunlearner").requires == {"forget", "retain"}
+    assert get_method("idk").uses == {"idk", "retain"} and get_method("idk").requires == {"retain"}
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("nope", [], "unknown unlearning method 'nope'; expected one of ga, ga_kl"),
+        ("npo", ["bta=0.2"], "method 'npo': unknown parameter 'bta' (its parameters: beta,"),
+        ("npo", ["beta=abc"], "method 'npo', parameter 'beta': expected a number, got 'abc'"),
+        ("npo", ["retain=mse"], "parameter 'retain': expected one of none, nll, kl, got 'mse'"),
+        ("rmu", ["layer=2.5"], "parameter 'layer': expected an integer, got '2.5'"),
+        ("npo", ["beta=-1"], "parameter 'beta': expected a number > 0, got -1.0"),
+        ("ga", ["beta"], "--set 'beta': expected key=value"),
+        ("ga", ["beta=1"], "method 'ga': unknown parameter 'beta' (its parameters: none)"),
+    ],
+)
+def test_bad_settings_are_one_line_config_errors(name, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        get_method(name, overrides)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_parse_overrides():
+    assert parse_overrides(["a=1", " b = x=y "]) == {"a": "1", "b": "x=y"}

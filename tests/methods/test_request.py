@@ -1,0 +1,125 @@
+"""`run_unlearning`: one request end to end on a small synthetic world with the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pulse.data.splits import write_split
+from pulse.errors import ConfigError, DataError
+from pulse.methods.request import load_unlearned, resolve_ids, run_unlearning
+from pulse.models.loading import load_model
+from pulse.world.build import build_world
+
+FAST = {"max_steps": 2, "batch_size": 2, "lr": 1e-2, "progress": False, "report_to": ()}
+
+
+@pytest.fixture(scope="module")
+def mllmu(tmp_path_factory):
+    world = tmp_path_factory.mktemp("world") / "w"
+    build_world(world, seed=0, size="small")
+    return world / "mllmu"
+
+
+def test_ids_from_a_list_a_split_file_or_a_config(mllmu, tmp_path):
+    assert resolve_ids("f002, f007", mllmu) == (["f002", "f007"], None)
+    split = write_split(tmp_path / "forget.txt", ["f002", "f009"])
+    assert resolve_ids(str(split), mllmu) == (["f002", "f009"], None)
+    ids, config = resolve_ids("forget_5", mllmu)
+    assert config == "forget_5" and len(ids) == 1
+    with pytest.raises(ConfigError, match="listed twice"):
+        resolve_ids("f002,f002", mllmu)
+
+
+def test_a_request_writes_its_adapter_and_result(model_dir, mllmu, tmp_path):
+    out = tmp_path / "req"
+    result = run_unlearning(
+        model_dir, mllmu, "f002,f007", "retain_50", "ga_kl", ["kl_weight=0.5"], out, **FAST
+    )
+    assert result.ok and result.steps == 2
+    record = json.loads((out / "result.json").read_text())
+    assert record["status"] == "ok" and record["diverged"] is None
+    assert record["params"] == {"kl_weight": 0.5}
+    assert record["forget_ids"] == ["f002", "f007"] and len(record["retain_ids"]) == 8
+    assert record["n_forget_examples"] == 42  # 21 training pairs per person
+    assert [e["step"] for e in record["history"]] == [1, 2]
+    assert {"loss", "forget_nll", "retain_kl"} <= set(record["history"][0])
+    assert record["trainable_params"]["llm"] > 0 and record["trainable_params"]["vision"] == 0
+    assert (out / "adapter" / "adapter_config.json").is_file()
+
+    model, _ = load_unlearned(out, dtype="float32")
+    base = load_model(model_dir, dtype="float32")
+    moved = [
+        not torch.equal(p, base.get_parameter(n.replace("base_model.model.", "", 1)))
+        for n, p in model.named_parameters()
+        if "lora" not in n and "base_layer" not in n
+    ]
+    assert not any(moved)  # frozen weights untouched; the adapter carries the change
+    assert sum(p.abs().sum() for n, p in model.named_parameters() if "lora_B" in n) > 0
+
+
+def test_a_diverged_request_writes_no_adapter(model_dir, mllmu, tmp_path):
+    out = tmp_path / "bad"
+    (out / "adapter").mkdir(parents=True)  # a stale adapter from an earlier run
+    settings = {**FAST, "loss_bound": 1e-3}
+    result = run_unlearning(model_dir, mllmu, "f002", None, "ga", None, out, **settings)
+    assert result.status == "diverged" and result.adapter_dir is None
+    record = json.loads((out / "result.json").read_text())
+    assert record["diverged"]["step"] == 1 and record["diverged"]["reason"] == "|loss| > 0.001"
+    assert record["adapter"] is None and not (out / "adapter").exists()
+
+
+def test_sequential_requests_with_the_previous_model_as_reference(model_dir, mllmu, tmp_path):
+    first = run_unlearning(model_dir, mllmu, "f002", "f007", "npo", [], tmp_path / "r1", **FAST)
+    second = run_unlearning(
+        model_dir,
+        mllmu,
+        "f009",
+        "f007",
+        "npo",
+        ["retain=nll"],
+        tmp_path / "r2",
+        adapter=first.adapter_dir,
+        reference="previous",
+        **FAST,
+    )
+    assert second.ok
+    merged = second.record["applies_on"]["merged"]
+    assert merged == [str(first.adapter_dir.resolve())]
+    model, _ = load_unlearned(tmp_path / "r2", dtype="float32")
+    assert model is not None
+    # "initial": the adapter is trained further; its reference stays the loaded model
+    third = run_unlearning(
+        model_dir,
+        mllmu,
+        "f010",
+        "f007",
+        "ga",
+        [],
+        tmp_path / "r3",
+        adapter=first.adapter_dir,
+        **FAST,
+    )
+    assert third.ok and third.record["applies_on"]["merged"] == []
+
+
+@pytest.mark.parametrize(
+    ("forget", "retain", "method", "error", "message"),
+    [
+        ("f002", "f002,f007", "ga", ConfigError, "IDs both in --forget and --retain: f002"),
+        ("f002", None, "gd", ConfigError, "method 'gd' needs retain data: give --retain"),
+        ("f002", None, "mmunlearner", ConfigError, "needs retain data"),
+        ("nobody", None, "ga", DataError, "ID 'nobody' is in none of the configs"),
+        ("f002", None, "npo", ConfigError, "unknown parameter 'beat'"),
+    ],
+)
+def test_bad_requests_fail_before_loading_the_model(
+    mllmu, tmp_path, forget, retain, method, error, message
+):
+    overrides = ["beat=1"] if method == "npo" else None
+    with pytest.raises(error, match=message):
+        run_unlearning(
+            tmp_path / "no-model", mllmu, forget, retain, method, overrides, tmp_path / "o"
+        )
