@@ -9,16 +9,16 @@ One run, the same model and data for every variant:
     ga_kl_copy  GA + KL with a deep-copied reference model (how public tools do it)
     npo_copy    NPO with a deep-copied reference model, reference forward every step
 
-Each variant runs in its own process, so peak memory is its own: on a GPU the peak of
+Peak memory: each variant in a process of its own, a two-step run: on a GPU the peak of
 ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size during training (reset
 just before it) minus the process's size after imports, i.e. weights + optimizer + activations
-(+ the copy), from a separate two-step run with glibc's mmap threshold fixed (see run_size).
-Step time is the fastest of the steps after the warm-up ones (other processes on a shared
-machine only ever add time; the median is printed too). NPO builds its reference cache in its
-first step; that one-off cost is printed separately.
+(+ the copy), with glibc's mmap threshold fixed (see run_size). Step time: all variants in one
+process, interleaved over rounds, the fastest step after each run's warm-up (contention from
+other processes only ever adds time; the median is printed too). NPO builds its reference cache
+in its first step; that one-off cost per request is printed separately.
 
     .venv/bin/python benchmarks/unlearn_speed.py                 # tiny and bigger LLaVA configs
-    .venv/bin/python benchmarks/unlearn_speed.py --size tiny --steps 10
+    .venv/bin/python benchmarks/unlearn_speed.py --size tiny --rounds 5
 
 Targets: reference-based methods <= 1.3x GA's step time and <= 1.1x GA's peak memory.
 """
@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import copy
 import ctypes
+import importlib
 import json
 import os
 import random
@@ -36,7 +37,6 @@ import re
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 VARIANTS = ("ga", "gd", "ga_kl", "npo", "ga_kl_copy", "npo_copy")
@@ -111,7 +111,7 @@ def examples(image_size: int, n: int, seed: int):
     return out
 
 
-# --- one variant, in its own process ----------------------------------------------------------
+# --- measurements -----------------------------------------------------------------------------
 
 
 def _status_kb(field: str) -> int:
@@ -125,89 +125,117 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM (Linux >= 4.0)
 
 
-def worker(variant: str, args: argparse.Namespace) -> dict:
+class Setup:
+    """The model (with a fresh LoRA), its deep copy for the *_copy variants, and the data."""
+
+    def __init__(self, args: argparse.Namespace, copy_reference: bool) -> None:
+        import torch
+
+        from pulse.methods import UnlearnData
+        from pulse.models.adapters import UpdateScope, apply_scope
+
+        torch.set_num_threads(args.threads)
+        self.args = args
+        self.cuda = torch.cuda.is_available() and not args.cpu
+        model, self.processor, cfg = build(args.size)
+        if self.cuda:
+            model.to("cuda")
+        self.reference = copy.deepcopy(model) if copy_reference else None
+        self.model = apply_scope(model, UpdateScope(rank=16, alpha=16))
+        self.data = UnlearnData(examples(cfg.image_size, 32, 1), examples(cfg.image_size, 32, 2))
+        self.params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
+        self.device = "cuda" if self.cuda else f"cpu ({args.threads} thread(s))"
+
+    def run(self, variant: str, steps: int):
+        from pulse.methods import LoopConfig, get_method, train_method
+
+        copied = variant.endswith("_copy")
+        loop = LoopConfig(
+            max_steps=steps,
+            batch_size=self.args.batch_size,
+            learning_rate=1e-5,
+            progress=False,
+            report_to=(),
+            cache_reference=not copied,  # the public tools' way: a reference forward each step
+            trainer_args={"use_cpu": not self.cuda},
+        )
+        method = get_method(variant.removesuffix("_copy"))
+        reference = self.reference if copied else None
+        result = train_method(
+            self.model, self.processor, method, self.data, loop, reference_model=reference
+        )
+        assert result.ok, result.diverged
+        return result
+
+
+def time_variants(args: argparse.Namespace) -> dict:
+    """All variants in one process, interleaved over rounds: contention from other processes on
+    a shared machine hits them alike, and the fastest step of each is kept (noise only ever adds
+    time)."""
+    setup = Setup(args, copy_reference=True)
+    steps: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cache: dict[str, float] = dict.fromkeys(VARIANTS, 0.0)
+    for _ in range(args.rounds):
+        for variant in VARIANTS:
+            result = setup.run(variant, args.warmup + args.steps)
+            steps[variant] += result.step_seconds[args.warmup :]
+            cache[variant] = result.info.get("reference_cache_seconds", 0.0)
+    return {
+        "params_m": setup.params_m,
+        "device": setup.device,
+        "rows": {
+            v: {"step_s": min(t), "median_step_s": statistics.median(t), "cache_s": cache[v]}
+            for v, t in steps.items()
+        },
+    }
+
+
+def peak_memory(variant: str, args: argparse.Namespace) -> float:
+    """Peak MB of a two-step run of ``variant``, in a process of its own."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    from pulse.methods import LoopConfig, UnlearnData, get_method, train_method
-    from pulse.models.adapters import UpdateScope, apply_scope
+    for module in ("pulse.methods", "pulse.models.adapters", "pulse.models.tiny"):
+        importlib.import_module(module)  # imports are not part of the measurement
 
-    cuda = torch.cuda.is_available() and not args.cpu
     baseline_kb = _status_kb("VmRSS")
-    model, processor, cfg = build(args.size)
-    if cuda:
-        model.to("cuda")
-    method_name = variant.removesuffix("_copy")
-    reference = copy.deepcopy(model) if variant.endswith("_copy") else None
-    model = apply_scope(model, UpdateScope(rank=16, alpha=16))
-    data = UnlearnData(
-        examples(cfg.image_size, 64, seed=1), examples(cfg.image_size, 64, seed=2), seed=0
-    )
-    loop = LoopConfig(
-        max_steps=args.warmup + args.steps,
-        batch_size=args.batch_size,
-        learning_rate=1e-5,
-        progress=False,
-        report_to=(),
-        cache_reference=reference is None,  # the public tools' way: reference forward each step
-        trainer_args={"use_cpu": not cuda},
-    )
-    if cuda:
+    setup = Setup(args, copy_reference=variant.endswith("_copy"))
+    if setup.cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    else:
-        _reset_peak()
-    start = time.perf_counter()
-    result = train_method(
-        model, processor, get_method(method_name), data, loop, reference_model=reference
-    )
-    wall = time.perf_counter() - start
-    if cuda:
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = (_status_kb("VmHWM") - baseline_kb) / 1024
-    assert result.ok, result.diverged
-    return {
-        "variant": variant,
-        # The fastest measured step: on a shared machine contention only ever adds time.
-        "step_s": min(result.step_seconds[args.warmup :]),
-        "median_step_s": statistics.median(result.step_seconds[args.warmup :]),
-        "peak_mb": peak_mb,
-        "cache_s": result.info.get("reference_cache_seconds", 0.0),
-        "wall_s": wall,
-        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "device": "cuda" if cuda else f"cpu ({args.threads} thread(s))",
-    }
+        setup.run(variant, 2)
+        return torch.cuda.max_memory_allocated() / 2**20
+    _reset_peak()
+    setup.run(variant, 2)
+    return (_status_kb("VmHWM") - baseline_kb) / 1024
 
 
 # --- the driver -------------------------------------------------------------------------------
 
 
-def _worker(variant: str, size: str, args: argparse.Namespace, steps: int, warmup: int, env=None):
-    command = [sys.executable, __file__, "--worker", variant, "--size", size]
-    command += ["--steps", str(steps), "--warmup", str(warmup)]
+def _child(args: argparse.Namespace, size: str, *extra: str, env=None) -> dict:
+    command = [sys.executable, __file__, "--size", size, "--steps", str(args.steps)]
+    command += ["--warmup", str(args.warmup), "--rounds", str(args.rounds)]
     command += ["--batch-size", str(args.batch_size), "--threads", str(args.threads)]
     command += ["--cpu"] if args.cpu else []
-    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    done = subprocess.run([*command, *extra], capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"{size} {' '.join(extra)} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_size(size: str, args: argparse.Namespace) -> None:
-    rows = {}
+    timing = _child(args, size, "--time")
+    rows = timing["rows"]
+    # glibc keeps freed large blocks in its heap once its mmap threshold has grown, so resident
+    # size overstates live memory; a fixed threshold returns them at once (a no-op on GPU).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     for variant in VARIANTS:
-        rows[variant] = _worker(variant, size, args, args.steps, args.warmup)
-        if rows[variant]["device"] != "cuda":
-            # glibc keeps freed large blocks in its heap once its mmap threshold has grown, so
-            # resident size overstates live memory; a fixed threshold returns them at once. It
-            # slows allocation, so memory is measured in a separate, short run.
-            env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-            rows[variant]["peak_mb"] = _worker(variant, size, args, 2, 0, env)["peak_mb"]
+        rows[variant]["peak_mb"] = _child(args, size, "--memory", variant, env=env)["peak_mb"]
     ga = rows["ga"]
     print(
-        f"\n== {size}: {ga['params_m']:.1f}M parameters, {ga['device']}, batch "
-        f"{args.batch_size} forget (+{args.batch_size} retain), best of {args.steps} steps"
+        f"\n== {size}: {timing['params_m']:.1f}M parameters, {timing['device']}, batch "
+        f"{args.batch_size} forget (+{args.batch_size} retain); step time: best of "
+        f"{args.rounds} x {args.steps} steps"
     )
     print(
         f"{'variant':<12}{'step s':>9}{'x GA':>7}{'median s':>10}{'peak MB':>10}{'x GA':>7}"
@@ -229,20 +257,29 @@ def run_size(size: str, args: argparse.Namespace) -> None:
     print(f"  npo   vs ga: {ratio(npo, ga)}")
     print(f"  ga_kl vs ga: {ratio(ga_kl, ga)}  (ga_kl also trains on a retain batch)")
     print(f"  ga_kl vs gd: {ratio(ga_kl, gd)}  (same data: the reference's own cost)")
+    print(f"  ga_kl_copy vs ga_kl: {ratio(rows['ga_kl_copy'], ga_kl)}")
+    print(f"  npo_copy   vs npo:   {ratio(rows['npo_copy'], npo)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("tiny", "big", "both"), default="both")
-    parser.add_argument("--steps", type=int, default=6, help="measured steps per variant")
-    parser.add_argument("--warmup", type=int, default=2, help="steps not measured")
+    parser.add_argument("--steps", type=int, default=4, help="measured steps per variant and round")
+    parser.add_argument("--warmup", type=int, default=1, help="steps not measured (per round)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all variants")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (shared machines: 1)")
     parser.add_argument("--cpu", action="store_true", help="stay on CPU even with a GPU")
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--time", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args)))
+    if args.size == "both" and (args.time or args.memory):
+        parser.error("--size tiny or big with the internal --time / --memory")
+    if args.time:
+        print(json.dumps(time_variants(args)))
+        return
+    if args.memory:
+        print(json.dumps({"peak_mb": peak_memory(args.memory, args)}))
         return
     for size in ("tiny", "big") if args.size == "both" else (args.size,):
         run_size(size, args)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pulse.errors import PulseError
+from pulse.errors import ConfigError, PulseError
 
 app = typer.Typer(
     help="Run and evaluate machine unlearning on large multimodal models.",
@@ -175,6 +175,95 @@ def eval_command(
     console.print(render_table(result))
     if out is not None:
         console.print(f"per-item results: {out}", highlight=False)
+
+
+@app.command("methods")
+def methods_command() -> None:
+    """List the unlearning methods with their hyper-parameters and defaults."""
+    from pulse.methods.registry import format_methods
+
+    typer.echo(format_methods())
+
+
+@app.command("unlearn")
+def unlearn_command(
+    model: Annotated[Path, typer.Option("--model", help="Local HF checkpoint directory.")],
+    data: Annotated[Path, typer.Option("--data", help="MLLMU-Bench root (config folders).")],
+    forget: Annotated[
+        str, typer.Option("--forget", help="Split file, MLLMU config name or comma list of IDs.")
+    ],
+    method: Annotated[str, typer.Option("--method", help="Method name (see `pulse methods`).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for adapter/ and result.json.")],
+    retain: Annotated[
+        str | None, typer.Option("--retain", help="Split file, config name or comma list.")
+    ] = None,
+    adapter: Annotated[
+        Path | None, typer.Option("--adapter", help="Adapter of a previous request.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Method hyper-parameter key=value (repeatable)."),
+    ] = None,
+    scope: Annotated[
+        str, typer.Option("--scope", help="Update scope: llm, projector+llm or all.")
+    ] = "llm",
+    epochs: Annotated[float, typer.Option("--epochs", help="Epochs over the forget set.")] = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps.")] = -1,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 2e-5,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Forget examples/step.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    reference: Annotated[
+        str,
+        typer.Option("--reference", help="initial, or previous (merge the given adapter first)."),
+    ] = "initial",
+) -> None:
+    """Run one unlearning request: train an adapter that makes the model forget the given
+    people, with one of the registered methods; writes OUT/adapter and OUT/result.json."""
+    from pulse.methods.request import run_unlearning
+
+    if reference not in ("initial", "previous"):
+        raise ConfigError(f"--reference: expected initial or previous, got {reference!r}")
+    result = run_unlearning(
+        model,
+        data,
+        forget,
+        retain,
+        method,
+        set_ or [],
+        out,
+        adapter=adapter,
+        scope=_scope(scope),
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        reference=reference,  # type: ignore[arg-type]
+    )
+    if result.ok:
+        console.print(
+            f"{method}: {result.steps} steps in {result.seconds:.1f}s; adapter: "
+            f"{result.adapter_dir}",
+            highlight=False,
+        )
+    else:
+        console.print(f"{method}: diverged {result.diverged}", highlight=False)
+        raise typer.Exit(1)
+
+
+SCOPES = {
+    "llm": {"llm": "lora"},
+    "projector+llm": {"llm": "lora", "projector": "lora"},
+    "all": {"llm": "lora", "projector": "lora", "vision": "lora"},
+}
+
+
+def _scope(name: str):
+    from pulse.models.adapters import UpdateScope
+
+    if name not in SCOPES:
+        raise ConfigError(f"--scope: expected one of {', '.join(SCOPES)}, got {name!r}")
+    return UpdateScope(**SCOPES[name])
 
 
 @data_app.command("validate")

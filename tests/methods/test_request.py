@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from pulse.data.splits import write_split
 from pulse.errors import ConfigError, DataError
@@ -90,7 +91,8 @@ def test_sequential_requests_with_the_previous_model_as_reference(model_dir, mll
     assert merged == [str(first.adapter_dir.resolve())]
     model, _ = load_unlearned(tmp_path / "r2", dtype="float32")
     assert model is not None
-    # "initial": the adapter is trained further; its reference stays the loaded model
+    # "initial": the adapter is trained further (here with gradient checkpointing); its
+    # reference stays the loaded model
     third = run_unlearning(
         model_dir,
         mllmu,
@@ -100,9 +102,14 @@ def test_sequential_requests_with_the_previous_model_as_reference(model_dir, mll
         [],
         tmp_path / "r3",
         adapter=first.adapter_dir,
+        gradient_checkpointing=True,
         **FAST,
     )
     assert third.ok and third.record["applies_on"]["merged"] == []
+    before = load_file(first.adapter_dir / "adapter_model.safetensors")
+    after = load_file(third.adapter_dir / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(not torch.equal(before[k], after[k]) for k in before if "lora_B" in k)
 
 
 @pytest.mark.parametrize(

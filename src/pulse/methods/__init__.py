@@ -29,6 +29,7 @@ from pulse.methods.registry import (
     parse_overrides,
     register,
 )
+from pulse.methods.request import RequestResult, load_unlearned, run_unlearning
 from pulse.methods.trainer import Diverged, LoopConfig, LoopResult, UnlearnTrainer, train_method
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "MethodContext",
     "MethodInfo",
     "ParamInfo",
+    "RequestResult",
     "UnlearnBatch",
     "UnlearnCollator",
     "UnlearnData",
@@ -48,9 +50,11 @@ __all__ = [
     "format_methods",
     "get_method",
     "list_methods",
+    "load_unlearned",
     "method_names",
     "parse_overrides",
     "refusal_for",
     "register",
+    "run_unlearning",
     "train_method",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from transformers import BatchFeature
+from transformers import BatchFeature, modeling_utils
 
 from pulse.errors import ConfigError, ModelError
 from pulse.methods.losses import AnswerTokens, prediction_mask, select_answers, sequence_logprob
@@ -78,10 +78,13 @@ _KEEPS_LOGITS: dict[type, bool] = {}
 
 
 def _keeps_logits(model: nn.Module) -> bool:
-    """Whether the model's forward takes ``logits_to_keep`` (transformers 5 families do)."""
+    """Whether the model's forward takes a boolean ``logits_to_keep`` mask: it takes the
+    argument and this transformers slices with ``slice_logits_to_keep`` (every LMM family of
+    transformers 5.2x does)."""
     inner = type(_unwrap(model))
     if inner not in _KEEPS_LOGITS:
-        _KEEPS_LOGITS[inner] = "logits_to_keep" in inspect.signature(inner.forward).parameters
+        takes = "logits_to_keep" in inspect.signature(inner.forward).parameters
+        _KEEPS_LOGITS[inner] = takes and hasattr(modeling_utils, "slice_logits_to_keep")
     return _KEEPS_LOGITS[inner]
 
 

@@ -146,6 +146,17 @@ def _merged_under(adapter: Path) -> list[str]:
     )
 
 
+def _checkpointing(model: nn.Module) -> None:
+    """Gradient checkpointing for an adapter trained further (``apply_scope`` does the same for
+    a new one); without input gradients, checkpointed blocks under frozen weights never train."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.enable_input_require_grads()
+
+
 def _with_adapters(
     model: nn.Module,
     adapter: Path | None,
@@ -160,6 +171,8 @@ def _with_adapters(
     for earlier in merged:
         model = merge(load_adapter(model, earlier))
     if reference == "initial":
+        if gradient_checkpointing:
+            _checkpointing(model)
         return load_adapter(model, adapter, trainable=True), merged
     model = merge(load_adapter(model, adapter))
     model = apply_scope(model, scope, gradient_checkpointing=gradient_checkpointing)
@@ -198,7 +211,8 @@ def run_unlearning(
     ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
     ``overrides``: the method's hyper-parameters (``key=value`` strings or a mapping).
     ``scope`` chooses the parameters that move for a new adapter (an adapter trained further
-    keeps its own). Everything is checked before the model is loaded.
+    keeps its own). ``trainer_args`` go to ``TrainingArguments`` as they are (``deepspeed``,
+    ``fsdp``, ``dataloader_num_workers``, ...). Everything is checked before the model loads.
     """
     total_start = time.perf_counter()
     if reference not in ("initial", "previous"):

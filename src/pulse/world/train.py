@@ -45,10 +45,10 @@ SHOWN_MARKERS = ("this person", "the person in the photo")
 class WorldTrainConfig:
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
     pretrain: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=3e-3)
+        default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=1e-3)
     )
     finetune: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=6, batch_size=32, learning_rate=2e-3)
+        default_factory=lambda: TrainConfig(epochs=6, batch_size=32, learning_rate=1e-3)
     )
     finetune_scope: UpdateScope = field(default_factory=lambda: UpdateScope(rank=16, alpha=32))
     seed: int = 0
