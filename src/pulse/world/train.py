@@ -185,9 +185,7 @@ def train_world_models(
     else:
         examples = corpus_examples(world)
         ft = finetune_examples(_ft_pairs(world))
-        model, processor = build_tiny_lmm(
-            _tokenizer_texts(examples, ft), cfg.model, seed=cfg.seed
-        )
+        model, processor = build_tiny_lmm(_tokenizer_texts(examples, ft), cfg.model, seed=cfg.seed)
         stats = train_supervised(
             model, processor, examples, _with(cfg.pretrain, cfg.seed, progress)
         )
