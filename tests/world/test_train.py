@@ -95,3 +95,14 @@ def test_changed_config_retrains(world, tmp_path, trained):
 def test_not_a_world(tmp_path):
     with pytest.raises(DataError, match=r"world\.json"):
         train_world_models(tmp_path, tmp_path / "m", FAST, progress=False)
+
+
+def test_bad_corpus_record_names_the_row(world, tmp_path):
+    copy = tmp_path / "w"
+    shutil.copytree(world, copy)
+    corpus = copy / "corpus" / "pretrain.jsonl"
+    lines = corpus.read_text().splitlines()
+    lines[2] = '{"prompt": "x"}'
+    corpus.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="row 3"):
+        corpus_examples(copy)

@@ -72,38 +72,31 @@ class StageResult:
     check: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_images(world: Path) -> dict[str, Image.Image]:
-    cache: dict[str, Image.Image] = {}
-
-    def get(rel: str) -> Image.Image:
-        if rel not in cache:
-            path = world / rel
-            if not path.is_file():
-                raise DataError(path, "image referenced by the corpus is missing")
-            with Image.open(path) as img:
-                cache[rel] = img.convert("RGB")
-        return cache[rel]
-
-    return get  # type: ignore[return-value]
-
-
 def corpus_examples(world: Path) -> list[ChatExample]:
-    """The pre-training corpus as training examples (documents have an empty question)."""
+    """The pre-training corpus as training examples (documents have an empty question).
+    Each image file is decoded once, however many records show it."""
     path = world / "corpus" / "pretrain.jsonl"
     if not path.is_file():
         raise DataError(path, "pre-training corpus not found: is this a world directory?")
-    image = _load_images(world)
+    images: dict[str, Image.Image] = {}
+
+    def image(rel: str) -> Image.Image:
+        if rel not in images:
+            file = world / rel
+            if not file.is_file():
+                raise DataError(path, f"image {rel} is missing", row=row, field="image")
+            with Image.open(file) as img:
+                images[rel] = img.convert("RGB")
+        return images[rel]
+
     examples = []
     for row, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             rec = json.loads(line)
-            examples.append(
-                ChatExample(
-                    rec["prompt"], rec["response"], image(rec["image"]) if rec["image"] else None
-                )
-            )
-        except (ValueError, KeyError) as exc:
+            question, answer, rel = rec["prompt"], rec["response"], rec["image"]
+        except (ValueError, KeyError, TypeError) as exc:
             raise DataError(path, f"bad corpus record ({exc})", row=row) from None
+        examples.append(ChatExample(question, answer, image(rel) if rel else None))
     return examples
 
 
