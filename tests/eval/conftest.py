@@ -4,7 +4,6 @@ whose tokenizer was trained on that world's questions, each built once per sessi
 from __future__ import annotations
 
 import pytest
-import torch
 
 from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.schema import ItemKind
@@ -22,16 +21,6 @@ TINY = TinyModelConfig(
     text_layers=2,
     text_heads=2,
 )
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matrices gain nothing from threads, and the machine is shared (see
-    tests/models/conftest.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-import torch
 from PIL import Image
 
 from pulse.models.chat import ChatExample
@@ -33,16 +32,6 @@ def _image(color: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
     for x in range(0, size[0], 4):  # a stripe so images differ beyond their mean
         img.putpixel((x, x % size[1]), (255 - color[0], 255 - color[1], 255 - color[2]))
     return img
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny matrices gain nothing from threads, and on a busy 2-core machine spinning OpenMP
-    threads made the suite ~15x slower in CPU time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
