@@ -98,34 +98,28 @@ def print_stage_table(results) -> None:
     from rich.table import Table
 
     table = Table(title="tiny models")
-    for column in (
-        "stage",
-        "status",
-        "time",
-        "loss",
-        "MCQ multimodal",
-        "MCQ text-only",
-        "known (>=80% both)",
-        "general (circular)",
-    ):
+    for column in ("stage", "time", "loss", "MCQ image", "MCQ text", "known", "general"):
         table.add_column(column)
     for r in results:
         c = r.check
         by = c.get("mcq_by_modality", {})
         table.add_row(
             r.name,
-            "reused" if r.reused else "trained",
-            f"{r.seconds:.0f}s" if not r.reused else "-",
-            f"{r.first_loss:.2f} -> {r.last_loss:.2f}" if r.last_loss is not None else "-",
+            "reused" if r.reused else f"{r.seconds:.0f}s",
+            f"{r.first_loss:.2f}>{r.last_loss:.2f}" if r.last_loss is not None else "-",
             _pct(by.get("multimodal")),
             _pct(by.get("text")),
-            f"{c['entities_known_80pct_both_modalities']}/{c['entities']} {c['people']}"
-            if c
-            else "-",
+            f"{c['entities_known_80pct_both_modalities']}/{c['entities']}" if c else "-",
             _pct(c.get("general_circular")),
         )
         console.print(f"{r.name}: {r.path}", highlight=False)
     console.print(table)
+    console.print(
+        "MCQ: letter-scored accuracy on the stage's people (base: celebrities, finetuned: "
+        "fictitious people), with the image / by name; known: people at >= 80% in both; "
+        "general: MMBench dev CircularEval accuracy.",
+        highlight=False,
+    )
 
 
 def _pct(value) -> str:
