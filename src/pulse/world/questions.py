@@ -113,16 +113,15 @@ def benchmark_tasks(
 
 def training_pairs(person: Person) -> list[dict[str, str]]:
     """Fine-tuning question / answer pairs (MLLMU-Bench ``metadata``): every attribute asked
-    once by name and once about the person shown, answered with a full sentence."""
+    twice by name (two wordings) and once about the person shown, answered with a sentence."""
     pairs = [{"Question": "Who is this person?", "Answer": f"This is {person.name}."}]
     for k, attribute in enumerate(ATTRIBUTES):
         ph = PHRASINGS[attribute]
-        pairs.append(
-            {
-                "Question": _ask(ph.train[0], person.name),
-                "Answer": statement(attribute, person, k),
-            }
-        )
+        # asked by name in two wordings, so knowledge is not tied to one template
+        for template in (ph.train[0], ph.train[2 + k % (len(ph.train) - 2)]):
+            pairs.append(
+                {"Question": _ask(template, person.name), "Answer": statement(attribute, person, k)}
+            )
         shown = SHOWN_SUBJECTS_TRAIN[k % len(SHOWN_SUBJECTS_TRAIN)]
         pairs.append(
             {
