@@ -4,21 +4,36 @@ registered, so ``pulse methods`` does not list it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from pulse.methods.base import answer_tokens
+from pulse.methods.losses import answer_lengths, mean_nll, sequence_logprob
 from pulse.methods.registry import Method, make_spec
-from pulse.methods.terms import nll
+
+Reduction = Literal["token", "sequence"]
 
 
 @dataclass(frozen=True)
 class SFTParams:
-    """No hyper-parameters besides the loop's."""
+    """``reduction``: ``token`` averages the NLL over all answer tokens of the batch (long
+    answers weigh more); ``sequence`` averages each example's mean token NLL, so a one-letter
+    answer counts as much as a paragraph."""
+
+    reduction: Reduction = "token"
 
 
 def sft_loss(model, batch, ctx, p: SFTParams):
-    """Supervised fine-tuning: L = ℓ(B), B the training examples (the loop's primary data,
-    carried in the ``forget`` slot)."""
-    loss = nll(model, batch, "forget")
-    return loss, {}
+    """Supervised fine-tuning on the training examples (carried in the ``forget`` slot):
+    token:    L = −(1/N) Σ_t log p(y_t | ·) over the batch's N answer tokens;
+    sequence: L = −(1/B) Σ_i (1/|y_i|) log π(y_i | x_i)."""
+    answers = answer_tokens(model, batch.sub("forget"))[0]
+    if p.reduction == "sequence":
+        return -(sequence_logprob(answers) / answer_lengths(answers)).mean(), {}
+    return mean_nll(answers), {}
 
 
-SFT = Method(make_spec("sft", SFTParams, sft_loss), SFTParams())
+def sft(reduction: Reduction = "token") -> Method:
+    return Method(make_spec("sft", SFTParams, sft_loss), SFTParams(reduction))
+
+
+SFT = sft()

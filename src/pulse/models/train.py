@@ -32,6 +32,7 @@ class TrainConfig:
     bf16: bool = False
     logging_steps: int = 25
     report_to: tuple[str, ...] = ()  # e.g. ("tensorboard",); nothing by default
+    loss_reduction: str = "token"  # or "sequence": every example weighs the same
     progress: bool = True
 
 
@@ -63,7 +64,7 @@ def train_supervised(
     """
     # Imported here: pulse.methods builds on pulse.models.
     from pulse.methods.batches import UnlearnData
-    from pulse.methods.sft import SFT
+    from pulse.methods.sft import sft
     from pulse.methods.trainer import LoopConfig, train_method
 
     loop = LoopConfig(
@@ -85,7 +86,12 @@ def train_supervised(
         progress_desc="train",
     )
     result = train_method(
-        model, processor, SFT, UnlearnData(forget=list(examples)), loop, output_dir=output_dir
+        model,
+        processor,
+        sft(cfg.loss_reduction),
+        UnlearnData(forget=list(examples)),
+        loop,
+        output_dir=output_dir,
     )
     if not result.ok:
         raise ModelError(f"training diverged: {result.diverged}")
