@@ -42,6 +42,7 @@ from pulse.methods.trainer import LoopConfig, train_method
 from pulse.models.adapters import (
     UpdateScope,
     apply_scope,
+    enable_checkpointing,
     load_adapter,
     merge,
     save_adapter,
@@ -146,17 +147,6 @@ def _merged_under(adapter: Path) -> list[str]:
     )
 
 
-def _checkpointing(model: nn.Module) -> None:
-    """Gradient checkpointing for an adapter trained further (``apply_scope`` does the same for
-    a new one); without input gradients, checkpointed blocks under frozen weights never train."""
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    model.enable_input_require_grads()
-
-
 def _with_adapters(
     model: nn.Module,
     adapter: Path | None,
@@ -172,7 +162,7 @@ def _with_adapters(
         model = merge(load_adapter(model, earlier))
     if reference == "initial":
         if gradient_checkpointing:
-            _checkpointing(model)
+            enable_checkpointing(model)
         return load_adapter(model, adapter, trainable=True), merged
     model = merge(load_adapter(model, adapter))
     model = apply_scope(model, scope, gradient_checkpointing=gradient_checkpointing)

@@ -161,6 +161,17 @@ def _quiet_peft() -> Iterator[None]:
         yield
 
 
+def enable_checkpointing(model: nn.Module) -> None:
+    """Non-reentrant gradient checkpointing that still trains adapters: without input grads,
+    checkpointed blocks under frozen embeddings never train (PEFT)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.enable_input_require_grads()
+
+
 def apply_scope(
     model: nn.Module,
     scope: UpdateScope,
@@ -174,13 +185,7 @@ def apply_scope(
     paths = find_components(model)
     regex = lora_target_regex(model, scope)
     if gradient_checkpointing:
-        # Without input grads, checkpointed blocks under frozen embeddings never train (PEFT).
-        kwargs = {"use_reentrant": False}
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-        model.enable_input_require_grads()
+        enable_checkpointing(model)
     config = LoraConfig(
         r=scope.rank,
         lora_alpha=scope.alpha,
