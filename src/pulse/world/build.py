@@ -32,14 +32,14 @@ from PIL import Image
 from pulse.data.mllmu import MCQ, MLLMUProfile, OpenQuestion, write_mllmu
 from pulse.data.mmbench import MMBenchRow, rotations, write_mmbench
 from pulse.data.pebench import PEBenchRow, write_pebench
-from pulse.data.schema import encode_png
+from pulse.data.schema import decode_image, encode_png
 from pulse.errors import ConfigError
 from pulse.files import write_json
 from pulse.world.corpus import celebrity_records, skill_records
 from pulse.world.images import draw_portrait, draw_scene, event_style
 from pulse.world.people import Person, invent_people
 from pulse.world.questions import ItemPlan, benchmark_tasks, plan_items, training_pairs
-from pulse.world.skills import CATEGORIES, make_questions
+from pulse.world.skills import CATEGORIES, SkillQuestion, make_questions
 from pulse.world.vocab import EVENTS
 
 WORLD_FORMAT_VERSION = 1
@@ -185,9 +185,13 @@ def _write_world(root: Path, seed: int, size_name: str, size: WorldSize) -> dict
         for k, (name, keywords) in enumerate(EVENTS[: size.events])
     ]
 
-    corpus = _write_corpus(root, seed, size, by_group["celebrity"], names, portraits, events)
+    # one set of skills pictures: the corpus's instruction data and mmbench/train.tsv
+    skills_train = make_questions(_rng(seed, "skills-train"), size.skills_train, "train")
+    corpus = _write_corpus(
+        root, seed, size, by_group["celebrity"], names, portraits, events, skills_train
+    )
     plans = _write_mllmu(root, seed, size, by_group, portraits)
-    n_dev_rows = _write_mmbench(root, seed, size)
+    n_dev_rows = _write_mmbench(root, seed, size, skills_train)
     scenes = _write_pebench(root, seed, size, by_group["pebench"], portraits, events)
 
     counts = {
@@ -232,6 +236,7 @@ def _write_corpus(
     names: dict[str, str],
     portraits: dict[str, list[bytes]],
     events: list[dict],
+    questions: list[SkillQuestion],
 ) -> list[dict]:
     rng = _rng(seed, "corpus")
     records: list[dict] = []
@@ -240,9 +245,9 @@ def _write_corpus(
         scenes = []
         for k in range(person.fame // 5):
             event = rng.choice(events)
-            img = Image.open(root / _portrait_rel(person.id, k % size.train_renderings))
+            img = decode_image(portraits[person.id][k % size.train_renderings])
             rel = f"images/scenes/{person.id}/{k}.png"
-            _save_png(root, rel, draw_scene(event["style"], img.convert("RGB"), rng))
+            _save_png(root, rel, draw_scene(event["style"], img, rng))
             scenes.append((rel, event["name"]))
         records += celebrity_records(
             rng,
@@ -252,7 +257,6 @@ def _write_corpus(
             size.train_renderings,
             scenes,
         )
-    questions = make_questions(_rng(seed, "skills-train"), size.skills_train, "train")
     for k, q in enumerate(questions):
         _save_png(root, f"images/skills/{k}.png", q.image)
     records += skill_records(
@@ -347,7 +351,9 @@ def _write_mllmu(
     return plans
 
 
-def _write_mmbench(root: Path, seed: int, size: WorldSize) -> int:
+def _write_mmbench(
+    root: Path, seed: int, size: WorldSize, train_questions: list[SkillQuestion]
+) -> int:
     def rows(questions, with_rotations: bool) -> list[MMBenchRow]:
         out = []
         for k, q in enumerate(questions):
@@ -370,8 +376,8 @@ def _write_mmbench(root: Path, seed: int, size: WorldSize) -> int:
 
     dev = rows(make_questions(_rng(seed, "skills-dev"), size.skills_dev, "eval"), True)
     write_mmbench(root / "mmbench" / "dev.tsv", dev)
-    # the same pictures as the corpus's skills records (same stream), kept apart from dev
-    train = rows(make_questions(_rng(seed, "skills-train"), size.skills_train, "train"), False)
+    # the corpus's skills pictures, kept apart from dev
+    train = rows(train_questions, False)
     write_mmbench(root / "mmbench" / "train.tsv", train)
     return len(dev)
 
@@ -393,7 +399,7 @@ def _write_pebench(
     for p in people:
         for event in sorted(rng.sample(events, n_events), key=lambda e: e["id"]):
             for split, variant in (("seen", 0), ("unseen", size.train_renderings)):
-                portrait = Image.open(root / _portrait_rel(p.id, variant)).convert("RGB")
+                portrait = decode_image(portraits[p.id][variant])
                 rel = f"images/{p.id}/{event['id']}_{split}.png"
                 image = encode_png(draw_scene(event["style"], portrait, rng))
                 shown = rng.sample(event["keywords"], 4)
