@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
+
+from pulse.world.build import build_world
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -14,3 +21,25 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """A small synthetic world (seed 0), built once per session. Tests read it only; one that
+    needs to change it works on a copy."""
+    return build_world(tmp_path_factory.mktemp("small") / "world", seed=0, size="small").path
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Callable[..., subprocess.CompletedProcess]:
+    """Run the `pulse` command line as a user does (its own process, real exit code)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pulse.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import typer
 
 from pulse.cli import app
-
-
-def pulse(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pulse.cli", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def _leaf_paths(command, prefix=()) -> list[tuple[str, ...]]:
@@ -28,7 +19,7 @@ def _leaf_paths(command, prefix=()) -> list[tuple[str, ...]]:
     return paths
 
 
-def test_help_on_every_command():
+def test_help_on_every_command(pulse):
     paths = _leaf_paths(typer.main.get_command(app))
     assert ("world", "build") in paths and ("data", "validate") in paths
     for path in paths:
@@ -45,7 +36,7 @@ def test_help_on_every_command():
         (["world", "build", "--out", "unused", "--size", "huge"], "unknown world size"),
     ],
 )
-def test_bad_input_is_one_line_and_non_zero(args, needle):
+def test_bad_input_is_one_line_and_non_zero(pulse, args, needle):
     result = pulse(*args)
     assert result.returncode != 0
     err = result.stderr.strip()
@@ -53,7 +44,7 @@ def test_bad_input_is_one_line_and_non_zero(args, needle):
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
 
-def test_data_validate_names_the_row(tmp_path):
+def test_data_validate_names_the_row(pulse, tmp_path):
     csv = tmp_path / "PEBench.csv"
     csv.write_text("person,event,image,keywords\nAna,fair,../outside.png,a;b\n")
     result = pulse("data", "validate", "pebench", str(csv))

@@ -8,7 +8,6 @@ import pytest
 from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.schema import ItemKind
 from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
-from pulse.world.build import build_world
 
 # Smaller than the default tiny model: these tests check plumbing and numerics, not learning.
 TINY = TinyModelConfig(
@@ -24,8 +23,8 @@ TINY = TinyModelConfig(
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("eval") / "world", seed=0, size="small").path
+def world(small_world):
+    return small_world
 
 
 @pytest.fixture(scope="session")

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from pulse.world.build import build_world
-
-
-def pulse(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pulse.cli", *args], capture_output=True, text=True, timeout=300
-    )
-
 
 @pytest.fixture(scope="module")
-def mllmu(tmp_path_factory):
-    world = tmp_path_factory.mktemp("world") / "w"
-    build_world(world, seed=0, size="small")
-    return world / "mllmu"
+def mllmu(small_world):
+    return small_world / "mllmu"
 
 
-def test_methods_lists_every_method_with_defaults():
+def test_methods_lists_every_method_with_defaults(pulse):
     result = pulse("methods")
     assert result.returncode == 0
     for name in (
@@ -43,31 +31,19 @@ def test_methods_lists_every_method_with_defaults():
     assert "beta=0.1" in result.stdout
 
 
-def test_unlearn_one_request(model_dir, mllmu, tmp_path):
+def unlearn(pulse, model_dir, mllmu, out, *extra):
+    return pulse(
+        "unlearn", "--model", str(model_dir), "--data", str(mllmu), "--forget", "forget_10",
+        "--out", str(out), *extra,
+    )  # fmt: skip
+
+
+def test_unlearn_one_request(pulse, model_dir, mllmu, tmp_path):
     out = tmp_path / "npo"
-    result = pulse(
-        "unlearn",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(mllmu),
-        "--forget",
-        "forget_10",
-        "--retain",
-        "retain_90",
-        "--method",
-        "npo",
-        "--set",
-        "beta=0.2",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--lr",
-        "1e-2",
-        "--out",
-        str(out),
-    )
+    result = unlearn(
+        pulse, model_dir, mllmu, out, "--retain", "retain_90", "--method", "npo",
+        "--set", "beta=0.2", "--max-steps", "2", "--batch-size", "2", "--lr", "1e-2",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "result.json").read_text())
     assert record["status"] == "ok" and record["params"]["beta"] == 0.2
@@ -82,18 +58,7 @@ def test_unlearn_one_request(model_dir, mllmu, tmp_path):
         (["--method", "ga", "--scope", "everything"], "--scope"),
     ],
 )
-def test_unlearn_bad_input_is_one_line(model_dir, mllmu, tmp_path, extra, needle):
-    result = pulse(
-        "unlearn",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(mllmu),
-        "--forget",
-        "forget_10",
-        "--out",
-        str(tmp_path / "x"),
-        *extra,
-    )
+def test_unlearn_bad_input_is_one_line(pulse, model_dir, mllmu, tmp_path, extra, needle):
+    result = unlearn(pulse, model_dir, mllmu, tmp_path / "x", *extra)
     assert result.returncode == 2
     assert needle in result.stderr and "Traceback" not in result.stderr

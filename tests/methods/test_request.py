@@ -13,16 +13,13 @@ from pulse.data.splits import write_split
 from pulse.errors import ConfigError, DataError
 from pulse.methods.request import load_unlearned, resolve_ids, run_unlearning
 from pulse.models.loading import load_model
-from pulse.world.build import build_world
 
 FAST = {"max_steps": 2, "batch_size": 2, "lr": 1e-2, "progress": False, "report_to": ()}
 
 
 @pytest.fixture(scope="module")
-def mllmu(tmp_path_factory):
-    world = tmp_path_factory.mktemp("world") / "w"
-    build_world(world, seed=0, size="small")
-    return world / "mllmu"
+def mllmu(small_world):
+    return small_world / "mllmu"
 
 
 def test_ids_from_a_list_a_split_file_or_a_config(mllmu, tmp_path):

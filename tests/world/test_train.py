@@ -12,7 +12,6 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from pulse.errors import DataError
 from pulse.models.tiny import TinyModelConfig
 from pulse.models.train import TrainConfig
-from pulse.world.build import build_world
 from pulse.world.train import (
     WorldTrainConfig,
     corpus_examples,
@@ -37,10 +36,8 @@ FAST = WorldTrainConfig(
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tw") / "world"
-    build_world(out, seed=1, size="small")
-    return out
+def world(small_world):
+    return small_world
 
 
 @pytest.fixture(scope="module")

@@ -81,10 +81,9 @@ def test_mllmu_configs_and_counts(world):
     by = {(i.kind, i.modality): 0 for i in items}
     for i in items:
         by[(i.kind, i.modality)] += 1
-    assert by[(ItemKind.MCQ, Modality.MULTIMODAL)] == 5
-    assert by[(ItemKind.MCQ, Modality.TEXT)] == 5
-    assert by[(ItemKind.CLOZE, Modality.MULTIMODAL)] == 2
-    assert by[(ItemKind.CLOZE, Modality.TEXT)] == 2
+    for modality in Modality:
+        assert by[(ItemKind.MCQ, modality)] == size.mcq_per_modality
+        assert by[(ItemKind.CLOZE, modality)] == size.cloze_per_modality
 
 
 def test_items_match_ground_truth_and_distractors_share_the_vocabulary(world):
