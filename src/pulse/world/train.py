@@ -12,6 +12,7 @@ config; a stage whose key matches is reused, anything else is retrained.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -168,60 +169,41 @@ def train_world_models(
     if manifest.get("key") != key:
         manifest = {"key": key, "world": str(world.resolve()), "config": asdict(cfg), "stages": {}}
     torch.manual_seed(cfg.seed)
-    results = []
+    base_dir, ft_dir = out / "base", out / "finetuned"
+    ft_pairs = functools.cache(lambda: finetune_examples(_ft_pairs(world)))
 
-    base_dir = out / "base"
-    if manifest["stages"].get("base", {}).get("status") == "done" and base_dir.is_dir():
-        results.append(
-            StageResult("base", base_dir, True, check=manifest["stages"]["base"].get("check", {}))
-        )
-    else:
+    def pretrain():
         examples = corpus_examples(world)
-        ft = finetune_examples(_ft_pairs(world))
-        model, processor = build_tiny_lmm(_tokenizer_texts(examples, ft), cfg.model, seed=cfg.seed)
+        texts = _tokenizer_texts(examples, ft_pairs())
+        model, processor = build_tiny_lmm(texts, cfg.model, seed=cfg.seed)
         stats = train_supervised(
             model, processor, examples, _with(cfg.pretrain, cfg.seed, progress)
         )
-        save_merged(model, base_dir, processor)
-        res = StageResult(
-            "base", base_dir, False, stats.seconds, stats.steps, stats.first_loss, stats.last_loss
-        )
-        if check:
-            res.check = quick_check(model, processor, world, "base")
-        manifest["stages"]["base"] = _stage_entry(res)
-        manifest["stages"].pop("finetuned", None)  # depends on the base just trained
-        write_json(manifest_path, manifest)
-        results.append(res)
+        return save_merged(model, base_dir, processor), processor, stats
 
-    ft_dir = out / "finetuned"
-    if manifest["stages"].get("finetuned", {}).get("status") == "done" and ft_dir.is_dir():
-        results.append(
-            StageResult(
-                "finetuned", ft_dir, True, check=manifest["stages"]["finetuned"].get("check", {})
-            )
-        )
-    else:
+    def finetune():
         model, processor = load_model_and_processor(base_dir, dtype="float32")
         peft_model = apply_scope(model, cfg.finetune_scope)
         stats = train_supervised(
-            peft_model,
-            processor,
-            finetune_examples(_ft_pairs(world)),
-            _with(cfg.finetune, cfg.seed, progress),
+            peft_model, processor, ft_pairs(), _with(cfg.finetune, cfg.seed, progress)
         )
-        merged = save_merged(peft_model, ft_dir, processor)
+        return save_merged(peft_model, ft_dir, processor), processor, stats
+
+    results = []
+    for name, path, train in (("base", base_dir, pretrain), ("finetuned", ft_dir, finetune)):
+        entry = manifest["stages"].get(name, {})
+        if entry.get("status") == "done" and path.is_dir():
+            results.append(StageResult(name, path, True, check=entry.get("check", {})))
+            continue
+        model, processor, stats = train()
         res = StageResult(
-            "finetuned",
-            ft_dir,
-            False,
-            stats.seconds,
-            stats.steps,
-            stats.first_loss,
-            stats.last_loss,
+            name, path, False, stats.seconds, stats.steps, stats.first_loss, stats.last_loss
         )
         if check:
-            res.check = quick_check(merged, processor, world, "finetuned")
-        manifest["stages"]["finetuned"] = _stage_entry(res)
+            res.check = quick_check(model, processor, world, name)
+        manifest["stages"][name] = _stage_entry(res)
+        if name == "base":
+            manifest["stages"].pop("finetuned", None)  # it depends on the base just trained
         write_json(manifest_path, manifest)
         results.append(res)
     return results
