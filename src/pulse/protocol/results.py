@@ -1,0 +1,170 @@
+"""The rows of a run's ``results.jsonl``: one measured number each.
+
+A row is identified by its *cell* — (scenario, method, setting, request) — plus what was
+measured: (split, modality, metric). Values are fractions in [0, 1] (accuracies, PEBench scores)
+or seconds; ``value`` is ``None`` only on a status row.
+
+Fields:
+
+- ``scenario``: the config section's name (``finetuned``, ``pretrained``, ``sequential``,
+  ``scope``, ``pebench``, or any name the user gave a section); ``kind`` is its scenario type.
+- ``method``: the method entry's label (``before`` for the model before any request).
+- ``setting``: the variant inside a scenario — ``""`` when there is none; sequential:
+  ``sequential`` or ``batch`` (the same forget data in one request); scope: the scope's label
+  (``llm``, ``projector+llm``, ``vision+projector+llm``); pebench: ``person`` or ``event``.
+- ``request``: 0 for ``before``; k (1-based) after request k; a one-request cell has 1.
+  ``requests`` is the cell's number of requests (K).
+- ``split``: ``forget`` / ``retain`` (MCQ on those people), ``general`` (MMBench-format);
+  sequential adds ``current`` (the subset of request k), ``forgotten`` (subsets 1..k),
+  ``pending`` (subsets k+1..K; absent after the last); pebench: ``efficacy``, ``generality``,
+  ``retain``, ``scope``. ``time`` for timing rows.
+- ``modality``: ``multimodal``, ``text`` or ``all``.
+- ``metric``: ``accuracy`` (MCQ), ``circular`` / ``vanilla`` (general capability), ``score``
+  (PEBench, higher is better), ``train_seconds`` / ``eval_seconds`` (split ``time``).
+- ``status``: ``ok``; ``diverged`` or ``failed`` on a *status row* (split ``""``, modality
+  ``all``, metric ``status``, value ``None``, ``detail`` saying what happened) — a cell that
+  did not finish has that single row instead of measurements.
+
+Forget-type splits (``forget``, ``current``, ``forgotten``, PEBench ``efficacy`` excepted) are
+"lower is better" after unlearning; everything else is "higher is better".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pulse.errors import DataError
+from pulse.files import write_text
+
+RESULTS_FILE = "results.jsonl"
+LOWER_IS_BETTER_SPLITS = frozenset({"forget", "current", "forgotten"})
+STATUSES = ("ok", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    scenario: str
+    kind: str
+    method: str
+    setting: str
+    request: int
+    requests: int
+    split: str
+    modality: str
+    metric: str
+    value: float | None
+    n: int = 0
+    status: str = "ok"
+    detail: str | None = None
+
+    @property
+    def cell(self) -> tuple[str, str, str, int]:
+        return (self.scenario, self.method, self.setting, self.request)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return (*self.cell, self.split, self.modality, self.metric)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.split in LOWER_IS_BETTER_SPLITS
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_FIELDS = {f.name: f for f in fields(ResultRow)}
+_REQUIRED = [f.name for f in fields(ResultRow) if f.name not in ("n", "status", "detail")]
+
+
+def status_row(
+    scenario: str,
+    kind: str,
+    method: str,
+    setting: str,
+    request: int,
+    requests: int,
+    status: str,
+    detail: str,
+) -> ResultRow:
+    """The single row of a cell that diverged or failed."""
+    return ResultRow(
+        scenario,
+        kind,
+        method,
+        setting,
+        request,
+        requests,
+        "",
+        "all",
+        "status",
+        None,
+        0,
+        status,
+        detail,
+    )
+
+
+def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        raise ValueError(f"{where}: missing field {missing[0]!r}")
+    unknown = [name for name in data if name not in _FIELDS]
+    if unknown:
+        raise ValueError(f"{where}: unknown field {unknown[0]!r}")
+    if data.get("status", "ok") not in STATUSES:
+        raise ValueError(f"{where}: status must be one of {', '.join(STATUSES)}")
+    return ResultRow(**data)
+
+
+def read_results(path: str | Path) -> list[ResultRow]:
+    """Every row of a ``results.jsonl``; a malformed line is a :class:`DataError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(row_from_dict(json.loads(line), where=f"line {number}"))
+        except (ValueError, TypeError) as exc:
+            raise DataError(path, str(exc).removeprefix(f"line {number}: "), row=number) from None
+    return rows
+
+
+def dump_rows(rows: Iterable[ResultRow]) -> str:
+    return "".join(json.dumps(r.to_dict(), sort_keys=True) + "\n" for r in rows)
+
+
+def write_results(path: str | Path, rows: Iterable[ResultRow]) -> Path:
+    """Write ``rows`` atomically, sorted by cell then measurement (a stable, diffable file)."""
+    ordered = sorted(rows, key=_sort_key)
+    return write_text(path, dump_rows(ordered))
+
+
+def _sort_key(row: ResultRow) -> tuple[Any, ...]:
+    return (
+        row.scenario,
+        row.setting,
+        row.method != "before",
+        row.method,
+        row.request,
+        row.split,
+        row.modality,
+        row.metric,
+    )
+
+
+def iter_cells(
+    rows: Iterable[ResultRow],
+) -> Iterator[tuple[tuple[str, str, str, int], list[ResultRow]]]:
+    """Rows grouped by cell, in file order of first appearance."""
+    groups: dict[tuple[str, str, str, int], list[ResultRow]] = {}
+    for row in rows:
+        groups.setdefault(row.cell, []).append(row)
+    yield from groups.items()
