@@ -177,7 +177,46 @@ def run_unlearning(
     method: str,
     overrides: Mapping[str, Any] | Iterable[str] | None,
     out_dir: str | Path,
+    **settings: Any,
+) -> RequestResult:
+    """Unlearn ``forget_ids`` from the model in ``model_dir`` (plus ``adapter``) with ``method``.
+
+    ``data_dir`` is an MLLMU-Bench root (one folder per config). ``forget_ids`` /
+    ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
+    ``settings`` are :func:`run_request`'s keyword arguments. Everything is checked before the
+    model loads.
+    """
+    get_method(method, overrides)  # an unknown method or parameter fails before reading data
+    forget, forget_config = resolve_ids(forget_ids, data_dir)
+    retain, retain_config = resolve_ids(retain_ids, data_dir)
+    if not forget:
+        raise ConfigError("--forget: no IDs to unlearn")
+    both = sorted(set(forget) & set(retain))
+    if both:
+        raise ConfigError(f"IDs both in --forget and --retain: {', '.join(both[:5])}")
+    return run_request(
+        model_dir,
+        train_pairs(data_dir, forget, forget_config),
+        train_pairs(data_dir, retain, retain_config),
+        method,
+        overrides,
+        out_dir,
+        forget_ids=forget,
+        retain_ids=retain,
+        **settings,
+    )
+
+
+def run_request(
+    model_dir: str | Path,
+    forget_pairs: Sequence[TrainPair],
+    retain_pairs: Sequence[TrainPair],
+    method: str,
+    overrides: Mapping[str, Any] | Iterable[str] | None,
+    out_dir: str | Path,
     *,
+    forget_ids: Sequence[str] = (),
+    retain_ids: Sequence[str] = (),
     adapter: str | Path | None = None,
     scope: UpdateScope | None = None,
     epochs: float = 1.0,
@@ -195,31 +234,21 @@ def run_unlearning(
     progress: bool = True,
     trainer_args: Mapping[str, Any] | None = None,
 ) -> RequestResult:
-    """Unlearn ``forget_ids`` from the model in ``model_dir`` (plus ``adapter``) with ``method``.
+    """One request on explicit training pairs (any data source: MLLMU-Bench, PEBench, ...).
 
-    ``data_dir`` is an MLLMU-Bench root (one folder per config). ``forget_ids`` /
-    ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
-    ``overrides``: the method's hyper-parameters (``key=value`` strings or a mapping).
     ``scope`` chooses the parameters that move for a new adapter (an adapter trained further
     keeps its own). ``trainer_args`` go to ``TrainingArguments`` as they are (``deepspeed``,
-    ``fsdp``, ``dataloader_num_workers``, ...). Everything is checked before the model loads.
+    ``fsdp``, ``dataloader_num_workers``, ...). ``forget_ids`` / ``retain_ids`` are recorded.
     """
     total_start = time.perf_counter()
     if reference not in ("initial", "previous"):
         raise ConfigError(f"reference: expected initial or previous, got {reference!r}")
     bound = get_method(method, overrides)
     scope = scope or UpdateScope()
-    forget, forget_config = resolve_ids(forget_ids, data_dir)
-    retain, retain_config = resolve_ids(retain_ids, data_dir)
-    if not forget:
-        raise ConfigError("--forget: no IDs to unlearn")
-    both = sorted(set(forget) & set(retain))
-    if both:
-        raise ConfigError(f"IDs both in --forget and --retain: {', '.join(both[:5])}")
-    if "retain" in bound.requires and not retain:
+    if not forget_pairs:
+        raise ConfigError("no forget examples to unlearn")
+    if "retain" in bound.requires and not retain_pairs:
         raise ConfigError(f"method {bound.name!r} needs retain data: give --retain")
-    forget_pairs = train_pairs(data_dir, forget, forget_config)
-    retain_pairs = train_pairs(data_dir, retain, retain_config)
     adapter_path = Path(adapter) if adapter is not None else None
 
     out = Path(out_dir)
@@ -241,7 +270,7 @@ def run_unlearning(
         progress=progress,
         trainer_args=dict(trainer_args or {}),
     )
-    data = UnlearnData(forget_pairs, retain_pairs, seed=seed)
+    data = UnlearnData(list(forget_pairs), list(retain_pairs), seed=seed)
     result = train_method(model, processor, bound, data, loop, output_dir=str(out / "logs"))
     trainable = trainable_parameters(model)
     record = {
@@ -249,8 +278,8 @@ def run_unlearning(
         "diverged": result.diverged,
         "method": bound.name,
         "params": bound.params_dict(),
-        "forget_ids": forget,
-        "retain_ids": retain,
+        "forget_ids": list(forget_ids),
+        "retain_ids": list(retain_ids),
         "n_forget_examples": len(forget_pairs),
         "n_retain_examples": len(retain_pairs),
         "reference": reference,

@@ -1,0 +1,168 @@
+"""Measure one model state: MCQ records on a set of people and general capability, then the
+result rows of any split of those people.
+
+One evaluation per (model state, people) serves every split and scenario that shares them: the
+before row of the finetuned, sequential and scope scenarios is one evaluation, and the sequential
+splits (current, forgotten, pending) are read from the same per-item records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from pulse.data.mllmu import profile_items, read_mllmu
+from pulse.data.mmbench import MMBenchRow, read_mmbench
+from pulse.data.schema import ItemKind, QAItem
+from pulse.errors import DataError
+from pulse.eval.mcq import MCQConfig, score_mcq
+from pulse.eval.mmbench import evaluate_mmbench
+from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts, tally
+from pulse.protocol.config import EvalConfig
+from pulse.protocol.results import ResultRow
+from pulse.protocol.store import RunStore, content_key
+
+MODALITIES = ("multimodal", "text")
+
+
+@dataclass(frozen=True)
+class CellId:
+    """Where a measurement's rows belong (see :mod:`pulse.protocol.results`)."""
+
+    scenario: str
+    kind: str
+    method: str
+    setting: str = ""
+    request: int = 0
+    requests: int = 1
+
+    def row(self, split: str, modality: str, metric: str, value: float | None, n: int) -> ResultRow:
+        return ResultRow(
+            self.scenario,
+            self.kind,
+            self.method,
+            self.setting,
+            self.request,
+            self.requests,
+            split,
+            modality,
+            metric,
+            value,
+            n,
+        )
+
+
+@dataclass
+class Measurement:
+    mcq: list[ItemRecord]
+    general: dict[str, Any] | None  # circular / vanilla tallies
+
+    def split_rows(self, cell: CellId, splits: Mapping[str, Sequence[str]]) -> list[ResultRow]:
+        """Accuracy per split and modality (and pooled), plus general capability."""
+        rows = []
+        for split, people in splits.items():
+            if not people:
+                continue
+            wanted = set(people)
+            records = [r for r in self.mcq if r.entity_id in wanted]
+            for modality in (*MODALITIES, "all"):
+                chosen = [r for r in records if modality == "all" or r.modality.value == modality]
+                if chosen:
+                    t = tally(chosen)
+                    rows.append(cell.row(split, modality, "accuracy", t.mean, t.n))
+        if self.general is not None:
+            for metric in ("circular", "vanilla"):
+                t = self.general[metric]
+                rows.append(cell.row("general", "all", metric, t["mean"], t["n"]))
+        return rows
+
+
+class Measurer:
+    """Reads the questions once; evaluates model states with caching in the run directory."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        cfg: EvalConfig,
+        mllmu: Path | None,
+        mmbench: Path | None,
+        seed: int,
+    ) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.mllmu = mllmu
+        self.seed = seed
+        self._items: dict[str, dict[str, list[QAItem]]] = {}
+        self.general_rows: list[MMBenchRow] = []
+        if cfg.general and mmbench is not None:
+            rows = read_mmbench(mmbench)
+            if cfg.general_questions is not None:
+                keep = sorted({r.index % 1_000_000 for r in rows})[: cfg.general_questions]
+                rows = [r for r in rows if r.index % 1_000_000 in set(keep)]
+            self.general_rows = rows
+
+    def people(self, config: str) -> dict[str, list[QAItem]]:
+        """The MCQ items of every profile of an MLLMU-Bench config, by person."""
+        if config not in self._items:
+            if self.mllmu is None:
+                raise DataError("data.mllmu", "no MLLMU-Bench root configured")
+            by_person: dict[str, list[QAItem]] = {}
+            for profile in read_mllmu(self.mllmu, config):
+                items = [i for i in profile_items(profile) if i.kind is ItemKind.MCQ]
+                by_person[profile.id] = items
+            self._items[config] = by_person
+        return self._items[config]
+
+    def items(self, config: str, people: Sequence[str]) -> list[QAItem]:
+        known = self.people(config)
+        missing = [p for p in people if p not in known]
+        if missing:
+            raise DataError(self.mllmu / config, f"no profile with ID {missing[0]!r}")
+        return [item for p in people for item in known[p]]
+
+    def measure(
+        self, state: str, model_loader: Any, config: str, people: Sequence[str]
+    ) -> Measurement:
+        """Records of the model state ``state`` (a stable name) on ``people``; ``model_loader``
+        returns (model, processor) and is called only when the result is not cached."""
+        people = sorted(people)
+        key = content_key(state, config, people, self.cfg.model_dump(mode="json"), self.seed)
+        cached = self.store.read_json("evals", f"{key}.json")
+        if cached is not None:
+            return _measurement_from(cached)
+        model, processor = model_loader()
+        measurement = self.evaluate(model, processor, self.items(config, people))
+        self.store.write_json(
+            {
+                "state": state,
+                "config": config,
+                "people": people,
+                "mcq": records_to_dicts(measurement.mcq),
+                "general": measurement.general,
+            },
+            "evals",
+            f"{key}.json",
+        )
+        return measurement
+
+    def evaluate(self, model: nn.Module, processor: Any, items: Sequence[QAItem]) -> Measurement:
+        cfg = MCQConfig(
+            batch_size=self.cfg.batch_size,
+            scorer=self.cfg.scorer,
+            max_new_tokens=self.cfg.max_new_tokens,
+            seed=self.seed,
+        )
+        records = score_mcq(model, processor, list(items), cfg) if items else []
+        general = None
+        if self.general_rows:
+            result = evaluate_mmbench(model, processor, self.general_rows, cfg)
+            general = {k: result[k] for k in ("scorer", "circular", "vanilla", "categories")}
+        return Measurement(records, general)
+
+
+def _measurement_from(data: dict[str, Any]) -> Measurement:
+    return Measurement(records_from_dicts(data["mcq"]), data.get("general"))

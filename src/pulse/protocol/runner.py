@@ -1,0 +1,492 @@
+"""`pulse run`: every enabled scenario, every method, resumable stage by stage.
+
+A stage is one cell of the results (a scenario's before row, one method's request, one request
+of a sequence). Finished stages are read back on a re-run; a request that blows up (diverged or
+raised) becomes a status row and the run goes on. Requests are cached by everything that
+determines them, so the sequential scenario's one-batch comparison and the scope ablation's LLM
+row reuse the finetuned scenario's request when their settings match.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pulse.data.splits import read_split, write_split
+from pulse.errors import PulseError
+from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
+from pulse.protocol.measure import CellId, Measurer
+from pulse.protocol.results import ResultRow, status_row
+from pulse.protocol.sources import Sources, check_sources, local_sources, world_sources
+from pulse.protocol.splits import forget_retain, partition, sequential_splits
+from pulse.protocol.store import RunStore, content_key
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    status: str  # ok / diverged / failed
+    out_dir: Path | None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Interrupt(Exception):
+    """Raised by a test hook to simulate a crash between stages."""
+
+
+class Runner:
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        sources: Sources,
+        *,
+        progress: bool = True,
+        stop_after: int | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.sources = sources
+        self.progress = progress
+        self.measurer = Measurer(
+            store,
+            config.eval,
+            sources.mllmu,
+            sources.mmbench if config.eval.general else None,
+            config.seed,
+        )
+        self._stop_after = stop_after  # test hook: raise Interrupt after this many new stages
+        self._new_stages = 0
+        if not progress:
+            # Every request and evaluation loads a model; its per-load bar would flood the log.
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+    # --- stages -----------------------------------------------------------------------------
+
+    def stage(self, name: str, compute: Callable[[], Sequence[ResultRow]]) -> list[ResultRow]:
+        if self.store.is_done(name):
+            return self.store.stage_rows(name)
+        self._say(f"[{name}]")
+        rows = self.store.run_stage(name, compute)
+        self._new_stages += 1
+        if self._stop_after is not None and self._new_stages >= self._stop_after:
+            raise Interrupt(f"stopped after {self._new_stages} stages")
+        return rows
+
+    def _say(self, text: str) -> None:
+        if self.progress:
+            print(text, flush=True)
+
+    # --- models -----------------------------------------------------------------------------
+
+    def _loader(self, model_dir: Path, request_dir: Path | None = None) -> Callable[[], Any]:
+        def load() -> Any:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else None
+            if request_dir is not None:
+                from pulse.methods.request import load_unlearned
+
+                return load_unlearned(request_dir, dtype=self.config.models.dtype, device=device)
+            from pulse.models.loading import load_model_and_processor
+
+            model, processor = load_model_and_processor(
+                model_dir, dtype=self.config.models.dtype, device=device
+            )
+            model.eval()
+            return model, processor
+
+        return load
+
+    def request(
+        self,
+        model_dir: Path,
+        forget: Sequence[str],
+        retain: Sequence[str],
+        entry: MethodEntry,
+        *,
+        scope: ScopeConfig | None = None,
+        adapter: Path | None = None,
+        reference: str = "initial",
+        pairs: Callable[[], tuple[list, list]] | None = None,
+    ) -> RequestOutcome:
+        """Run (or reuse) one unlearning request; never raises for a failing method."""
+        from pulse.methods.request import RESULT_FILE, run_request, train_pairs
+
+        train = entry.train(self.config.train)
+        scope = scope or train.scope
+        key = content_key(
+            str(Path(model_dir).resolve()),
+            str(adapter.resolve()) if adapter else None,
+            sorted(forget),
+            sorted(retain),
+            entry.method,
+            entry.params,
+            train.model_dump(mode="json", exclude={"scope"}),
+            scope.model_dump(mode="json"),
+            reference,
+            self.config.seed,
+        )
+        out = self.store.path("requests", key)
+        done = out / RESULT_FILE
+        if done.is_file():
+            record = json.loads(done.read_text(encoding="utf-8"))
+            return _outcome(record, out)
+        try:
+            if pairs is not None:
+                forget_pairs, retain_pairs = pairs()
+            else:
+                forget_pairs = train_pairs(self.sources.mllmu, forget)
+                retain_pairs = train_pairs(self.sources.mllmu, retain)
+            result = run_request(
+                model_dir,
+                forget_pairs,
+                retain_pairs,
+                entry.method,
+                entry.params,
+                out,
+                forget_ids=forget,
+                retain_ids=retain,
+                adapter=adapter,
+                scope=scope.update_scope(),
+                epochs=train.epochs,
+                max_steps=train.max_steps,
+                lr=train.lr,
+                batch_size=train.batch_size,
+                grad_accum=train.grad_accum,
+                seed=self.config.seed,
+                reference=reference,  # type: ignore[arg-type]
+                dtype=self.config.models.dtype,
+                bf16=train.bf16,
+                gradient_checkpointing=train.gradient_checkpointing,
+                loss_bound=train.loss_bound,
+                progress=self.progress,
+            )
+        except (KeyboardInterrupt, Interrupt):
+            raise
+        except Exception as exc:  # one failing method must not stop the run
+            (out / "error.txt").parent.mkdir(parents=True, exist_ok=True)
+            (out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            return RequestOutcome("failed", None, f"{type(exc).__name__}: {reason}".rstrip(": "))
+        return _outcome(result.record, out)
+
+    # --- scenarios --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        scenarios = {
+            "finetuned": self.finetuned,
+            "pretrained": self.pretrained,
+            "sequential": self.sequential,
+            "scope": self.scope,
+            "pebench": self.pebench,
+        }
+        for name in self.config.enabled():
+            scenarios[name]()
+        self.store.rebuild_results()
+        self.store.finish(time.perf_counter() - started)
+
+    def finetuned_split(self) -> tuple[list[str], list[str]]:
+        spec = self.config.scenarios.finetuned
+        saved = self._saved_split("finetuned")
+        if saved is not None:
+            return saved
+        if spec.forget is not None:
+            from pulse.methods.request import resolve_ids
+
+            forget, _ = resolve_ids(spec.forget, self.sources.mllmu)
+            retain, _ = resolve_ids(spec.retain, self.sources.mllmu)
+        else:
+            people = list(self.measurer.people(self.config.data.fictitious))
+            forget, retain = forget_retain(
+                people, spec.forget_fraction, self.config.seed, spec.people
+            )
+        return self._save_split("finetuned", forget, retain)
+
+    def _saved_split(self, name: str) -> tuple[list[str], list[str]] | None:
+        folder = self.store.path("splits", name)
+        if (folder / "forget.txt").is_file() and (folder / "retain.txt").is_file():
+            return read_split(folder / "forget.txt"), read_split(folder / "retain.txt")
+        return None
+
+    def _save_split(
+        self, name: str, forget: list[str], retain: list[str]
+    ) -> tuple[list[str], list[str]]:
+        folder = self.store.path("splits", name)
+        write_split(folder / "retain.txt", retain)
+        write_split(folder / "forget.txt", forget)  # written last: its presence means complete
+        return forget, retain
+
+    def _before(
+        self,
+        scenario: str,
+        kind: str,
+        model_dir: Path,
+        config: str,
+        people: Sequence[str],
+        splits: dict[str, list[str]],
+        requests: int = 1,
+    ) -> None:
+        cell = CellId(scenario, kind, "before", "", 0, requests)
+
+        def compute() -> list[ResultRow]:
+            measured = self.measurer.measure(
+                f"model:{model_dir.resolve()}", self._loader(model_dir), config, people
+            )
+            return measured.split_rows(cell, splits)
+
+        self.stage(f"{scenario}/before", compute)
+
+    def _after(
+        self,
+        cell: CellId,
+        outcome: RequestOutcome,
+        model_dir: Path,
+        config: str,
+        people: Sequence[str],
+        splits: dict[str, list[str]],
+    ) -> list[ResultRow]:
+        if not outcome.ok:
+            return [_status(cell, outcome.status, outcome.detail or outcome.status)]
+        assert outcome.out_dir is not None
+        measured = self.measurer.measure(
+            f"request:{outcome.out_dir.name}",
+            self._loader(model_dir, outcome.out_dir),
+            config,
+            people,
+        )
+        return measured.split_rows(cell, splits)
+
+    def finetuned(self) -> None:
+        model = self.sources.finetuned
+        assert model is not None
+        config = self.config.data.fictitious
+        forget, retain = self.finetuned_split()
+        people = forget + retain
+        splits = {"forget": forget, "retain": retain}
+        self._before("finetuned", "finetuned", model, config, people, splits)
+        for entry in self.config.methods_of("finetuned"):
+            cell = CellId("finetuned", "finetuned", entry.name, "", 1, 1)
+            self.stage(
+                f"finetuned/{entry.name}",
+                lambda e=entry, c=cell: self._after(
+                    c, self.request(model, forget, retain, e), model, config, people, splits
+                ),
+            )
+
+    def pretrained(self) -> None:
+        from pulse.eval.probing import probe_known_entities
+
+        spec = self.config.scenarios.pretrained
+        model = self.sources.base
+        assert model is not None
+        config = self.config.data.celebrities
+        everyone = sorted(self.measurer.people(config))
+        probed = self.measurer.measure(
+            f"model:{model.resolve()}", self._loader(model), config, everyone
+        )
+        saved = self._saved_split("pretrained")
+        if saved is None:
+            top = spec.top
+            known_count = top if top is not None else None
+            selection = probe_known_entities(
+                probed.mcq,
+                n_unlearn=spec.forget,
+                n_retain=0,
+                seed=self.config.seed,
+                top_k=top,
+                threshold=spec.threshold,
+                combine=spec.combine,
+            )
+            known = selection.known[:known_count] if known_count else selection.known
+            if len(known) <= spec.forget:
+                raise PulseError(
+                    f"pretrained: only {len(known)} people pass the probe, need more than "
+                    f"forget ({spec.forget})"
+                )
+            forget = selection.unlearn
+            retain = sorted(p for p in known if p not in set(forget))
+            self.store.write_json(
+                selection.to_dict() | {"retain": retain}, "splits", "pretrained", "probe.json"
+            )
+            saved = self._save_split("pretrained", forget, retain)
+        forget, retain = saved
+        people = forget + retain
+        splits = {"forget": forget, "retain": retain}
+        self._before("pretrained", "pretrained", model, config, everyone, splits)
+        for entry in self.config.methods_of("pretrained"):
+            cell = CellId("pretrained", "pretrained", entry.name, "", 1, 1)
+            self.stage(
+                f"pretrained/{entry.name}",
+                lambda e=entry, c=cell: self._after(
+                    c, self.request(model, forget, retain, e), model, config, people, splits
+                ),
+            )
+
+    def sequential(self) -> None:
+        spec = self.config.scenarios.sequential
+        model = self.sources.finetuned
+        assert model is not None
+        config = self.config.data.fictitious
+        forget, retain = self.finetuned_split()
+        people = forget + retain
+        subsets = self._subsets(forget, spec.requests)
+        k = len(subsets)
+        self._before(
+            "sequential",
+            "sequential",
+            model,
+            config,
+            people,
+            {**sequential_splits(subsets, 0), "retain": retain},
+            requests=k,
+        )
+        for entry in self.config.methods_of("sequential"):
+            previous: RequestOutcome | None = None
+            for request in range(1, k + 1):
+                cell = CellId("sequential", "sequential", entry.name, "sequential", request, k)
+                splits = {**sequential_splits(subsets, request), "retain": retain}
+                stage = f"sequential/sequential/{entry.name}/{request}"
+
+                def compute(e=entry, c=cell, s=splits, r=request, prev=previous) -> list[ResultRow]:
+                    if r > 1 and (prev is None or not prev.ok):
+                        detail = f"request {r - 1} did not finish"
+                        return [_status(c, "failed", detail)]
+                    outcome = self.request(
+                        model,
+                        subsets[r - 1],
+                        retain,
+                        e,
+                        adapter=prev.out_dir / "adapter" if prev and prev.out_dir else None,
+                        reference=spec.reference_policy,
+                    )
+                    return self._after(c, outcome, model, config, people, s)
+
+                rows = self.stage(stage, compute)
+                previous = self._outcome_of(
+                    stage,
+                    rows,
+                    previous,
+                    request,
+                    model,
+                    subsets,
+                    retain,
+                    entry,
+                    spec.reference_policy,
+                )
+            if spec.batch:
+                cell = CellId("sequential", "sequential", entry.name, "batch", 1, 1)
+                splits = {"forget": forget, "forgotten": forget, "retain": retain}
+                self.stage(
+                    f"sequential/batch/{entry.name}",
+                    lambda e=entry, c=cell, s=splits: self._after(
+                        c, self.request(model, forget, retain, e), model, config, people, s
+                    ),
+                )
+
+    def _outcome_of(
+        self, stage, rows, previous, request, model, subsets, retain, entry, reference
+    ) -> RequestOutcome:
+        """The request behind a sequential stage (read back from the request cache on resume)."""
+        if any(r.status != "ok" for r in rows):
+            return RequestOutcome("failed", None)
+        adapter = (
+            previous.out_dir / "adapter" if request > 1 and previous and previous.out_dir else None
+        )
+        return self.request(
+            model, subsets[request - 1], retain, entry, adapter=adapter, reference=reference
+        )
+
+    def _subsets(self, forget: list[str], k: int) -> list[list[str]]:
+        folder = self.store.path("splits", "sequential")
+        files = [folder / f"request_{i}.txt" for i in range(1, k + 1)]
+        if all(f.is_file() for f in files):
+            return [read_split(f) for f in files]
+        subsets = partition(forget, k, self.config.seed)
+        for f, subset in zip(files, subsets, strict=True):
+            write_split(f, subset)
+        return subsets
+
+    def scope(self) -> None:
+        spec = self.config.scenarios.scope
+        model = self.sources.finetuned
+        assert model is not None
+        config = self.config.data.fictitious
+        forget, retain = self.finetuned_split()
+        people = forget + retain
+        splits = {"forget": forget, "retain": retain}
+        self._before("scope", "scope", model, config, people, splits)
+        for label in spec.scopes:
+            scope = parse_scope_label(label, self.config.train.scope)
+            for entry in self.config.methods_of("scope"):
+                cell = CellId("scope", "scope", entry.name, label, 1, 1)
+                self.stage(
+                    f"scope/{label}/{entry.name}",
+                    lambda e=entry, c=cell, s=scope: self._after(
+                        c,
+                        self.request(model, forget, retain, e, scope=s),
+                        model,
+                        config,
+                        people,
+                        splits,
+                    ),
+                )
+
+    def pebench(self) -> None:
+        from pulse.protocol.pebench import run_pebench
+
+        run_pebench(self)
+
+
+def _outcome(record: dict[str, Any], out: Path) -> RequestOutcome:
+    if record.get("status") == "ok":
+        return RequestOutcome("ok", out)
+    diverged = record.get("diverged") or {}
+    detail = (
+        f"diverged at step {diverged.get('step')}: loss {diverged.get('value')} "
+        f"({diverged.get('reason', 'out of bounds')})"
+    )
+    return RequestOutcome("diverged", None, detail)
+
+
+def _status(cell: CellId, status: str, detail: str) -> ResultRow:
+    return status_row(
+        cell.scenario,
+        cell.kind,
+        cell.method,
+        cell.setting,
+        cell.request,
+        cell.requests,
+        status,
+        detail,
+    )
+
+
+def run_protocol(
+    config: RunConfig,
+    run_dir: str | Path,
+    *,
+    new_dir: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> RunStore:
+    """Open (or resume) the run directory, prepare the models and run every enabled scenario."""
+    store = RunStore.open(run_dir, config, new_dir=new_dir)
+    if config.models.world is not None:
+        sources = world_sources(config, store.root, progress=progress)
+    else:
+        sources = local_sources(config)
+    check_sources(config, sources)
+    Runner(config, store, sources, progress=progress, stop_after=stop_after).run()
+    return store

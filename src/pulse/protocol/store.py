@@ -1,0 +1,198 @@
+"""The run directory: resolved config, manifest of stages, per-stage results, atomic writes.
+
+Layout::
+
+    RUN/config.yaml        the resolved config (what ran; a different config is refused)
+    RUN/manifest.json      config hash, versions, seed, every stage's status and timing
+    RUN/splits/            the persisted ID lists of each scenario
+    RUN/stages/<id>.jsonl  the result rows of one finished stage (a cell of the results)
+    RUN/requests/<key>/    one unlearning request (adapter + result.json), keyed by everything
+                           that determines it, so identical requests of two scenarios run once
+    RUN/evals/<key>.json   per-item records of one model state on one set of people
+    RUN/results.jsonl      every finished stage's rows, rebuilt after each stage
+
+A stage is done when its rows file exists and the manifest says so; both are written atomically
+(rows first), so a killed run loses at most the stage it was in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pulse.errors import ConfigError
+from pulse.files import write_json, write_text
+from pulse.protocol.config import RunConfig, dump_config
+from pulse.protocol.results import RESULTS_FILE, ResultRow, dump_rows, read_results, write_results
+
+MANIFEST = "manifest.json"
+CONFIG = "config.yaml"
+PACKAGES = ("pulse-unlearn", "torch", "transformers", "peft", "accelerate", "datasets")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for package in PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def content_key(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts (request and evaluation cache keys)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def free_directory(run_dir: Path) -> Path:
+    """``RUN`` itself, or the first of ``RUN-2``, ``RUN-3``, ... that does not hold a run."""
+    candidate, number = run_dir, 1
+    while (candidate / MANIFEST).exists():
+        number += 1
+        candidate = run_dir.with_name(f"{run_dir.name}-{number}")
+    return candidate
+
+
+class RunStore:
+    """One run directory. :meth:`open` creates it or checks that it holds the same config."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    @classmethod
+    def open(cls, root: str | Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
+        root = Path(root)
+        digest = config.digest()
+        path = root / MANIFEST
+        if path.is_file():
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            if manifest.get("config_hash") != digest:
+                if new_dir:
+                    return cls.open(free_directory(root), config)
+                changed = _changed_keys(root / CONFIG, config)
+                raise ConfigError(
+                    f"{root} holds a run of a different config (changed: {changed}); "
+                    "use another --out, or --new-dir to pick a fresh directory beside it"
+                )
+            manifest["finished"] = False
+            store = cls(root, manifest)
+            store._save()
+            return store
+        root.mkdir(parents=True, exist_ok=True)
+        write_text(root / CONFIG, dump_config(config))
+        manifest = {
+            "config_hash": digest,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "seed": config.seed,
+            "stages": {},
+            "finished": False,
+        }
+        store = cls(root, manifest)
+        store._save()
+        return store
+
+    # --- stages -----------------------------------------------------------------------------
+
+    def stage_status(self, stage: str) -> str | None:
+        return self.manifest["stages"].get(stage, {}).get("status")
+
+    def is_done(self, stage: str) -> bool:
+        return self.stage_status(stage) in ("done", "diverged", "failed") and (
+            self.rows_path(stage).is_file()
+        )
+
+    def rows_path(self, stage: str) -> Path:
+        return self.root / "stages" / f"{_file_name(stage)}.jsonl"
+
+    def stage_rows(self, stage: str) -> list[ResultRow]:
+        return read_results(self.rows_path(stage))
+
+    def run_stage(
+        self, stage: str, compute: Callable[[], Sequence[ResultRow]], *, status: str | None = None
+    ) -> list[ResultRow]:
+        """The rows of ``stage``: read back when done, else computed, saved and marked.
+        The stage's status is ``ok`` unless its rows carry a diverged / failed status row."""
+        if self.is_done(stage):
+            return self.stage_rows(stage)
+        record = self.manifest["stages"].setdefault(stage, {})
+        record.update(status="running", error=None)
+        self._save()
+        started = dt.datetime.now(dt.UTC)
+        rows = list(compute())
+        write_text(self.rows_path(stage), dump_rows(rows))
+        statuses = {r.status for r in rows}
+        final = status or ("failed" if "failed" in statuses else None)
+        final = final or ("diverged" if "diverged" in statuses else "done")
+        details = [r.detail for r in rows if r.status != "ok" and r.detail]
+        record.update(
+            status=final,
+            seconds=round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
+            error=details[0] if details else None,
+        )
+        self._save()
+        self.rebuild_results()
+        return rows
+
+    def note(self, stage: str, **info: Any) -> None:
+        """Extra facts about a stage in the manifest (e.g. the request directory it used)."""
+        self.manifest["stages"].setdefault(stage, {}).update(info)
+        self._save()
+
+    def rebuild_results(self) -> Path:
+        rows: list[ResultRow] = []
+        for stage in self.manifest["stages"]:
+            if self.is_done(stage):
+                rows.extend(self.stage_rows(stage))
+        return write_results(self.root / RESULTS_FILE, rows)
+
+    def finish(self, seconds: float) -> None:
+        self.manifest["finished"] = True
+        self.manifest["seconds"] = round(seconds, 3)
+        self._save()
+
+    # --- other files ------------------------------------------------------------------------
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def read_json(self, *parts: str) -> Any:
+        path = self.path(*parts)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def write_json(self, obj: Any, *parts: str) -> Path:
+        return write_json(self.path(*parts), obj)
+
+    def _save(self) -> None:
+        write_json(self.root / MANIFEST, self.manifest)
+
+
+def _file_name(stage: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "__", stage)
+
+
+def _changed_keys(old_path: Path, config: RunConfig) -> str:
+    import yaml
+
+    try:
+        old = yaml.safe_load(old_path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return "config.yaml unreadable"
+    changed = sorted(_diff(old, config.to_dict()))
+    return ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "") if changed else "unknown"
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".")]
