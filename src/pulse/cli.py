@@ -72,26 +72,76 @@ def world_train(
     print_stage_table(results)
 
 
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see configs/).")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set train.lr=1e-4 (repeatable)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default: runs/<config name>).")
+    ] = None,
+    new_dir: Annotated[
+        bool,
+        typer.Option(
+            "--new-dir", help="If --out holds a run of another config, use a fresh DIR-2, DIR-3."
+        ),
+    ] = False,
+) -> None:
+    """Run the protocol: every enabled scenario with every method, then the report.
+    Re-running the same command resumes: finished stages are kept, the rest is run."""
+    from pulse.protocol.config import load_config
+
+    cfg = load_config(config, list(overrides or []))
+    _run_and_report(cfg, out or Path("runs") / config.stem, new_dir)
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Directory for the demo's files.")] = Path(
         "runs/demo"
     ),
     seed: Annotated[int, typer.Option("--seed", help="World and training seed.")] = 0,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key (see configs/demo.yaml)."),
+    ] = None,
 ) -> None:
     """The embedded default end to end on a CPU: build the synthetic world and the tiny models
-    (reused when unchanged), then run the protocol."""
-    from pulse.world.build import build_world
-    from pulse.world.train import train_world_models, world_train_config
+    (reused when unchanged), run the finetuned, pretrained, sequential and scope scenarios
+    with ga, ga_kl and npo, and write the report."""
+    from pulse.protocol.config import load_config
 
-    summary = build_world(out / "world", seed=seed, size="default")
-    console.print(summary.render(), highlight=False)
-    results = train_world_models(out / "world", out / "models", world_train_config(seed))
-    print_stage_table(results)
-    console.print(
-        "The unlearning protocol (scenarios, methods, report) is not part of this version yet: "
-        "the demo stops after building the world and the models."
-    )
+    seeds = [f"seed={seed}", f"models.world.seed={seed}"]
+    cfg = load_config(None, seeds + list(overrides or []))
+    _run_and_report(cfg, out, new_dir=False)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `pulse run`.")],
+) -> None:
+    """Write report.md, report.html, figures and tables into a run directory (a partial run's
+    report says what is missing)."""
+    if not (run_dir / "manifest.json").is_file() and not (run_dir / "results.jsonl").is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no manifest.json or results.jsonl)")
+    _report(run_dir)
+
+
+def _run_and_report(cfg, out: Path, new_dir: bool) -> None:
+    from pulse.protocol.runner import run_protocol
+
+    store = run_protocol(cfg, out, new_dir=new_dir)
+    _report(store.root)
+
+
+def _report(run_dir: Path) -> None:
+    from pulse.report import headline_table, write_report
+
+    files = write_report(run_dir)
+    console.print(headline_table(run_dir))
+    console.print(f"report: {files.html}", highlight=False)
 
 
 def print_stage_table(results) -> None:

@@ -140,6 +140,7 @@ class MethodEntry(Section):
     lr: float | None = Field(None, gt=0)
     epochs: float | None = Field(None, gt=0)
     max_steps: int | None = None
+    loss_bound: float | None = Field(None, gt=0)  # a tighter divergence bound for this method
 
     @model_validator(mode="after")
     def _known(self) -> MethodEntry:
@@ -151,7 +152,7 @@ class MethodEntry(Section):
         return self.label or self.method
 
     def train(self, base: TrainSettings) -> TrainSettings:
-        changes = {k: getattr(self, k) for k in ("lr", "epochs", "max_steps")}
+        changes = {k: getattr(self, k) for k in ("lr", "epochs", "max_steps", "loss_bound")}
         return base.model_copy(update={k: v for k, v in changes.items() if v is not None})
 
 

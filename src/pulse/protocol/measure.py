@@ -23,7 +23,7 @@ from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts, tally
 from pulse.protocol.config import EvalConfig
-from pulse.protocol.results import ResultRow
+from pulse.protocol.results import ResultRow, status_row
 from pulse.protocol.store import RunStore, content_key
 
 MODALITIES = ("multimodal", "text")
@@ -53,6 +53,19 @@ class CellId:
             metric,
             value,
             n,
+        )
+
+    def status(self, status: str, detail: str) -> ResultRow:
+        """The single row of a cell that diverged or failed."""
+        return status_row(
+            self.scenario,
+            self.kind,
+            self.method,
+            self.setting,
+            self.request,
+            self.requests,
+            status,
+            detail,
         )
 
 

@@ -21,7 +21,7 @@ from pulse.data.splits import read_split, write_split
 from pulse.errors import PulseError
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
 from pulse.protocol.measure import CellId, Measurer
-from pulse.protocol.results import ResultRow, status_row
+from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources, check_sources, local_sources, world_sources
 from pulse.protocol.splits import forget_retain, partition, sequential_splits
 from pulse.protocol.store import RunStore, content_key
@@ -258,7 +258,7 @@ class Runner:
         splits: dict[str, list[str]],
     ) -> list[ResultRow]:
         if not outcome.ok:
-            return [_status(cell, outcome.status, outcome.detail or outcome.status)]
+            return [cell.status(outcome.status, outcome.detail or outcome.status)]
         assert outcome.out_dir is not None
         measured = self.measurer.measure(
             f"request:{outcome.out_dir.name}",
@@ -362,7 +362,7 @@ class Runner:
                 def compute(e=entry, c=cell, s=splits, r=request, prev=previous) -> list[ResultRow]:
                     if r > 1 and (prev is None or not prev.ok):
                         detail = f"request {r - 1} did not finish"
-                        return [_status(c, "failed", detail)]
+                        return [c.status("failed", detail)]
                     outcome = self.request(
                         model,
                         subsets[r - 1],
@@ -458,19 +458,6 @@ def _outcome(record: dict[str, Any], out: Path) -> RequestOutcome:
         f"({diverged.get('reason', 'out of bounds')})"
     )
     return RequestOutcome("diverged", None, detail)
-
-
-def _status(cell: CellId, status: str, detail: str) -> ResultRow:
-    return status_row(
-        cell.scenario,
-        cell.kind,
-        cell.method,
-        cell.setting,
-        cell.request,
-        cell.requests,
-        status,
-        detail,
-    )
 
 
 def run_protocol(

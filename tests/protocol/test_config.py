@@ -1,0 +1,84 @@
+"""Run configs: defaults, files, overrides and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pulse.errors import ConfigError
+from pulse.protocol.config import RunConfig, apply_overrides, load_config, parse_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_demo_config_file_spells_out_the_defaults():
+    assert load_config(CONFIGS / "demo.yaml") == RunConfig()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    config = load_config(path)
+    assert config.enabled()
+
+
+def test_overrides_reach_nested_keys_and_parse_values():
+    config = load_config(None, ["train.lr=1e-4", "scenarios.pretrained.enabled=false", "seed=7"])
+    assert config.train.lr == 1e-4 and config.seed == 7
+    assert "pretrained" not in config.enabled()
+    data = apply_overrides({"a": {"b": 1}}, ["a.c=[1, 2]"])
+    assert data == {"a": {"b": 1, "c": [1, 2]}}
+
+
+def test_checkpoints_replace_the_world():
+    config = parse_config({"models": {"finetuned": "/m"}})
+    assert config.models.world is None and config.models.finetuned == Path("/m")
+
+
+def test_method_labels_and_defaults():
+    config = parse_config(
+        {"methods": [{"method": "npo", "label": "npo_b1", "params": {"beta": 1.0}, "lr": 1e-4}]}
+    )
+    entry = config.methods_of("finetuned")[0]
+    assert entry.name == "npo_b1" and entry.train(config.train).lr == 1e-4
+    assert config.digest() != RunConfig().digest()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"scenarios": {"sequential": {"requests": "five"}}}, "scenarios.sequential.requests: "),
+        ({"methods": [{"method": "nope"}]}, "methods.0: unknown unlearning method 'nope'"),
+        ({"scenario": {}}, "scenario: unknown key"),
+        ({"scenarios": {"scope": {"scopes": ["llm+brain"]}}}, "unknown component 'brain'"),
+        ({"scenarios": {"pretrained": {"top": 5, "forget": 6}}}, "forget (6) must be below top"),
+        ({"methods": [{"method": "ga"}, {"method": "ga"}]}, "label 'ga' is used twice"),
+        ({"methods": [{"method": "ga", "label": "before"}]}, "'before' is reserved"),
+        (
+            {"scenarios": {"sequential": {"adapters": "merge", "reference": "initial"}}},
+            "is not supported",
+        ),
+        ({"models": {"world": None}}, "no model"),
+    ],
+)
+def test_bad_configs_fail_in_one_line(data, message):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, "exp.yaml")
+    text = str(caught.value)
+    assert text.startswith("exp.yaml: ") and message in text and "\n" not in text
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listing)
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["train.lr"])

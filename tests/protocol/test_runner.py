@@ -1,0 +1,141 @@
+"""Miniature runs of every scenario on the tiny world models: rows, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pulse.errors import ConfigError
+from pulse.protocol.config import parse_config
+from pulse.protocol.results import RESULTS_FILE, read_results
+from pulse.protocol.runner import Interrupt, run_protocol
+
+
+def measured(rows):
+    return {r.key: (r.value, r.n, r.status) for r in rows}
+
+
+def test_every_scenario_end_to_end(mini_config, tmp_path):
+    store = run_protocol(parse_config(mini_config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    cells = {r.cell for r in rows}
+    for scenario in ("finetuned", "pretrained", "scope"):
+        assert (scenario, "before", "", 0) in {c for c in cells if c[0] == scenario}
+    # finetuned: 8 people, half forgotten; both modalities, the pooled figure, general.
+    ft = {(r.split, r.modality, r.metric): r for r in rows if r.cell == ("finetuned", "ga", "", 1)}
+    assert ft[("forget", "multimodal", "accuracy")].n == 4 * 5
+    assert ft[("forget", "all", "accuracy")].n == 4 * 10
+    assert ft[("retain", "text", "accuracy")].n == 4 * 5
+    assert ft[("general", "all", "circular")].n == 6
+    # sequential: K = 2 requests per method plus the batch row; the bookkeeping in the rows.
+    seq = {(r.method, r.setting, r.request, r.split) for r in rows if r.scenario == "sequential"}
+    assert ("npo", "sequential", 1, "pending") in seq
+    assert ("npo", "sequential", 2, "pending") not in seq
+    assert ("npo", "sequential", 2, "forgotten") in seq and ("npo", "batch", 1, "forget") in seq
+    sizes = {
+        (r.request, r.split): r.n
+        for r in rows
+        if r.scenario == "sequential" and r.method == "ga" and r.modality == "all"
+    }
+    assert sizes[(1, "current")] == sizes[(1, "forgotten")] == 2 * 10
+    assert sizes[(2, "forgotten")] == sizes[(2, "forget")] == 4 * 10
+    # scope: one row set per scope label; the request of scope "llm" is the finetuned one.
+    assert {r.setting for r in rows if r.scenario == "scope" and r.method != "before"} == {
+        "llm",
+        "projector+llm",
+    }
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert manifest["finished"] and all(s["status"] == "done" for s in manifest["stages"].values())
+    # pretrained: the probe chose 6 known celebrities, 2 forgotten, persisted as ID lists.
+    forget = (store.root / "splits/pretrained/forget.txt").read_text().split()
+    retain = (store.root / "splits/pretrained/retain.txt").read_text().split()
+    assert len(forget) == 2 and len(retain) == 4
+    # Identical requests ran once: finetuned ga == sequential batch ga == scope llm ga.
+    requests = list((store.root / "requests").iterdir())
+    assert len(requests) == 2 * (1 + 1 + 2 + 1)  # finetuned, pretrained, 2 sequential, scope+proj
+
+    # Resume after a crash: a run stopped after 5 new stages, then re-run, gives the same rows.
+    stopped = tmp_path / "stopped"
+    with pytest.raises(Interrupt):
+        run_protocol(parse_config(mini_config), stopped, progress=False, stop_after=5)
+    partial = json.loads((stopped / "manifest.json").read_text())
+    assert not partial["finished"] and len(partial["stages"]) == 5
+    resumed = run_protocol(parse_config(mini_config), stopped, progress=False)
+    assert measured(read_results(resumed.root / RESULTS_FILE)) == measured(rows)
+
+    # A re-run of a finished run computes nothing: it reads every stage back.
+    before = {p.name: p.stat().st_mtime_ns for p in (store.root / "stages").iterdir()}
+    run_protocol(parse_config(mini_config), store.root, progress=False)
+    after = {p.name: p.stat().st_mtime_ns for p in (store.root / "stages").iterdir()}
+    assert before == after
+
+
+def test_changed_config_is_refused_or_gets_a_new_directory(mini_config, tmp_path):
+    only = {**mini_config, "methods": [{"method": "ga"}]}
+    only["scenarios"] = {
+        name: {"enabled": name == "finetuned"} for name in mini_config["scenarios"]
+    }
+    only["scenarios"]["finetuned"] |= {"people": 4}
+    run_protocol(parse_config(only), tmp_path / "run", progress=False)
+    changed = {**only, "train": {"max_steps": 3, "batch_size": 4}}
+    with pytest.raises(ConfigError, match=r"different config \(changed: train.max_steps\)"):
+        run_protocol(parse_config(changed), tmp_path / "run", progress=False)
+    fresh = run_protocol(parse_config(changed), tmp_path / "run", new_dir=True, progress=False)
+    assert fresh.root == tmp_path / "run-2"
+
+
+def test_a_diverging_method_is_recorded_and_the_run_goes_on(mini_config, tmp_path):
+    config = {**mini_config}
+    config["methods"] = [
+        {"method": "ga", "label": "ga_blowup", "loss_bound": 1e-6},
+        {"method": "npo"},
+    ]
+    config["scenarios"] = {
+        "finetuned": {"people": 4},
+        "pretrained": {"enabled": False},
+        "sequential": {"requests": 2, "batch": False},
+        "scope": {"enabled": False},
+    }
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    status = {r.cell: r for r in rows if r.metric == "status"}
+    blown = status[("finetuned", "ga_blowup", "", 1)]
+    assert blown.status == "diverged" and "diverged at step 1" in blown.detail
+    assert status[("sequential", "ga_blowup", "sequential", 1)].status == "diverged"
+    later = status[("sequential", "ga_blowup", "sequential", 2)]
+    assert later.status == "failed" and "request 1 did not finish" in later.detail
+    npo = [r for r in rows if r.method == "npo"]
+    assert npo and all(r.status == "ok" and r.value is not None for r in npo)
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert manifest["stages"]["finetuned/ga_blowup"]["status"] == "diverged"
+    assert manifest["finished"]
+
+
+def test_pebench_person_and_event_targets(mini_config, tmp_path):
+    config = {**mini_config, "methods": [{"method": "ga"}]}
+    config["scenarios"] = {
+        "finetuned": {"enabled": False},
+        "pretrained": {"enabled": False},
+        "sequential": {"enabled": False},
+        "scope": {"enabled": False},
+        "pebench": {"enabled": True, "persons": 1, "events": 1, "finetune_epochs": 0.5},
+    }
+    config["eval"] = {"max_new_tokens": 6}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    got = {(r.method, r.setting, r.split) for r in rows}
+    for setting in ("person", "event"):
+        for split in ("efficacy", "generality", "retain", "scope"):
+            assert ("before", setting, split) in got and ("ga", setting, split) in got
+    assert all(0.0 <= r.value <= 1.0 for r in rows)
+    assert (store.root / "models/pebench/config.json").is_file()
+
+
+def test_missing_inputs_fail_before_training(mini_config, tmp_path):
+    broken = {**mini_config, "data": {**mini_config["data"], "mmbench": str(tmp_path / "x.tsv")}}
+    with pytest.raises(ConfigError, match=r"data.mmbench: .*x.tsv is not an existing file"):
+        run_protocol(parse_config(broken), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "stages").exists()
+    shutil.rmtree(tmp_path / "run")
