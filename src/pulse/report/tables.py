@@ -1,0 +1,363 @@
+"""Table data in the paper's shape, built from result rows; no formatting for any medium here.
+
+One builder serves every scenario kind: a table has one row per cell (method, setting, request)
+plus the ``before`` row, and the kind only decides the columns, the name of the setting column
+and which rows compete for "best" (see ``_LAYOUTS``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pulse.protocol.results import LOWER_IS_BETTER_SPLITS, ResultRow
+
+BEFORE = "before"
+TIME_SPLIT = "time"
+STATUS_METRIC = "status"
+MISSING = "missing"  # status of a placeholder row: a request the run never reported
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    group: str  # header shared by related columns ("Forget accuracy")
+    label: str  # the column's own header ("multimodal")
+    split: str
+    metric: str
+    modality: str | None = None  # None: any modality ("all" preferred)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.split in LOWER_IS_BETTER_SPLITS
+
+    @property
+    def title(self) -> str:
+        return f"{self.group}, {self.label}"
+
+
+def _mcq(split: str, group: str) -> tuple[Column, Column]:
+    return (
+        Column(f"{split}_multimodal", group, "multimodal", split, "accuracy", "multimodal"),
+        Column(f"{split}_text", group, "text-only", split, "accuracy", "text"),
+    )
+
+
+GENERAL = Column("general", "General capability", "circular", "general", "circular")
+MCQ_COLUMNS = (*_mcq("forget", "Forget accuracy"), *_mcq("retain", "Retain accuracy"), GENERAL)
+SEQUENTIAL_COLUMNS = (
+    *_mcq("forget", "Forget accuracy"),
+    *_mcq("forgotten", "Forgotten so far"),
+    *_mcq("retain", "Retain accuracy"),
+    GENERAL,
+)
+PEBENCH_COLUMNS = tuple(
+    Column(split, "PEBench score", split, split, "score")
+    for split in ("efficacy", "generality", "retain", "scope")
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float | None = None
+    delta: float | None = None  # value minus the before row's value
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class TableRow:
+    method: str
+    setting: str
+    request: int
+    requests: int
+    keys: tuple[str, ...]  # one per Table.header entry
+    status: str = "ok"  # ok | diverged | failed | missing
+    detail: str | None = None
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def is_before(self) -> bool:
+        return self.method == BEFORE
+
+    @property
+    def label(self) -> str:
+        return BEFORE if self.is_before else " · ".join(k for k in self.keys if k)
+
+    @property
+    def variant(self) -> str:
+        """What distinguishes the row from the method's other rows ("llm", "2/5", "batch")."""
+        return " · ".join(k for k in self.keys[1:] if k)
+
+    def value(self, key: str) -> float | None:
+        cell = self.cells.get(key)
+        return cell.value if cell else None
+
+
+@dataclass(frozen=True)
+class Table:
+    scenario: str
+    kind: str
+    title: str
+    header: tuple[str, ...]
+    columns: tuple[Column, ...]
+    rows: tuple[TableRow, ...]
+
+    @property
+    def slug(self) -> str:
+        """The scenario's name made safe as a file name."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", self.scenario).strip("._") or "scenario"
+
+    @property
+    def before(self) -> TableRow | None:
+        return next((r for r in self.rows if r.is_before), None)
+
+    @property
+    def method_rows(self) -> list[TableRow]:
+        return [r for r in self.rows if not r.is_before]
+
+    @property
+    def headline_rows(self) -> list[TableRow]:
+        """One row per method and setting: the last request of a multi-request cell."""
+        return [r for r in self.method_rows if r.request == r.requests or r.requests <= 1]
+
+    def drop(self, row: TableRow, key: str) -> float | None:
+        """Before minus ``row``'s value: how far the column fell (forgotten, or lost)."""
+        before = self.before
+        value, base = row.value(key), before.value(key) if before else None
+        return None if value is None or base is None else base - value
+
+    def has(self, *keys: str) -> bool:
+        present = {c.key for c in self.columns}
+        return all(k in present for k in keys)
+
+    def column_groups(self) -> list[tuple[str, int, bool]]:
+        """(group, span, lower is better) for consecutive columns sharing a group header."""
+        groups: list[tuple[str, int, bool]] = []
+        for column in self.columns:
+            if groups and groups[-1][0] == column.group:
+                name, span, lower = groups[-1]
+                groups[-1] = (name, span + 1, lower)
+            else:
+                groups.append((column.group, 1, column.lower_is_better))
+        return groups
+
+
+@dataclass(frozen=True)
+class _Layout:
+    title: str
+    columns: tuple[Column, ...]
+    setting_header: str | None  # None: the setting shows in the request column instead
+    setting_order: tuple[str, ...] = ()
+    best_group: Callable[[TableRow], Any] = lambda row: None  # rows that compete for "best"
+    setting_first: bool = False  # rows grouped by setting, then method (else method first)
+
+
+_LAYOUTS = {
+    "finetuned": _Layout("Fine-tuned knowledge", MCQ_COLUMNS, "setting"),
+    "pretrained": _Layout("Pre-trained knowledge", MCQ_COLUMNS, "setting"),
+    # Sequential rows compete with the other methods at the same request, batch rows together.
+    "sequential": _Layout(
+        "Sequential requests against one batch",
+        SEQUENTIAL_COLUMNS,
+        None,
+        ("sequential", "batch"),
+        lambda row: (row.setting, row.request),
+    ),
+    "scope": _Layout("Update scope", MCQ_COLUMNS, "scope"),
+    # A person target and an event target measure different things: never compared.
+    "pebench": _Layout(
+        "PEBench: person and event targets",
+        PEBENCH_COLUMNS,
+        "target",
+        ("person", "event"),
+        lambda row: row.setting,
+        setting_first=True,
+    ),
+}
+KIND_ORDER = tuple(_LAYOUTS)
+
+
+def method_order(rows: Iterable[ResultRow]) -> list[str]:
+    """Methods in order of first appearance, ``before`` excluded (also fixes figure colours)."""
+    return list(dict.fromkeys(r.method for r in rows if r.method != BEFORE))
+
+
+def build_tables(rows: Sequence[ResultRow]) -> list[Table]:
+    """One table per scenario, in the paper's order of scenario kinds."""
+    by_scenario: dict[str, list[ResultRow]] = {}
+    for row in rows:
+        by_scenario.setdefault(row.scenario, []).append(row)
+    methods = method_order(rows)
+
+    def rank(scenario: str) -> tuple[int, str]:
+        kind = by_scenario[scenario][0].kind
+        return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), scenario)
+
+    return [
+        build_table(scenario, by_scenario[scenario], methods)
+        for scenario in sorted(by_scenario, key=rank)
+    ]
+
+
+def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]) -> Table:
+    kind = rows[0].kind
+    layout = _LAYOUTS.get(kind, _Layout(kind, MCQ_COLUMNS, "setting"))
+    cells = _cells(rows)
+
+    # Columns nothing measured are dropped, so a table only shows what the run produced.
+    measured = {(r.split, r.metric, r.modality) for r in rows}
+    columns = tuple(
+        c
+        for c in layout.columns
+        if any(
+            s == c.split and m == c.metric and c.modality in (None, mod) for s, m, mod in measured
+        )
+    )
+    header = _header(layout, cells)
+    table_rows = [_table_row(layout, header, cell, group, columns) for cell, group in cells.items()]
+    table_rows += _missing_requests(layout, header, cells)
+    table_rows.sort(key=_row_order(layout, methods))
+    table_rows = _with_deltas_and_best(table_rows, columns, layout.best_group)
+    title = layout.title if scenario == kind else f"{layout.title} ({scenario})"
+    return Table(scenario, kind, title, header, columns, tuple(table_rows))
+
+
+_CellKey = tuple[str, str, int, int]  # method, setting, request, requests
+
+
+def _cells(rows: Sequence[ResultRow]) -> dict[_CellKey, list[ResultRow]]:
+    groups: dict[_CellKey, list[ResultRow]] = {}
+    for row in rows:
+        if row.split != TIME_SPLIT:
+            groups.setdefault((row.method, row.setting, row.request, row.requests), []).append(row)
+    return groups
+
+
+def _header(layout: _Layout, cells: Iterable[_CellKey]) -> tuple[str, ...]:
+    cells = list(cells)
+    header = ["method"]
+    if layout.setting_header and any(setting for _, setting, _, _ in cells):
+        header.append(layout.setting_header)
+    if any(requests > 1 for *_, requests in cells):
+        header.append("request")
+    return tuple(header)
+
+
+def _keys(layout: _Layout, header: tuple[str, ...], cell: _CellKey) -> tuple[str, ...]:
+    method, setting, request, requests = cell
+    keys = [method]
+    if len(header) > 1 and header[1] != "request":
+        keys.append(setting)
+    if header[-1] == "request":
+        if method == BEFORE:
+            keys.append("0")
+        elif layout.setting_header is None and requests <= 1:
+            keys.append(setting)  # the one-batch row of a sequential scenario
+        else:
+            keys.append(f"{request}/{requests}")
+    return tuple(keys)
+
+
+def _table_row(
+    layout: _Layout,
+    header: tuple[str, ...],
+    cell: _CellKey,
+    rows: list[ResultRow],
+    columns: Sequence[Column],
+) -> TableRow:
+    status_rows = [r for r in rows if r.metric == STATUS_METRIC or r.status != "ok"]
+    status = status_rows[0].status if status_rows else "ok"
+    detail = status_rows[0].detail if status_rows else None
+    cells = {c.key: Cell(_measure(rows, c)) for c in columns}
+    return TableRow(*cell, _keys(layout, header, cell), status, detail, cells)
+
+
+def _measure(rows: Sequence[ResultRow], column: Column) -> float | None:
+    found = [
+        r
+        for r in rows
+        if r.split == column.split
+        and r.metric == column.metric
+        and r.value is not None
+        and column.modality in (None, r.modality)
+    ]
+    found.sort(key=lambda r: r.modality != "all")
+    return found[0].value if found else None
+
+
+def _missing_requests(
+    layout: _Layout, header: tuple[str, ...], cells: Iterable[_CellKey]
+) -> list[TableRow]:
+    """Placeholder rows for the requests of a multi-request cell that never reported."""
+    seen: dict[tuple[str, str, int], set[int]] = {}
+    for method, setting, request, requests in cells:
+        if requests > 1 and method != BEFORE:
+            seen.setdefault((method, setting, requests), set()).add(request)
+    placeholders = []
+    for (method, setting, requests), done in seen.items():
+        for request in range(1, requests + 1):
+            if request not in done:
+                cell = (method, setting, request, requests)
+                keys = _keys(layout, header, cell)
+                placeholders.append(TableRow(*cell, keys, MISSING))
+    return placeholders
+
+
+def _row_order(layout: _Layout, methods: Sequence[str]) -> Callable[[TableRow], tuple]:
+    def key(row: TableRow) -> tuple:
+        method_rank = methods.index(row.method) if row.method in methods else len(methods)
+        setting_rank = (
+            layout.setting_order.index(row.setting)
+            if row.setting in layout.setting_order
+            else len(layout.setting_order)
+        )
+        method_key = (method_rank, row.method)
+        setting_key = (setting_rank, row.setting)
+        if layout.setting_first:
+            return (not row.is_before, *setting_key, *method_key, row.request)
+        return (not row.is_before, *method_key, *setting_key, row.request)
+
+    return key
+
+
+def _with_deltas_and_best(
+    rows: list[TableRow], columns: Sequence[Column], best_group: Callable[[TableRow], Any]
+) -> list[TableRow]:
+    before = next((r for r in rows if r.is_before), None)
+    best: set[tuple[int, str]] = set()
+    for column in columns:
+        groups: dict[Any, list[tuple[int, float]]] = {}
+        for index, row in enumerate(rows):
+            value = row.value(column.key)
+            if not row.is_before and row.status == "ok" and value is not None:
+                groups.setdefault(best_group(row), []).append((index, value))
+        for members in groups.values():
+            if len(members) < 2:  # a lone row is not "best" of anything
+                continue
+            pick = min if column.lower_is_better else max
+            target = pick(v for _, v in members)
+            best.update((i, column.key) for i, v in members if v == target)
+
+    updated = []
+    for index, row in enumerate(rows):
+        cells = {}
+        for column in columns:
+            value = row.value(column.key)
+            base = before.value(column.key) if before and not row.is_before else None
+            delta = value - base if value is not None and base is not None else None
+            cells[column.key] = Cell(value, delta, (index, column.key) in best)
+        updated.append(replace(row, cells=cells))
+    return updated
+
+
+def percent(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}"
+
+
+def signed_points(delta: float | None) -> str:
+    if delta is None:
+        return ""
+    points = round(delta * 100, 1)
+    return "0.0" if points == 0 else f"{points:+.1f}"
