@@ -130,30 +130,28 @@ def manifest(finished: bool = True, **stages: dict) -> dict:
     }
 
 
-WriteRun = Callable[..., Path]
+def make_run(
+    root: Path,
+    rows: list[ResultRow] | None,
+    manifest_data: dict | None = None,
+    config: str | None = CONFIG,
+    name: str = "run",
+) -> Path:
+    """Write a run directory under ``root``; ``None`` for an argument leaves that file out."""
+    run = root / name
+    run.mkdir()
+    if rows is not None:
+        write_results(run / "results.jsonl", rows)
+    if manifest_data is not None:
+        write_json(run / "manifest.json", manifest_data)
+    if config is not None:
+        write_text(run / "config.yaml", config)
+    return run
 
 
 @pytest.fixture
-def write_run(tmp_path) -> WriteRun:
-    """Write a run directory; ``None`` for an argument leaves that file out."""
-
-    def write(
-        rows: list[ResultRow] | None,
-        manifest_data: dict | None = None,
-        config: str | None = CONFIG,
-        name: str = "run",
-    ) -> Path:
-        run = tmp_path / name
-        run.mkdir()
-        if rows is not None:
-            write_results(run / "results.jsonl", rows)
-        if manifest_data is not None:
-            write_json(run / "manifest.json", manifest_data)
-        if config is not None:
-            write_text(run / "config.yaml", config)
-        return run
-
-    return write
+def write_run(tmp_path) -> Callable[..., Path]:
+    return lambda *args, **kwargs: make_run(tmp_path, *args, **kwargs)
 
 
 @pytest.fixture

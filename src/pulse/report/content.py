@@ -1,0 +1,59 @@
+"""Everything the report says, computed once; the Markdown and HTML renderers only lay it out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulse.report.figures import FigureFile, build_figures
+from pulse.report.gaps import find_gaps
+from pulse.report.reading import build_reading
+from pulse.report.rundir import RunDir, load_run
+from pulse.report.runinfo import RunInfo, build_run_info
+from pulse.report.tables import Table, build_tables, method_order
+
+FIGURES_DIR = "figures"
+TABLES_DIR = "tables"
+
+# How to read every table, said once above them.
+TABLE_LEGEND = (
+    "Accuracies in %; in parentheses the change against before, in points. Bold marks the best "
+    "value of a column among rows that compete (same request, same target). ↓ lower is better, "
+    "↑ higher is better."
+)
+
+
+@dataclass(frozen=True)
+class ReportContent:
+    run: RunDir
+    tables: list[Table]
+    figures: list[FigureFile]
+    reading: list[str]
+    gaps: list[str]
+    info: RunInfo
+
+    @property
+    def title(self) -> str:
+        return f"pulse report: {self.run.path.resolve().name}"
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps
+
+
+def build_content(run_dir: str | Path) -> ReportContent:
+    run = load_run(run_dir)
+    tables = build_tables(run.rows)
+    return ReportContent(
+        run=run,
+        tables=tables,
+        figures=build_figures(tables, method_order(run.rows)),
+        reading=build_reading(tables),
+        gaps=find_gaps(run, tables),
+        info=build_run_info(run, tables),
+    )
+
+
+def table_files(table: Table) -> tuple[str, str]:
+    """The CSV and LaTeX paths of a table, relative to the run directory."""
+    return f"{TABLES_DIR}/{table.slug}.csv", f"{TABLES_DIR}/{table.slug}.tex"

@@ -1,0 +1,101 @@
+"""Tables as CSV (for analysis) and LaTeX (for papers), in the same units as the report:
+accuracies in percent, deltas against before in points."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from pulse.report.tables import Table, TableRow, percent, signed_points
+
+
+def _precise(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.2f}"
+
+
+def table_csv(table: Table) -> str:
+    """One line per table row; per column its value and delta, ``best`` lists the columns
+    where the row holds the best value, ``status`` / ``detail`` say why a row has none."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    value_headers = [name for c in table.columns for name in (c.key, f"{c.key}_delta")]
+    writer.writerow([*table.header, "status", *value_headers, "best", "detail"])
+    for row in table.rows:
+        values = []
+        best = []
+        for column in table.columns:
+            cell = row.cells[column.key]
+            values += [_precise(cell.value), _precise(cell.delta)]
+            if cell.best:
+                best.append(column.key)
+        writer.writerow([*row.keys, row.status, *values, " ".join(best), row.detail or ""])
+    return buffer.getvalue()
+
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def _latex_cell(row: TableRow, key: str) -> str:
+    cell = row.cells[key]
+    if cell.value is None:
+        return "--"
+    text = percent(cell.value)
+    text = rf"\textbf{{{text}}}" if cell.best else text
+    if cell.delta is not None:
+        delta = signed_points(cell.delta).replace("-", "$-$")
+        text += rf" {{\scriptsize ({delta})}}"
+    return text
+
+
+def table_latex(table: Table) -> str:
+    """A booktabs table: best values in bold, deltas against before small in parentheses,
+    a row that diverged or failed spans its value columns with its status."""
+    keys, width = len(table.header), len(table.columns)
+    lines = [
+        "% needs \\usepackage{booktabs}",
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_escape(table.title)}: accuracy in \%, change against before in "
+        r"points; best in bold; $\downarrow$ lower is better, $\uparrow$ higher is better.}",
+        rf"\label{{tab:pulse-{latex_escape(table.slug)}}}",
+        r"\begin{tabular}{" + "l" * keys + "r" * width + "}",
+        r"\toprule",
+    ]
+    groups, rules, start = [], [], keys + 1
+    for name, span, lower in table.column_groups():
+        arrow = r"$\downarrow$" if lower else r"$\uparrow$"
+        groups.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(name)} {arrow}}}")
+        rules.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
+        start += span
+    lines.append(" & ".join([""] * keys + groups) + r" \\")
+    lines.append(" ".join(rules))
+    header = [latex_escape(h) for h in table.header] + [
+        latex_escape(c.label) for c in table.columns
+    ]
+    lines += [" & ".join(header) + r" \\", r"\midrule"]
+    for row in table.rows:
+        keys_tex = [latex_escape(k) for k in row.keys]
+        if row.status != "ok":
+            body = [rf"\multicolumn{{{width}}}{{c}}{{\textit{{{latex_escape(row.status)}}}}}"]
+        else:
+            body = [_latex_cell(row, c.key) for c in table.columns]
+        lines.append(" & ".join(keys_tex + body) + r" \\")
+        if row.is_before:
+            lines.append(r"\midrule")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

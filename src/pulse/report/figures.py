@@ -1,0 +1,343 @@
+"""The report's figures as PNG bytes, drawn from the tables.
+
+matplotlib's object API only (no pyplot): no global figure state and no GUI backend, and fixed
+style, sizes and PNG metadata, so the same tables always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from pulse.report.tables import Column, Table, TableRow
+
+DPI = 110
+STYLE = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs on every machine
+    "font.size": 8.5,
+    "axes.titlesize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.frameon": False,
+}
+# Colour-blind-safe (Okabe-Ito), one per method in order of first appearance.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+MODALITY_COLOURS = {"multimodal": "#0072B2", "text-only": "#E69F00"}
+BEFORE_COLOUR = "#444444"
+STATUS_COLOUR = "#b45309"
+BATCH_OFFSET = 0.18  # the one-batch star sits just right of the last request, not on its dot
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    name: str  # file name under figures/
+    title: str
+    caption: str
+    png: bytes
+
+
+def build_figures(tables: Sequence[Table], methods: Sequence[str]) -> list[FigureFile]:
+    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    figures: list[FigureFile] = []
+    with matplotlib.rc_context(STYLE):
+        for table in tables:
+            if any(r.requests > 1 for r in table.method_rows):
+                figures.append(_sustainability(table, colours))
+        for table in tables:
+            tradeoff = _tradeoff(table, colours)
+            if tradeoff:
+                figures.append(tradeoff)
+        for build in (_modality_gap, _generality_loss):
+            figure = build(tables)
+            if figure:
+                figures.append(figure)
+    return figures
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" text chunk: it carries matplotlib's version and would change the bytes.
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else value * 100
+
+
+def _arrow(column: Column) -> str:
+    return "↓" if column.lower_is_better else "↑"
+
+
+def _grid(count: int, max_cols: int, width: float, height: float) -> tuple[Figure, list[Axes]]:
+    cols = min(max_cols, count)
+    rows = math.ceil(count / cols)
+    fig = Figure(figsize=(width * cols, height * rows + 0.5), layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for extra in axes[count:]:
+        extra.set_visible(False)
+    return fig, axes[:count]
+
+
+def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
+    fig, axes = _grid(len(table.columns), 4, 2.9, 2.4)
+    before = table.before
+    last = max(r.requests for r in table.method_rows)
+    for ax, column in zip(axes, table.columns, strict=True):
+        base = _pct(before.value(column.key)) if before else None
+        for method, colour in colours.items():
+            steps = sorted(
+                (r.request, _pct(r.value(column.key)))
+                for r in table.method_rows
+                if r.method == method and r.requests > 1 and r.value(column.key) is not None
+            )
+            if base is not None and steps:
+                steps.insert(0, (0, base))
+            if steps:
+                xs, ys = zip(*steps, strict=True)
+                ax.plot(xs, ys, marker="o", markersize=3.5, color=colour, linewidth=1.4)
+            for row in table.method_rows:
+                if row.method == method and row.requests <= 1 and row.value(column.key) is not None:
+                    ax.plot(
+                        [last + BATCH_OFFSET],
+                        [_pct(row.value(column.key))],
+                        marker="*",
+                        markersize=11,
+                        color=colour,
+                        markeredgecolor="black",
+                        markeredgewidth=0.5,
+                        linestyle="",
+                    )
+        ax.set_title(f"{column.group} {_arrow(column)}\n{column.label}")
+        ax.set_xticks(range(last + 1))
+        ax.set_xlim(-0.3, last + 0.5)
+        ax.set_xlabel("request")
+        ax.set_ylim(-3, 103)
+        ax.set_ylabel("%")
+    present = [m for m in colours if any(r.method == m for r in table.method_rows)]
+    handles = [Line2D([], [], color=colours[m], marker="o", markersize=3.5) for m in present]
+    handles.append(
+        Line2D([], [], color="grey", marker="*", markersize=11, linestyle="", markeredgecolor="k")
+    )
+    fig.legend(handles, [*present, "one batch (same data)"], loc="outside lower center", ncols=6)
+    fig.suptitle(f"{table.scenario}: after each request (0 = before)", fontsize=10)
+    return FigureFile(
+        f"sustainability_{table.slug}.png",
+        f"Sustainability: {table.scenario}",
+        "Accuracy and general capability after each request, one line per method; the star is "
+        "the same forget data unlearned in one batch.",
+        _png(fig),
+    )
+
+
+def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
+    panels = [
+        (label, f"forget_{key}", f"retain_{key}")
+        for label, key in (("multimodal", "multimodal"), ("text-only", "text"))
+        if table.has(f"forget_{key}", f"retain_{key}")
+    ]
+    if not panels or not table.method_rows:
+        return None
+    fig, axes = _grid(len(panels), 2, 3.6, 3.2)
+    chained = any(r.requests > 1 for r in table.method_rows)
+    for ax, (label, forget, retain) in zip(axes, panels, strict=True):
+        points = [
+            r
+            for r in table.rows
+            if r.status == "ok" and r.value(forget) is not None and r.value(retain) is not None
+        ]
+        for run in _request_runs(points):  # a method's successive requests, joined
+            ax.plot(
+                [_pct(r.value(forget)) for r in run],
+                [_pct(r.value(retain)) for r in run],
+                color=colours.get(run[0].method, BEFORE_COLOUR),
+                linewidth=0.8,
+                alpha=0.6,
+            )
+        for row in points:
+            colour = BEFORE_COLOUR if row.is_before else colours.get(row.method, BEFORE_COLOUR)
+            x, y = _pct(row.value(forget)), _pct(row.value(retain))
+            batch = chained and row.requests <= 1 and not row.is_before
+            marker = "D" if row.is_before else "*" if batch else "o"
+            ax.plot(
+                [x],
+                [y],
+                marker=marker,
+                markersize=10 if batch else 6,
+                color=colour,
+                markeredgecolor="black" if batch else colour,
+                markeredgewidth=0.5,
+                linestyle="",
+            )
+            # Intermediate requests stay unlabelled: the joining line shows their order.
+            if row.variant and not row.is_before and row.request == row.requests:
+                ax.annotate(
+                    row.variant,
+                    (x, y),
+                    xytext=(5, -9) if batch else (5, 3),
+                    textcoords="offset points",
+                    fontsize=6.5,
+                    color=colour,
+                )
+        ax.set_xlim(-3, 103)
+        ax.set_ylim(-3, 103)
+        ax.set_xlabel("forget accuracy % (lower is better)")
+        ax.set_ylabel("retain accuracy % (higher is better)")
+        ax.set_title(label)
+        ax.text(2, 98, "better", ha="left", va="top", fontsize=7, color="grey", style="italic")
+    present = [m for m in colours if any(r.method == m for r in table.method_rows)]
+    handles = [Line2D([], [], color=BEFORE_COLOUR, marker="D", linestyle="")]
+    handles += [Line2D([], [], color=colours[m], marker="o", linestyle="") for m in present]
+    labels = ["before", *present]
+    if chained:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="grey",
+                marker="*",
+                markersize=10,
+                linestyle="",
+                markeredgecolor="black",
+            )
+        )
+        labels.append("one batch (same data)")
+    fig.legend(handles, labels, loc="outside lower center", ncols=6)
+    fig.suptitle(f"{table.scenario}: forgetting against retention", fontsize=10)
+    return FigureFile(
+        f"tradeoff_{table.slug}.png",
+        f"Trade-off: {table.scenario}",
+        "Forget accuracy against retain accuracy, per modality; the top-left corner is the "
+        "goal (forgotten, and the rest kept).",
+        _png(fig),
+    )
+
+
+def _request_runs(rows: Sequence[TableRow]) -> list[list[TableRow]]:
+    runs: dict[tuple[str, str], list[TableRow]] = {}
+    for row in rows:
+        if row.requests > 1 and not row.is_before:
+            runs.setdefault((row.method, row.setting), []).append(row)
+    return [sorted(run, key=lambda r: r.request) for run in runs.values() if len(run) > 1]
+
+
+def _forget_drops(table: Table) -> list[tuple[TableRow, float | None, float | None]]:
+    """(row, multimodal drop, text-only drop) in points; higher means more forgotten."""
+    return [
+        (row, _pct(table.drop(row, "forget_multimodal")), _pct(table.drop(row, "forget_text")))
+        for row in table.headline_rows
+    ]
+
+
+def _bars(
+    ax: Axes,
+    labels: Sequence[str],
+    series: dict[str, list[tuple[float | None, str]]],
+    colours: dict[str, str],
+) -> None:
+    """Grouped bars of (value, row status); a bar with no value shows its status instead
+    (diverged, failed, missing), so an absent bar is never read as zero."""
+    width = 0.8 / max(len(series), 1)
+    groups = list(zip(*series.values(), strict=True))
+    for i, (name, bars) in enumerate(series.items()):
+        for x, (value, status) in enumerate(bars):
+            whole_group = all(v is None for v, _ in groups[x])
+            position = x if whole_group else x + (i - (len(series) - 1) / 2) * width
+            if value is not None:
+                ax.bar(position, value, width=width, color=colours[name])
+            elif status and not (whole_group and i > 0):  # a group's shared status once
+                ax.text(
+                    position,
+                    0,
+                    f" {status}",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=7.5,
+                    color=STATUS_COLOUR,
+                )
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    ax.axhline(0, color="black", linewidth=0.6)
+
+
+def _bar_legend(fig: Figure, colours: dict[str, str]) -> None:
+    handles = [Line2D([], [], color=c, linewidth=6) for c in colours.values()]
+    fig.legend(handles, list(colours), loc="outside lower center", ncols=len(colours))
+
+
+def _modality_gap(tables: Sequence[Table]) -> FigureFile | None:
+    eligible = [
+        t
+        for t in tables
+        if t.has("forget_multimodal", "forget_text") and t.before and t.method_rows
+    ]
+    if not eligible:
+        return None
+    fig, axes = _grid(len(eligible), 3, 3.4, 3.0)
+    for ax, table in zip(axes, eligible, strict=True):
+        drops = _forget_drops(table)
+        _bars(
+            ax,
+            [row.label for row, _, _ in drops],
+            {
+                "multimodal": [(m, row.status) for row, m, _ in drops],
+                "text-only": [(t, row.status) for row, _, t in drops],
+            },
+            MODALITY_COLOURS,
+        )
+        ax.set_title(table.scenario)
+        ax.set_ylabel("forget accuracy drop (points)")
+    _bar_legend(fig, MODALITY_COLOURS)
+    fig.suptitle("Modality gap: how far forget accuracy fell, per modality", fontsize=10)
+    return FigureFile(
+        "modality_gap.png",
+        "Modality gap",
+        "Drop in forget accuracy from before to after unlearning, multimodal against text-only "
+        "questions about the same people (a taller multimodal bar: the image path broke more "
+        "than the knowledge).",
+        _png(fig),
+    )
+
+
+def _generality_loss(tables: Sequence[Table]) -> FigureFile | None:
+    eligible = [
+        t
+        for t in tables
+        if t.kind in ("finetuned", "pretrained")
+        and t.has("general")
+        and t.before
+        and t.before.value("general") is not None
+    ]
+    if not eligible:
+        return None
+    labels = list(dict.fromkeys(r.label for t in eligible for r in t.headline_rows))
+    series: dict[str, list[tuple[float | None, str]]] = {}
+    for table in eligible:
+        by_label = {r.label: r for r in table.headline_rows}
+        series[table.scenario] = [
+            (_pct(table.drop(row, "general")), row.status) if row else (None, "not run")
+            for row in map(by_label.get, labels)
+        ]
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+    fig = Figure(figsize=(max(4.8, 1.2 + 1.0 * len(labels)), 3.4), layout="constrained")
+    ax = fig.subplots()
+    _bars(ax, labels, series, colours)
+    ax.set_ylabel("general capability lost (points)")
+    _bar_legend(fig, colours)
+    ax.set_title("General capability lost\nfine-tuned against pre-trained knowledge")
+    return FigureFile(
+        "generality_loss.png",
+        "Generality loss: fine-tuned against pre-trained knowledge",
+        "General capability (MMBench-format, circular) before minus after unlearning, per method "
+        "and scenario; lower is better.",
+        _png(fig),
+    )

@@ -1,0 +1,231 @@
+"""A short reading of the results in plain sentences, every claim computed from the tables.
+
+Comparisons ("the most", "per point") are only made between at least two rows that have the
+numbers; a row that diverged or failed takes part in none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pulse.report.tables import Table, TableRow
+
+FORGET_KEYS = ("forget_multimodal", "forget_text")
+RETAIN_KEYS = ("retain_multimodal", "retain_text")
+# Below this loss (in fractions) general capability counts as kept: ratios over a near-zero
+# loss would crown whichever method happened to lose 0.1 point.
+KEPT = 0.005
+
+
+def build_reading(tables: Sequence[Table]) -> list[str]:
+    sentences: list[str] = []
+    for table in tables:
+        if table.kind == "sequential":
+            sentences += _sequential(table)
+        elif table.kind == "pebench":
+            sentences += _pebench(table)
+        elif table.kind == "scope":
+            sentences += _scope(table)
+        else:
+            sentences += _forgetting(table)
+        sentences += _modality(table)
+    sentences += _knowledge_source(tables)
+    return sentences
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _pts(value: float) -> str:
+    return f"{value * 100:.1f} points"
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _ok(rows: Sequence[TableRow]) -> list[TableRow]:
+    return [r for r in rows if r.status == "ok"]
+
+
+def _forget_drop(table: Table, row: TableRow) -> float | None:
+    return _mean([table.drop(row, key) for key in FORGET_KEYS])
+
+
+def _forgetting(table: Table) -> list[str]:
+    rows = _ok(table.headline_rows)
+    drops = {r.label: d for r in rows if (d := _forget_drop(table, r)) is not None}
+    if not drops:
+        return []
+    out = []
+    if len(drops) == 1:
+        ((label, drop),) = drops.items()
+        out.append(
+            f"In {table.scenario}, {label} lowers forget accuracy by {_pts(drop)} on average "
+            "over multimodal and text-only questions."
+        )
+    else:
+        label = max(drops, key=drops.__getitem__)
+        out.append(
+            f"In {table.scenario}, {label} forgets the most: forget accuracy falls by "
+            f"{_pts(drops[label])} on average over multimodal and text-only questions."
+        )
+    out += _per_point(table, rows, drops)
+    retained = {
+        r.label: m for r in rows if (m := _mean([r.value(k) for k in RETAIN_KEYS])) is not None
+    }
+    if len(retained) > 1:
+        label = max(retained, key=retained.__getitem__)
+        out.append(
+            f"{label} keeps the most retain accuracy in {table.scenario} "
+            f"({_pct(retained[label])} on average)."
+        )
+    return out
+
+
+def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) -> list[str]:
+    """Which method forgets most per point of general capability lost."""
+    costs = {r.label: loss for r in rows if (loss := table.drop(r, "general")) is not None}
+    candidates = {label: costs[label] for label in drops if label in costs and drops[label] > 0}
+    if len(candidates) < 2:
+        return []
+    free = [label for label, loss in candidates.items() if loss < KEPT]
+    if free:
+        label = max(free, key=drops.__getitem__)
+        return [
+            f"In {table.scenario}, {label} forgets {_pts(drops[label])} while keeping its general "
+            f"capability (change {-costs[label] * 100:+.1f} points)."
+        ]
+    ratios = {label: drops[label] / loss for label, loss in candidates.items()}
+    ranked = sorted(ratios, key=ratios.__getitem__, reverse=True)
+    best, runner_up = ranked[0], ranked[1]
+    return [
+        f"In {table.scenario}, {best} forgets the most per point of general capability lost: "
+        f"{ratios[best]:.2f} points of forget accuracy per point ({_pts(drops[best])} forgotten, "
+        f"{_pts(costs[best])} lost), against {ratios[runner_up]:.2f} for {runner_up}."
+    ]
+
+
+def _modality(table: Table) -> list[str]:
+    pairs = [
+        (r.label, mm, text)
+        for r in _ok(table.headline_rows)
+        if (mm := table.drop(r, FORGET_KEYS[0])) is not None
+        and (text := table.drop(r, FORGET_KEYS[1])) is not None
+    ]
+    if not pairs:
+        return []
+    further = sum(mm > text for _, mm, text in pairs)
+    label, mm, text = max(pairs, key=lambda p: abs(p[1] - p[2]))
+    noun = "rows" if any(r.variant for r in table.method_rows) else "methods"
+    return [
+        f"In {table.scenario}, multimodal forget accuracy falls further than text-only for "
+        f"{further} of {len(pairs)} {noun}; the widest gap is {label}: {_pts(mm)} multimodal "
+        f"against {_pts(text)} text-only."
+    ]
+
+
+def _sequential(table: Table) -> list[str]:
+    out = []
+    for method in dict.fromkeys(r.method for r in table.method_rows):
+        rows = [r for r in table.method_rows if r.method == method]
+        chain = sorted((r for r in rows if r.requests > 1), key=lambda r: r.request)
+        batch = next((r for r in rows if r.requests <= 1 and r.status == "ok"), None)
+        stopped = next((r for r in chain if r.status != "ok"), None)
+        if stopped:
+            out.append(
+                f"In {table.scenario}, {method} has no result after request {stopped.request} of "
+                f"{stopped.requests} ({stopped.status}), so its sequential run is incomplete."
+            )
+            continue
+        if not chain or not batch:
+            continue
+        last = chain[-1]
+        general = (last.value("general"), batch.value("general"))
+        if None not in general:
+            out.append(
+                f"After {last.requests} sequential requests, {method} keeps "
+                f"{_pct(general[0])} general capability against {_pct(general[1])} when the "
+                f"same data is unlearned in one batch ({(general[0] - general[1]) * 100:+.1f} "
+                "points)."
+            )
+        for key in ("forget_multimodal", "forget_text"):
+            forget = (last.value(key), batch.value(key))
+            if None not in forget:
+                column = next(c for c in table.columns if c.key == key)
+                out.append(
+                    f"Its {column.label} forget accuracy ends at {_pct(forget[0])} sequentially "
+                    f"against {_pct(forget[1])} in one batch."
+                )
+                break
+    return out
+
+
+def _scope(table: Table) -> list[str]:
+    out = []
+    for method in dict.fromkeys(r.method for r in table.method_rows):
+        rows = _ok([r for r in table.headline_rows if r.method == method])
+        forget = {r.setting: v for r in rows if (v := r.value("forget_multimodal")) is not None}
+        general = {r.setting: v for r in rows if (v := r.value("general")) is not None}
+        if len(forget) < 2 and len(general) < 2:
+            continue
+        parts = []
+        if len(forget) > 1:
+            scope = min(forget, key=forget.__getitem__)
+            parts.append(f"updating {scope} forgets most (multimodal {_pct(forget[scope])})")
+        if len(general) > 1:
+            scope = max(general, key=general.__getitem__)
+            parts.append(f"{scope} keeps the most general capability ({_pct(general[scope])})")
+        out.append(f"For {method} in {table.scenario}, " + "; ".join(parts) + ".")
+    return out
+
+
+def _pebench(table: Table) -> list[str]:
+    out = []
+    for target in dict.fromkeys(r.setting for r in table.method_rows):
+        rows = _ok([r for r in table.method_rows if r.setting == target])
+        scored = [r for r in rows if r.value("efficacy") is not None]
+        if not scored:
+            continue
+        best = max(scored, key=lambda r: r.value("efficacy"))
+        extras = [
+            f"{key} {_pct(v)}" for key in ("retain", "scope") if (v := best.value(key)) is not None
+        ]
+        lead = "reaches the highest efficacy" if len(scored) > 1 else "reaches efficacy"
+        out.append(
+            f"Forgetting the {target} target in {table.scenario}, {best.method} {lead} "
+            f"({_pct(best.value('efficacy'))})" + (f" with {', '.join(extras)}." if extras else ".")
+        )
+    return out
+
+
+def _knowledge_source(tables: Sequence[Table]) -> list[str]:
+    """Fine-tuned against pre-trained knowledge: general capability lost, per method."""
+    by_kind = {}
+    for table in tables:
+        if table.kind in ("finetuned", "pretrained") and table.before:
+            by_kind.setdefault(table.kind, table)
+    if len(by_kind) < 2:
+        return []
+    finetuned, pretrained = by_kind["finetuned"], by_kind["pretrained"]
+    losses = {
+        kind: {r.label: v for r in _ok(t.headline_rows) if (v := t.drop(r, "general")) is not None}
+        for kind, t in by_kind.items()
+    }
+    common = [label for label in losses["finetuned"] if label in losses["pretrained"]]
+    if not common:
+        return []
+    costlier = [
+        label for label in common if losses["pretrained"][label] > losses["finetuned"][label]
+    ]
+    details = "; ".join(
+        f"{label} {_pts(losses['finetuned'][label])} ({finetuned.scenario}) against "
+        f"{_pts(losses['pretrained'][label])} ({pretrained.scenario})"
+        for label in common
+    )
+    return [
+        f"Unlearning pre-trained knowledge costs more general capability than fine-tuned "
+        f"knowledge for {len(costlier)} of {len(common)} methods: {details}."
+    ]

@@ -1,0 +1,54 @@
+"""The headline numbers as a compact rich table for the terminal (the report has the rest)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table as RichTable
+
+from pulse.report.tables import MCQ_COLUMNS, Table, TableRow, percent, signed_points
+
+# Short headers so the table fits an 80-column terminal.
+HEADERS = {
+    "forget_multimodal": "forget MM ↓",
+    "forget_text": "forget txt ↓",
+    "retain_multimodal": "retain MM ↑",
+    "retain_text": "retain txt ↑",
+    "general": "general ↑",
+}
+
+
+def _cell(row: TableRow, key: str) -> str:
+    if row.status != "ok":
+        return f"[yellow]{row.status}[/]"
+    cell = row.cells.get(key)
+    if cell is None or cell.value is None:
+        return "–"
+    text = percent(cell.value)
+    if cell.delta is not None:
+        text += f" [dim]{signed_points(cell.delta)}[/]"
+    return f"[bold]{text}[/]" if cell.best else text
+
+
+def render_headline(tables: Sequence[Table], complete: bool) -> RichTable:
+    """Per scenario with forget / retain columns: the before row, then one row per method and
+    setting (a sequential chain shows its last request)."""
+    title = "Headline results (%; change vs before)"
+    caption = "Full tables, PEBench and figures: report.html"
+    if not complete:
+        caption = (
+            "[yellow]Some results are missing: see What is missing in report.html.[/] " + caption
+        )
+    out = RichTable(title=title, caption=caption, header_style="bold")
+    out.add_column("scenario")
+    out.add_column("row")
+    for column in MCQ_COLUMNS:
+        out.add_column(HEADERS[column.key], justify="right")
+    for table in tables:
+        if not table.has("forget_multimodal"):
+            continue
+        rows = ([table.before] if table.before else []) + table.headline_rows
+        for row in rows:
+            out.add_row(table.scenario, row.label, *(_cell(row, c.key) for c in MCQ_COLUMNS))
+        out.add_section()
+    return out

@@ -1,0 +1,87 @@
+"""The automatic reading names the method the numbers point to, and changes when they change."""
+
+from __future__ import annotations
+
+from pulse.report.reading import build_reading
+from pulse.report.tables import build_tables
+
+from .conftest import before, full_rows, mcq
+
+
+def reading(rows) -> list[str]:
+    return build_reading(build_tables(rows))
+
+
+def sentence(sentences: list[str], *words: str) -> str:
+    (found,) = [s for s in sentences if all(w in s for w in words)]
+    return found
+
+
+def test_forgets_most_and_per_point_of_general_capability_lost():
+    sentences = reading(full_rows())
+    assert "In finetuned, ga forgets the most:" in sentence(
+        sentences, "finetuned", "forgets the most:"
+    )
+    # ga_kl: 39 points forgotten for 5 lost (7.80); ga: 54 for 30 (1.80).
+    per_point = sentence(sentences, "In finetuned", "per point")
+    assert per_point.startswith("In finetuned, ga_kl forgets the most per point")
+    assert "7.80 points" in per_point and "against 1.80 for ga" in per_point
+    # The diverged npo takes part in no comparison.
+    assert not any("npo" in s for s in sentences if "finetuned" in s)
+
+
+def test_per_point_follows_the_numbers():
+    ft = "finetuned"
+    rows = before(ft, ft, forget=(0.8, 0.8), retain=(0.8, 0.8), general=0.8)
+    rows += mcq(ft, ft, "ga", forget=(0.2, 0.2), retain=(0.5, 0.5), general=0.7)  # 60 for 10
+    rows += mcq(ft, ft, "npo", forget=(0.5, 0.5), retain=(0.7, 0.7), general=0.7)  # 30 for 10
+    per_point = sentence(reading(rows), "per point")
+    assert per_point.startswith("In finetuned, ga forgets the most per point")
+    assert "6.00 points" in per_point and "against 3.00 for npo" in per_point
+
+
+def test_a_method_that_keeps_general_capability_is_named_as_such():
+    ft = "finetuned"
+    rows = before(ft, ft, forget=(0.8, 0.8), retain=(0.8, 0.8), general=0.8)
+    rows += mcq(ft, ft, "ga", forget=(0.1, 0.1), retain=(0.5, 0.5), general=0.5)
+    rows += mcq(ft, ft, "npo", forget=(0.4, 0.4), retain=(0.7, 0.7), general=0.81)
+    kept = sentence(reading(rows), "keeping its general capability")
+    assert kept.startswith("In finetuned, npo forgets 40.0 points")
+
+
+def test_modality_gap_counts_methods_and_names_the_widest():
+    modality = sentence(reading(full_rows()), "In pretrained", "multimodal forget accuracy")
+    assert "for 3 of 3 methods" in modality
+    assert "the widest gap is npo: 70.0 points multimodal against 35.0 points text-only" in modality
+
+
+def test_sequential_against_batch_states_the_gap():
+    sentences = reading(full_rows())
+    ga = sentence(sentences, "After 3 sequential requests, ga keeps")
+    assert "20.0% general capability against 50.0%" in ga and "(-30.0 points)" in ga
+
+
+def test_an_interrupted_sequential_chain_is_said_to_be_incomplete():
+    rows = [
+        r
+        for r in full_rows()
+        if not (r.scenario == "sequential" and r.method == "ga_kl" and r.request == 3)
+    ]
+    sentences = reading(rows)
+    assert sentence(sentences, "ga_kl has no result after request 3 of 3")
+    assert not any(s.startswith("After 3 sequential requests, ga_kl") for s in sentences)
+
+
+def test_scope_pebench_and_knowledge_source_sentences():
+    sentences = reading(full_rows())
+    scope = sentence(sentences, "For ga in scope")
+    assert "updating projector+llm forgets most (multimodal 10.0%)" in scope
+    assert "projector+llm keeps the most general capability (71.0%)" in scope
+    person = sentence(sentences, "person target")
+    assert "ga reaches the highest efficacy (95.0%)" in person
+    source = sentence(sentences, "pre-trained knowledge costs more")
+    assert "for 2 of 2 methods" in source
+
+
+def test_no_results_no_sentences():
+    assert reading([]) == []

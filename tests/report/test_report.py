@@ -1,0 +1,188 @@
+"""write_report on the fabricated run: the files, their contents, and a partial run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from PIL import Image
+from rich.console import Console
+
+from pulse.report import headline_table, write_report
+
+from .conftest import full_rows, make_run, manifest
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """The fabricated run's report, written once for the tests that only read it."""
+    return write_report(make_run(tmp_path_factory.mktemp("report"), full_rows(), manifest()))
+
+
+@pytest.fixture
+def full_run(report):
+    return report.html.parent
+
+
+def test_writes_markdown_html_figures_and_tables(full_run, report):
+    assert report.markdown == full_run / "report.md"
+    assert report.html == full_run / "report.html"
+    assert {p.name for p in report.figures} == {
+        "sustainability_sequential.png",
+        "tradeoff_finetuned.png",
+        "tradeoff_pretrained.png",
+        "tradeoff_sequential.png",
+        "tradeoff_scope.png",
+        "modality_gap.png",
+        "generality_loss.png",
+    }
+    scenarios = ["finetuned", "pretrained", "sequential", "scope", "pebench"]
+    assert {p.name for p in report.tables} == {
+        f"{s}.{ext}" for s in scenarios for ext in ("csv", "tex")
+    }
+    assert all(p.is_file() for p in report.all)
+    assert not list(full_run.rglob("*.tmp"))
+
+
+def test_figures_are_valid_pngs_and_the_same_bytes_every_time(write_run, report):
+    first = {p.name: p.read_bytes() for p in report.figures}
+    for name, data in first.items():
+        assert data.startswith(PNG_SIGNATURE), name
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        assert b"matplotlib" not in data.lower(), name  # no version text chunk
+    again = write_report(write_run(full_rows(), manifest()))
+    assert {p.name: p.read_bytes() for p in again.figures} == first
+    assert again.html.read_bytes() == report.html.read_bytes()
+
+
+def test_csv_holds_percent_values_deltas_best_and_status(full_run, report):
+    rows = list(csv.DictReader((full_run / "tables/finetuned.csv").open(encoding="utf-8")))
+    assert [r["method"] for r in rows] == ["before", "ga", "ga_kl", "npo"]
+    ga = rows[1]
+    assert ga["status"] == "ok"
+    assert ga["forget_multimodal"] == "10.00" and ga["forget_multimodal_delta"] == "-70.00"
+    assert ga["best"] == "forget_multimodal forget_text"
+    assert rows[0]["forget_multimodal_delta"] == ""
+    npo = rows[3]
+    assert npo["status"] == "diverged" and npo["detail"] == "loss nan at step 3"
+    assert npo["general"] == ""
+    sequential = list(csv.DictReader((full_run / "tables/sequential.csv").open(encoding="utf-8")))
+    assert [(r["method"], r["request"]) for r in sequential][:5] == [
+        ("before", "0"),
+        ("ga", "1/3"),
+        ("ga", "2/3"),
+        ("ga", "3/3"),
+        ("ga", "batch"),
+    ]
+
+
+def test_latex_marks_best_deltas_and_diverged_rows(full_run, report):
+    tex = (full_run / "tables/finetuned.tex").read_text(encoding="utf-8")
+    assert r"\begin{tabular}{lrrrrr}" in tex
+    assert r"\multicolumn{2}{c}{Forget accuracy $\downarrow$}" in tex
+    assert r"ga & \textbf{10.0} {\scriptsize ($-$70.0)} &" in tex
+    assert r"npo & \multicolumn{5}{c}{\textit{diverged}} \\" in tex
+    assert r"ga\_kl" in tex  # escaped
+    assert tex.count(r"\midrule") == 2  # under the header and under the before row
+
+
+def test_html_is_self_contained(report):
+    html = report.html.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.IGNORECASE)
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    images = re.findall(r"<img\b[^>]*>", html)
+    assert len(images) == len(report.figures)
+    assert all('src="data:image/png;base64,' in tag for tag in images)
+
+
+def test_html_and_markdown_carry_tables_reading_and_run_facts(report):
+    html = report.html.read_text(encoding="utf-8")
+    md = report.markdown.read_text(encoding="utf-8")
+    for text in (html, md):
+        assert "ga_kl forgets the most per point" in text
+        assert "finetuned: npo diverged: loss nan at step 3." in text
+        assert "abc123" in text and "2.13.0" in text  # config hash, versions
+        assert "scenarios:" in text  # the config, verbatim
+    assert '<td class="num best">10.0<span class="delta good">-70.0</span></td>' in html
+    assert "<details><summary>Config (config.yaml)</summary>" in html
+    assert "| ga | **10.0** (-70.0) | **40.0** (-38.0) |" in md
+    assert "| npo | *diverged* |" in md
+    assert "![Modality gap](figures/modality_gap.png)" in md
+    assert "| finetuned | ga | 12.5 | 3.2 |" in md  # timing rows
+
+
+def test_partial_run_reports_what_is_missing(write_run):
+    rows = [
+        r
+        for r in full_rows()
+        if r.scenario != "pebench"
+        and not (r.scenario == "sequential" and r.method == "ga_kl" and r.request >= 2)
+    ]
+    run = write_run(
+        rows,
+        manifest(
+            finished=False,
+            sequential={"status": "failed", "seconds": 3.0, "error": "CUDA out of memory"},
+            pebench={"status": "pending", "seconds": None, "error": None},
+        ),
+    )
+    files = write_report(run)
+    md = files.markdown.read_text(encoding="utf-8")
+    html = files.html.read_text(encoding="utf-8")
+    for text in (md, html):
+        assert "The run did not finish" in text
+        assert "Stage sequential failed: CUDA out of memory" in text
+        assert "1 stage(s) never ran: pebench." in text
+        assert "Scenario pebench is configured but has no results." in text
+        assert "sequential: ga_kl (sequential) has no result for request 2, 3 of 3." in text
+    assert "Incomplete" in html
+    assert not (run / "tables/pebench.csv").exists()
+
+
+def test_missing_files_still_give_a_report(write_run):
+    run = write_run(None, None, None)
+    files = write_report(run)
+    md = files.markdown.read_text(encoding="utf-8")
+    assert "results.jsonl is missing" in md
+    assert "manifest.json is missing" in md
+    assert "config.yaml is missing" in md
+    assert files.figures == [] and files.tables == []
+    assert files.html.is_file()
+
+
+def test_a_damaged_results_line_is_skipped_and_named(write_run):
+    run = write_run(full_rows(), manifest())
+    with (run / "results.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write('{"scenario": "finetuned", "truncat')
+    md = write_report(run).markdown.read_text(encoding="utf-8")
+    lines = len((run / "results.jsonl").read_text(encoding="utf-8").splitlines())
+    assert f"results.jsonl: 1 unreadable line(s) skipped ({lines})" in md
+    assert "| ga | **10.0** (-70.0)" in md
+
+
+def test_stale_figures_and_tables_are_removed(write_run):
+    full_run = write_run(full_rows(), manifest())
+    (full_run / "figures").mkdir()
+    (full_run / "tables").mkdir()
+    (full_run / "figures/old_plot.png").write_bytes(b"x")
+    (full_run / "tables/renamed.csv").write_text("x")
+    write_report(full_run)
+    assert not (full_run / "figures/old_plot.png").exists()
+    assert not (full_run / "tables/renamed.csv").exists()
+
+
+def test_headline_table_for_the_terminal(full_run):
+    console = Console(width=100, record=True, color_system=None)
+    console.print(headline_table(full_run))
+    text = console.export_text()
+    assert "forget MM" in text and "general" in text
+    assert re.search(r"finetuned\s+│ ga\s+│\s+10\.0 -70\.0", text)
+    assert "diverged" in text
+    assert "ga · batch" in text
+    assert "pebench" not in text.split("Full tables")[0]  # no forget / retain columns there
