@@ -13,12 +13,11 @@ from pulse.protocol.results import ResultRow, status_row, write_results
 
 CONFIG = """\
 seed: 7
+methods: [{method: ga}, {method: ga_kl}, {method: npo}]
 scenarios:
-  finetuned: {kind: finetuned}
-  pretrained: {kind: pretrained}
-  sequential: {kind: sequential, requests: 3}
-  scope: {kind: scope}
-  pebench: {kind: pebench}
+  sequential: {requests: 3, methods: [{method: ga}, {method: ga_kl}]}
+  scope: {methods: [{method: ga}]}
+  pebench: {enabled: true, methods: [{method: ga}, {method: npo}]}
 """
 STAGES = ("finetuned", "pretrained", "sequential", "scope", "pebench")
 

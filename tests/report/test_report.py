@@ -12,7 +12,7 @@ from rich.console import Console
 
 from pulse.report import headline_table, write_report
 
-from .conftest import full_rows, make_run, manifest
+from .conftest import CONFIG, full_rows, make_run, manifest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -123,6 +123,7 @@ def test_partial_run_reports_what_is_missing(write_run):
         for r in full_rows()
         if r.scenario != "pebench"
         and not (r.scenario == "sequential" and r.method == "ga_kl" and r.request >= 2)
+        and not (r.scenario == "pretrained" and r.method == "npo")
     ]
     run = write_run(
         rows,
@@ -139,10 +140,23 @@ def test_partial_run_reports_what_is_missing(write_run):
         assert "The run did not finish" in text
         assert "Stage sequential failed: CUDA out of memory" in text
         assert "1 stage(s) never ran: pebench." in text
-        assert "Scenario pebench is configured but has no results." in text
+        assert "Scenario pebench is enabled in the config but has no results." in text
+        assert "pretrained: no results for method npo." in text
         assert "sequential: ga_kl (sequential) has no result for request 2, 3 of 3." in text
     assert "Incomplete" in html
     assert not (run / "tables/pebench.csv").exists()
+
+
+def test_a_run_with_every_cell_measured_is_complete(write_run):
+    rows = [r for r in full_rows() if r.status == "ok"]
+    config = CONFIG.replace("methods: [{method: ga}, {method: ga_kl}, {method: npo}]\n", "")
+    config = config.replace(
+        "scenarios:\n", "scenarios:\n  finetuned: {methods: [{method: ga}, {method: ga_kl}]}\n"
+    )
+    files = write_report(write_run(rows, manifest(), config))
+    html = files.html.read_text(encoding="utf-8")
+    assert "Complete run" in html
+    assert "What is missing" not in html
 
 
 def test_missing_files_still_give_a_report(write_run):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pulse.errors import ConfigError
 from pulse.report.rundir import RunDir
 from pulse.report.tables import MISSING, Table, TableRow
 
@@ -20,12 +21,7 @@ def find_gaps(run: RunDir, tables: Sequence[Table]) -> list[str]:
             "was measured so far."
         )
     gaps += _stages(run.stages)
-    reported = {t.scenario for t in tables}
-    gaps += [
-        f"Scenario {name} is configured but has no results."
-        for name in configured_scenarios(run.config)
-        if name not in reported
-    ]
+    gaps += _unreported(run.config, tables)
     for table in tables:
         gaps += _table_gaps(table)
     return gaps
@@ -50,15 +46,33 @@ def _stages(stages: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
-def configured_scenarios(config: Any) -> list[str]:
-    """Scenario names the config declares, when it has a ``scenarios`` section (a mapping of
-    name to settings, or a list of entries with a ``name``); anything else declares none."""
-    section = config.get("scenarios") if isinstance(config, dict) else None
-    if isinstance(section, dict):
-        return [str(name) for name in section]
-    if isinstance(section, list):
-        return [str(e["name"]) for e in section if isinstance(e, dict) and "name" in e]
-    return []
+def expected_cells(config: Any) -> dict[str, list[str]]:
+    """Method labels per scenario the run's config enables, by the protocol's own rules; a
+    config the protocol cannot read (missing, edited, from another version) expects nothing."""
+    if not isinstance(config, dict):
+        return {}
+    from pulse.protocol.config import parse_config  # imports torch: only when there is a config
+
+    try:
+        parsed = parse_config(config)
+    except (ConfigError, ValueError):
+        return {}
+    return {name: [m.name for m in parsed.methods_of(name)] for name in parsed.enabled()}
+
+
+def _unreported(config: Any, tables: Sequence[Table]) -> list[str]:
+    by_scenario = {t.scenario: t for t in tables}
+    out = []
+    for scenario, methods in expected_cells(config).items():
+        table = by_scenario.get(scenario)
+        if table is None:
+            out.append(f"Scenario {scenario} is enabled in the config but has no results.")
+            continue
+        reported = {r.method for r in table.method_rows}
+        absent = [m for m in methods if m not in reported]
+        if absent:
+            out.append(f"{scenario}: no results for method {', '.join(absent)}.")
+    return out
 
 
 def _table_gaps(table: Table) -> list[str]:
