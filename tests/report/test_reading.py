@@ -85,3 +85,17 @@ def test_scope_pebench_and_knowledge_source_sentences():
 
 def test_no_results_no_sentences():
     assert reading([]) == []
+
+
+def test_ties_and_no_change_make_no_claim_of_a_leader():
+    ft, sc = "finetuned", "scope"
+    values = {"forget": (0.3, 0.3), "retain": (0.3, 0.3), "general": 0.1}
+    rows = before(ft, ft, **values) + before(sc, sc, **values)
+    for method in ("ga", "npo"):
+        rows += mcq(ft, ft, method, **values)
+        for scope in ("llm", "projector+llm"):
+            rows += mcq(sc, sc, method, scope, **values)
+    sentences = reading(rows)
+    assert "In finetuned, no method lowers forget accuracy." in sentences
+    assert "In finetuned, forget accuracy falls as far in both modalities." in sentences
+    assert not any("the most" in s or "forgets most" in s for s in sentences)

@@ -192,11 +192,13 @@ def test_stale_figures_and_tables_are_removed(write_run):
 
 
 def test_headline_table_for_the_terminal(full_run):
-    console = Console(width=100, record=True, color_system=None)
+    console = Console(width=80, record=True, color_system=None)
     console.print(headline_table(full_run))
     text = console.export_text()
-    assert "forget MM" in text and "general" in text
-    assert re.search(r"finetuned\s+│ ga\s+│\s+10\.0 -70\.0", text)
+    assert "forget" in text and "MM ↓" in text and "general" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "│ finetuned" in text
+    assert re.search(r"│  ga\s+│\s+10\.0 │\s+40\.0 │", text)
     assert "diverged" in text
     assert "ga · batch" in text
     assert "pebench" not in text.split("Full tables")[0]  # no forget / retain columns there

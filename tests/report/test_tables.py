@@ -6,7 +6,7 @@ import pytest
 
 from pulse.report.tables import build_tables, percent, signed_points
 
-from .conftest import full_rows
+from .conftest import before, full_rows, mcq
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +108,9 @@ def test_scope_table_has_one_row_per_method_and_scope(tables):
     rows = by_label(table)
     assert list(rows) == ["before", "ga · llm", "ga · projector+llm"]
     assert rows["ga · projector+llm"].cells["forget_multimodal"].best
-    # Equal values are both best.
-    assert rows["ga · llm"].cells["forget_text"].best
-    assert rows["ga · projector+llm"].cells["forget_text"].best
+    # All equal: nothing stands out, nothing is marked.
+    assert not rows["ga · llm"].cells["forget_text"].best
+    assert not rows["ga · projector+llm"].cells["forget_text"].best
 
 
 def test_pebench_table_compares_methods_within_a_target_kind(tables):
@@ -124,6 +124,16 @@ def test_pebench_table_compares_methods_within_a_target_kind(tables):
     assert rows["ga · person"].cells["efficacy"].delta == pytest.approx(0.90)
     # Alone in its target: nothing to be best against.
     assert not any(c.best for c in rows["ga · event"].cells.values())
+
+
+def test_ties_for_best_are_all_marked():
+    sc = "scope"
+    rows = before(sc, sc, forget=(0.8, 0.8), retain=(0.8, 0.8), general=0.8)
+    for setting, forget in (("a", 0.1), ("b", 0.1), ("c", 0.3)):
+        rows += mcq(sc, sc, "ga", setting, forget=(forget, 0.5), retain=(0.5, 0.5), general=0.5)
+    (table,) = build_tables(rows)
+    marked = [r.setting for r in table.rows if r.cells["forget_multimodal"].best]
+    assert marked == ["a", "b"]
 
 
 def test_columns_nothing_measured_are_dropped():

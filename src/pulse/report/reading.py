@@ -15,6 +15,7 @@ RETAIN_KEYS = ("retain_multimodal", "retain_text")
 # Below this loss (in fractions) general capability counts as kept: ratios over a near-zero
 # loss would crown whichever method happened to lose 0.1 point.
 KEPT = 0.005
+TIE = 1e-9  # values closer than this are the same number
 
 
 def build_reading(tables: Sequence[Table]) -> list[str]:
@@ -50,6 +51,16 @@ def _ok(rows: Sequence[TableRow]) -> list[TableRow]:
     return [r for r in rows if r.status == "ok"]
 
 
+def _leader(scores: dict[str, float], lowest: bool = False) -> str | None:
+    """The one label ahead of every other; ``None`` on a tie for first or with fewer than two:
+    "the most" is only said of a row that stands out."""
+    if len(scores) < 2:
+        return None
+    ranked = sorted(scores, key=scores.__getitem__, reverse=not lowest)
+    first, second = scores[ranked[0]], scores[ranked[1]]
+    return ranked[0] if abs(first - second) > TIE else None
+
+
 def _forget_drop(table: Table, row: TableRow) -> float | None:
     return _mean([table.drop(row, key) for key in FORGET_KEYS])
 
@@ -59,25 +70,27 @@ def _forgetting(table: Table) -> list[str]:
     drops = {r.label: d for r in rows if (d := _forget_drop(table, r)) is not None}
     if not drops:
         return []
+    if max(drops.values()) <= 0:
+        return [f"In {table.scenario}, no method lowers forget accuracy."]
     out = []
+    leader = _leader(drops)
     if len(drops) == 1:
         ((label, drop),) = drops.items()
         out.append(
             f"In {table.scenario}, {label} lowers forget accuracy by {_pts(drop)} on average "
             "over multimodal and text-only questions."
         )
-    else:
-        label = max(drops, key=drops.__getitem__)
+    elif leader:
         out.append(
-            f"In {table.scenario}, {label} forgets the most: forget accuracy falls by "
-            f"{_pts(drops[label])} on average over multimodal and text-only questions."
+            f"In {table.scenario}, {leader} forgets the most: forget accuracy falls by "
+            f"{_pts(drops[leader])} on average over multimodal and text-only questions."
         )
     out += _per_point(table, rows, drops)
     retained = {
         r.label: m for r in rows if (m := _mean([r.value(k) for k in RETAIN_KEYS])) is not None
     }
-    if len(retained) > 1:
-        label = max(retained, key=retained.__getitem__)
+    label = _leader(retained)
+    if label:
         out.append(
             f"{label} keeps the most retain accuracy in {table.scenario} "
             f"({_pct(retained[label])} on average)."
@@ -99,8 +112,10 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
             f"capability (change {-costs[label] * 100:+.1f} points)."
         ]
     ratios = {label: drops[label] / loss for label, loss in candidates.items()}
-    ranked = sorted(ratios, key=ratios.__getitem__, reverse=True)
-    best, runner_up = ranked[0], ranked[1]
+    best = _leader(ratios)
+    if best is None:
+        return []
+    runner_up = sorted(ratios, key=ratios.__getitem__, reverse=True)[1]
     return [
         f"In {table.scenario}, {best} forgets the most per point of general capability lost: "
         f"{ratios[best]:.2f} points of forget accuracy per point ({_pts(drops[best])} forgotten, "
@@ -117,8 +132,10 @@ def _modality(table: Table) -> list[str]:
     ]
     if not pairs:
         return []
-    further = sum(mm > text for _, mm, text in pairs)
     label, mm, text = max(pairs, key=lambda p: abs(p[1] - p[2]))
+    if abs(mm - text) <= TIE:
+        return [f"In {table.scenario}, forget accuracy falls as far in both modalities."]
+    further = sum(mm > text + TIE for _, mm, text in pairs)
     noun = "rows" if any(r.variant for r in table.method_rows) else "methods"
     return [
         f"In {table.scenario}, multimodal forget accuracy falls further than text-only for "
@@ -169,16 +186,13 @@ def _scope(table: Table) -> list[str]:
         rows = _ok([r for r in table.headline_rows if r.method == method])
         forget = {r.setting: v for r in rows if (v := r.value("forget_multimodal")) is not None}
         general = {r.setting: v for r in rows if (v := r.value("general")) is not None}
-        if len(forget) < 2 and len(general) < 2:
-            continue
         parts = []
-        if len(forget) > 1:
-            scope = min(forget, key=forget.__getitem__)
+        if scope := _leader(forget, lowest=True):
             parts.append(f"updating {scope} forgets most (multimodal {_pct(forget[scope])})")
-        if len(general) > 1:
-            scope = max(general, key=general.__getitem__)
+        if scope := _leader(general):
             parts.append(f"{scope} keeps the most general capability ({_pct(general[scope])})")
-        out.append(f"For {method} in {table.scenario}, " + "; ".join(parts) + ".")
+        if parts:
+            out.append(f"For {method} in {table.scenario}, " + "; ".join(parts) + ".")
     return out
 
 
@@ -189,11 +203,14 @@ def _pebench(table: Table) -> list[str]:
         scored = [r for r in rows if r.value("efficacy") is not None]
         if not scored:
             continue
-        best = max(scored, key=lambda r: r.value("efficacy"))
+        leader = _leader({r.label: r.value("efficacy") for r in scored})
+        if len(scored) > 1 and leader is None:
+            continue
+        best = next(r for r in scored if r.label == leader) if leader else scored[0]
         extras = [
             f"{key} {_pct(v)}" for key in ("retain", "scope") if (v := best.value(key)) is not None
         ]
-        lead = "reaches the highest efficacy" if len(scored) > 1 else "reaches efficacy"
+        lead = "reaches the highest efficacy" if leader else "reaches efficacy"
         out.append(
             f"Forgetting the {target} target in {table.scenario}, {best.method} {lead} "
             f"({_pct(best.value('efficacy'))})" + (f" with {', '.join(extras)}." if extras else ".")

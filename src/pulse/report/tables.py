@@ -334,10 +334,10 @@ def _with_deltas_and_best(
             if not row.is_before and row.status == "ok" and value is not None:
                 groups.setdefault(best_group(row), []).append((index, value))
         for members in groups.values():
-            if len(members) < 2:  # a lone row is not "best" of anything
+            values = {v for _, v in members}
+            if len(values) < 2:  # a lone row, or all equal: nothing stands out
                 continue
-            pick = min if column.lower_is_better else max
-            target = pick(v for _, v in members)
+            target = min(values) if column.lower_is_better else max(values)
             best.update((i, column.key) for i, v in members if v == target)
 
     updated = []

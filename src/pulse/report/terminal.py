@@ -6,15 +6,15 @@ from collections.abc import Sequence
 
 from rich.table import Table as RichTable
 
-from pulse.report.tables import MCQ_COLUMNS, Table, TableRow, percent, signed_points
+from pulse.report.tables import MCQ_COLUMNS, Table, TableRow, percent
 
-# Short headers so the table fits an 80-column terminal.
+# Two-line headers so the table fits an 80-column terminal.
 HEADERS = {
-    "forget_multimodal": "forget MM ↓",
-    "forget_text": "forget txt ↓",
-    "retain_multimodal": "retain MM ↑",
-    "retain_text": "retain txt ↑",
-    "general": "general ↑",
+    "forget_multimodal": "forget\nMM ↓",
+    "forget_text": "forget\ntext ↓",
+    "retain_multimodal": "retain\nMM ↑",
+    "retain_text": "retain\ntext ↑",
+    "general": "general\n↑",
 }
 
 
@@ -24,31 +24,30 @@ def _cell(row: TableRow, key: str) -> str:
     cell = row.cells.get(key)
     if cell is None or cell.value is None:
         return "–"
-    text = percent(cell.value)
-    if cell.delta is not None:
-        text += f" [dim]{signed_points(cell.delta)}[/]"
+    text = percent(cell.value)  # no delta: it would wrap at 80 columns (the report has them)
     return f"[bold]{text}[/]" if cell.best else text
 
 
 def render_headline(tables: Sequence[Table], complete: bool) -> RichTable:
     """Per scenario with forget / retain columns: the before row, then one row per method and
     setting (a sequential chain shows its last request)."""
-    title = "Headline results (%; change vs before)"
+    title = "Headline results (%; best in bold)"
     caption = "Full tables, PEBench and figures: report.html"
     if not complete:
         caption = (
             "[yellow]Some results are missing: see What is missing in report.html.[/] " + caption
         )
     out = RichTable(title=title, caption=caption, header_style="bold")
-    out.add_column("scenario")
-    out.add_column("row")
+    # One label column, the scenario as a section heading: the table fits 80 columns.
+    out.add_column("row", no_wrap=True)
     for column in MCQ_COLUMNS:
         out.add_column(HEADERS[column.key], justify="right")
     for table in tables:
         if not table.has("forget_multimodal"):
             continue
+        out.add_row(f"[bold]{table.scenario}[/]")
         rows = ([table.before] if table.before else []) + table.headline_rows
         for row in rows:
-            out.add_row(table.scenario, row.label, *(_cell(row, c.key) for c in MCQ_COLUMNS))
+            out.add_row(f" {row.label}", *(_cell(row, c.key) for c in MCQ_COLUMNS))
         out.add_section()
     return out
