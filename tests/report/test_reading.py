@@ -97,5 +97,7 @@ def test_ties_and_no_change_make_no_claim_of_a_leader():
             rows += mcq(sc, sc, method, scope, **values)
     sentences = reading(rows)
     assert "In finetuned, no method lowers forget accuracy." in sentences
-    assert "In finetuned, forget accuracy falls as far in both modalities." in sentences
+    assert (
+        "In finetuned, forget accuracy changes by the same amount in both modalities." in sentences
+    )
     assert not any("the most" in s or "forgets most" in s for s in sentences)

@@ -123,7 +123,7 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
         ax.set_xlabel("request")
         ax.set_ylim(-3, 103)
         ax.set_ylabel("%")
-    present = [m for m in colours if any(r.method == m for r in table.method_rows)]
+    present = _plotted_methods(table, colours)
     handles = [Line2D([], [], color=colours[m], marker="o", markersize=3.5) for m in present]
     handles.append(
         Line2D([], [], color="grey", marker="*", markersize=11, linestyle="", markeredgecolor="k")
@@ -194,7 +194,7 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         ax.set_ylabel("retain accuracy % (higher is better)")
         ax.set_title(label)
         ax.text(2, 98, "better", ha="left", va="top", fontsize=7, color="grey", style="italic")
-    present = [m for m in colours if any(r.method == m for r in table.method_rows)]
+    present = _plotted_methods(table, colours)
     handles = [Line2D([], [], color=BEFORE_COLOUR, marker="D", linestyle="")]
     handles += [Line2D([], [], color=colours[m], marker="o", linestyle="") for m in present]
     labels = ["before", *present]
@@ -220,6 +220,13 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         "goal (forgotten, and the rest kept).",
         _png(fig),
     )
+
+
+def _plotted_methods(table: Table, colours: dict[str, str]) -> list[str]:
+    """Methods with at least one measured row (one that only diverged has no mark to name)."""
+    return [
+        m for m in colours if any(r.method == m and r.status == "ok" for r in table.method_rows)
+    ]
 
 
 def _request_runs(rows: Sequence[TableRow]) -> list[list[TableRow]]:

@@ -134,7 +134,9 @@ def _modality(table: Table) -> list[str]:
         return []
     label, mm, text = max(pairs, key=lambda p: abs(p[1] - p[2]))
     if abs(mm - text) <= TIE:
-        return [f"In {table.scenario}, forget accuracy falls as far in both modalities."]
+        return [
+            f"In {table.scenario}, forget accuracy changes by the same amount in both modalities."
+        ]
     further = sum(mm > text + TIE for _, mm, text in pairs)
     noun = "rows" if any(r.variant for r in table.method_rows) else "methods"
     return [
