@@ -32,6 +32,7 @@ class RequestOutcome:
     status: str  # ok / diverged / failed
     out_dir: Path | None
     detail: str | None = None
+    reused: bool = False  # read back from the request cache, not trained now
 
     @property
     def ok(self) -> bool:
@@ -65,6 +66,7 @@ class Runner:
         )
         self._stop_after = stop_after  # test hook: raise Interrupt after this many new stages
         self._new_stages = 0
+        self._current: str | None = None
         if not progress:
             # Every request and evaluation loads a model; its per-load bar would flood the log.
             from transformers.utils import logging as hf_logging
@@ -77,7 +79,11 @@ class Runner:
         if self.store.is_done(name):
             return self.store.stage_rows(name)
         self._say(f"[{name}]")
-        rows = self.store.run_stage(name, compute)
+        self._current = name
+        try:
+            rows = self.store.run_stage(name, compute)
+        finally:
+            self._current = None
         self._new_stages += 1
         if self._stop_after is not None and self._new_stages >= self._stop_after:
             raise Interrupt(f"stopped after {self._new_stages} stages")
@@ -141,7 +147,7 @@ class Runner:
         done = out / RESULT_FILE
         if done.is_file():
             record = json.loads(done.read_text(encoding="utf-8"))
-            return _outcome(record, out)
+            return _outcome(record, out, reused=True)
         try:
             if pairs is not None:
                 forget_pairs, retain_pairs = pairs()
@@ -260,13 +266,28 @@ class Runner:
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
         assert outcome.out_dir is not None
+        started = time.perf_counter()
         measured = self.measurer.measure(
             f"request:{outcome.out_dir.name}",
             self._loader(model_dir, outcome.out_dir),
             config,
             people,
         )
+        self._timing(outcome, time.perf_counter() - started)
         return measured.split_rows(cell, splits)
+
+    def _timing(self, outcome: RequestOutcome, eval_seconds: float) -> None:
+        """Where the current stage's time went (the sequential-cost benchmark reads this)."""
+        if self._current is None or outcome.out_dir is None:
+            return
+        record = json.loads((outcome.out_dir / "result.json").read_text(encoding="utf-8"))
+        self.store.note(
+            self._current,
+            request=outcome.out_dir.name,
+            reused_request=outcome.reused,
+            train_seconds=0.0 if outcome.reused else record.get("total_seconds"),
+            eval_seconds=round(eval_seconds, 3),
+        )
 
     def finetuned(self) -> None:
         model = self.sources.finetuned
@@ -449,9 +470,9 @@ class Runner:
         run_pebench(self)
 
 
-def _outcome(record: dict[str, Any], out: Path) -> RequestOutcome:
+def _outcome(record: dict[str, Any], out: Path, reused: bool = False) -> RequestOutcome:
     if record.get("status") == "ok":
-        return RequestOutcome("ok", out)
+        return RequestOutcome("ok", out, reused=reused)
     diverged = record.get("diverged") or {}
     detail = (
         f"diverged at step {diverged.get('step')}: loss {diverged.get('value')} "
