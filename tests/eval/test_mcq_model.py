@@ -110,3 +110,22 @@ def test_scorer_names_and_the_mllmu_pool(tiny, sample, mcq_items):
     with pytest.raises(ValueError, match="multiple-choice items only"):
         score_mcq(model, processor, [replace(sample[0], kind="cloze")])
     assert score_mcq(model, processor, []) == []
+
+
+@pytest.mark.parametrize("scorer", ["letter", "option_text"])
+def test_scorers_keep_no_kv_cache(tiny, sample, scorer):
+    """Nothing is generated after a scoring forward: no KV cache is built (on a 7B model a
+    batch of 32 image prompts would hold about 11 GB of it)."""
+    model, processor = tiny
+    seen = []
+
+    def record(module, args, kwargs, output):
+        seen.append((kwargs.get("use_cache"), output.past_key_values))
+
+    handle = model.register_forward_hook(record, with_kwargs=True)
+    try:
+        score_mcq(model, processor, sample[:4], MCQConfig(batch_size=2, scorer=scorer))
+    finally:
+        handle.remove()
+    assert seen
+    assert all(use_cache is False and cache is None for use_cache, cache in seen)

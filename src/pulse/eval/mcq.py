@@ -154,7 +154,9 @@ def score_letters(
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
         for batch, inputs in progress(encoded, cfg.progress, "scoring", len(batches)):
             inputs = inputs.to(device)
-            logits = model(**inputs, logits_to_keep=1).logits[:, -1, :]
+            # No KV cache: nothing is generated after this forward (a cache of a batch of 32
+            # image prompts on a 7B model is about 11 GB).
+            logits = model(**inputs, logits_to_keep=1, use_cache=False).logits[:, -1, :]
             scores = score_letter_logits(
                 logits,
                 [{letter: letter_ids[letter] for letter in items[i].options} for i in batch],
@@ -212,7 +214,7 @@ def score_options(
                         "differ between the processor and the tokenizer"
                     )
             keep = max(lengths) + 1
-            logits = model(**inputs, logits_to_keep=keep).logits
+            logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
             window = ids[:, -keep:]
             mask = torch.zeros_like(window, dtype=torch.bool)
             for row, n in enumerate(lengths):
