@@ -19,9 +19,16 @@ the scorer must pick it too.
 Without ``--model`` a tiny LLaVA is built and trained a little (``--train-steps``) to answer
 option letters on the world's ``Retain_Set`` questions; it is evaluated on ``--config``
 (``Full_Set``, other people). Without ``--world`` a small synthetic world is built in a
-temporary directory. Example::
+temporary directory. ``--shapes llava-1.5-7b`` instead evaluates an untrained model of
+LLaVA-1.5-7B's shapes with random weights (see ``benchmarks/shapes.py``), built directly on
+``--device`` in ``--dtype``: a random model never emits EOS, so its greedy generation always runs
+all ``max_new_tokens`` (pass ``--skip-full-length``, the second timing would repeat the first),
+and its verdicts are arbitrary but must still agree. On a GPU every timing waits for the device.
+Examples::
 
     .venv/bin/python benchmarks/eval_speed.py --threads 1
+    python benchmarks/eval_speed.py --shapes llava-1.5-7b --device cuda --dtype bfloat16 \\
+        --skip-full-length
 """
 
 from __future__ import annotations
@@ -40,7 +47,9 @@ from pulse.data.schema import ItemKind, QAItem
 from pulse.eval.batching import chunks, length_order, tokenizer_of
 from pulse.eval.mcq import MCQConfig, item_prompt, score_mcq
 from pulse.models.chat import ChatExample, encode_prompts
+from shapes import SHAPES, build_shapes
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _LEADING_LETTER = re.compile(r"\(?([A-H])(?![A-Za-z0-9'’-])")
 
 
@@ -66,13 +75,30 @@ def build_model(world: Path, steps: int, seed: int):
     return model.eval(), processor
 
 
+def build_shaped(world: Path, shapes: str, device: str, dtype: str):
+    """An untrained model of real-size ``shapes``; its tokenizer knows the world's questions."""
+
+    items = [*mcq_items(world, "Retain_Set"), *mcq_items(world, "Full_Set")]
+    texts = [f"{item_prompt(i)} {i.answer}" for i in items]
+    model, processor, _ = build_shapes(shapes, texts, device=device, dtype=dtype)
+    return model, processor
+
+
+def sync(model) -> None:
+    """Wait for the model's device: GPU work is asynchronous, a timer must see it done."""
+    if next(model.parameters()).device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 @torch.inference_mode()
 def per_sample_generation(model, processor, items, max_new_tokens, full_length):
     tokenizer = tokenizer_of(processor)
     extra = {"min_new_tokens": max_new_tokens} if full_length else {}
+    device = next(model.parameters()).device
     outputs, new_tokens = [], 0
     for item in items:
         inputs = encode_prompts(processor, [ChatExample(item_prompt(item), image=item.image)])
+        inputs = inputs.to(device)
         out = model.generate(
             **inputs,
             do_sample=False,
@@ -88,22 +114,51 @@ def per_sample_generation(model, processor, items, max_new_tokens, full_length):
 
 
 @torch.inference_mode()
-def forward_floor(model, processor, items, batch_size):
-    """Seconds of the model forwards alone: (a) the scorer's batches, (b) one batch of all."""
+def forward_floor(model, processor, items, batch_size, whole=True):
+    """Seconds of the model forwards alone over already-encoded inputs on the model's device:
+    (a) the scorer's batches, (b) one batch of all (``whole``; else ``nan``), (c) the image
+    features alone (vision tower + projector) within (a), ``nan`` for a model without
+    ``get_image_features``."""
+    device = next(model.parameters()).device
     prompts = [item_prompt(i) for i in items]
     examples = [ChatExample(p, image=i.image) for p, i in zip(prompts, items, strict=True)]
     order = length_order(processor, prompts, [i.image is not None for i in items])
     batches = [
-        encode_prompts(processor, [examples[i] for i in b]) for b in chunks(order, batch_size)
+        encode_prompts(processor, [examples[i] for i in b]).to(device)
+        for b in chunks(order, batch_size)
     ]
+    sync(model)
     t0 = time.perf_counter()
     for inputs in batches:
-        model(**inputs, logits_to_keep=1)
+        model(**inputs, logits_to_keep=1, use_cache=False)
+    sync(model)
     batched = time.perf_counter() - t0
-    everything = encode_prompts(processor, [examples[i] for i in order])
+    vision = float("nan")
+    config = getattr(model, "config", None)
+    if hasattr(model, "get_image_features") and hasattr(config, "vision_feature_layer"):
+        t0 = time.perf_counter()
+        for inputs in batches:
+            if "pixel_values" in inputs:
+                model.get_image_features(
+                    pixel_values=inputs["pixel_values"].to(model.dtype),
+                    vision_feature_layer=config.vision_feature_layer,
+                    vision_feature_select_strategy=config.vision_feature_select_strategy,
+                )
+        sync(model)
+        vision = time.perf_counter() - t0
+    if not whole:
+        return batched, float("nan"), vision
+    everything = encode_prompts(processor, [examples[i] for i in order]).to(device)
+    sync(model)
     t0 = time.perf_counter()
-    model(**everything, logits_to_keep=1)
-    return batched, time.perf_counter() - t0
+    try:
+        model(**everything, logits_to_keep=1, use_cache=False)
+    except torch.OutOfMemoryError:
+        print(f"one forward over all {len(items)}: out of memory, skipped")
+        torch.cuda.empty_cache()
+        return batched, float("nan"), vision
+    sync(model)
+    return batched, time.perf_counter() - t0, vision
 
 
 def main() -> None:
@@ -121,10 +176,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="scorer / floor timings (best)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shapes",
+        choices=tuple(SHAPES),
+        help="an untrained model of these real-size shapes, random weights (instead of tiny)",
+    )
+    parser.add_argument(
+        "--device", help="where the model runs (default: cpu for tiny, else cuda if available)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=tuple(DTYPES),
+        help="model weights (default: float32 for tiny, bfloat16 for --shapes, as saved else)",
+    )
+    parser.add_argument(
+        "--no-single-forward",
+        action="store_true",
+        help="skip the one forward over all items (large models, many items: memory)",
+    )
     args = parser.parse_args()
+    if args.shapes and args.model:
+        parser.error("--shapes builds a model: not with --model")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    cuda = "cuda" if torch.cuda.is_available() else "cpu"
 
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp:
         world = args.world
@@ -132,42 +208,82 @@ def main() -> None:
             from pulse.world.build import build_world
 
             world = build_world(Path(tmp) / "world", seed=args.seed, size="small").path
-        if args.model is None:
+        if args.shapes:
+            model, processor = build_shaped(
+                world, args.shapes, args.device or cuda, args.dtype or "bfloat16"
+            )
+        elif args.model is None:
             model, processor = build_model(world, args.train_steps, args.seed)
+            model.to(device=args.device or "cpu", dtype=DTYPES[args.dtype or "float32"])
         else:
             from pulse.models.loading import load_model_and_processor
 
-            device = "cuda" if torch.cuda.is_available() else None
-            model, processor = load_model_and_processor(args.model, device=device)
+            device = args.device or (cuda if cuda != "cpu" else None)
+            dtype = args.dtype or "auto"
+            model, processor = load_model_and_processor(args.model, device=device, dtype=dtype)
         items = mcq_items(world, args.config)
         if args.limit:
             items = items[: args.limit]
     n = len(items)
-    print(f"{n} multiple-choice items ({args.config}), torch threads {torch.get_num_threads()}")
+    param = next(model.parameters())
+    where = (
+        torch.cuda.get_device_name(param.device)
+        if param.device.type == "cuda"
+        else f"cpu, torch threads {torch.get_num_threads()}"
+    )
+    size = sum(p.numel() for p in model.parameters()) / 1e6
+    images = {bytes(i.image) for i in items if isinstance(i.image, bytes | bytearray)}
+    with_image = sum(i.image is not None for i in items)
+    print(
+        f"{n} multiple-choice items ({args.config}; {with_image} with an image, "
+        f"{len(images)} distinct images); model {args.shapes or args.model or 'tiny'}: "
+        f"{size:.1f}M parameters, {param.dtype}, {where}"
+    )
 
     cfg = MCQConfig(batch_size=args.batch_size)
     score_mcq(model, processor, items[:4], cfg)  # warm-up: first-call costs are not the point
     per_sample_generation(model, processor, items[:2], 2, False)
 
+    forward_floor(model, processor, items[:4], args.batch_size, whole=False)
+    sync(model)
+
     t0 = time.perf_counter()
     greedy, mean_new = per_sample_generation(model, processor, items, args.max_new_tokens, False)
+    sync(model)
     gen_s = time.perf_counter() - t0
+    # Printed as soon as measured: a later failure (memory) must not lose minutes of timing.
+    print(
+        f"per-sample greedy generation, stops at EOS (MLLMU-Bench): {n / gen_s:8.1f} items/s "
+        f"({gen_s:.2f} s, mean {mean_new:.1f} new tokens)"
+    )
     full_s = None
     if not args.skip_full_length:
         t0 = time.perf_counter()
         per_sample_generation(model, processor, items, args.max_new_tokens, True)
+        sync(model)
         full_s = time.perf_counter() - t0
+        print(
+            f"per-sample greedy generation, all {args.max_new_tokens} tokens:       "
+            f"{n / full_s:8.1f} items/s ({full_s:.2f} s)"
+        )
 
     # Scorer and floor alternate, so a busy machine slows both alike; the best of each counts.
     score_times, floors = [], []
     for _ in range(args.repeats):
+        sync(model)
         t0 = time.perf_counter()
         records = score_mcq(model, processor, items, cfg)
+        sync(model)
         score_times.append(time.perf_counter() - t0)
-        floors.append(forward_floor(model, processor, items, args.batch_size))
+        floors.append(
+            forward_floor(
+                model, processor, items, args.batch_size, whole=not args.no_single_forward
+            )
+        )
     score_s, score_med = min(score_times), statistics.median(score_times)
     floor_s = min(f[0] for f in floors)
     single_s = min(f[1] for f in floors)
+    vision_s = min(f[2] for f in floors)
 
     started = agree = 0
     for item, text, record in zip(items, greedy, records, strict=True):
@@ -177,25 +293,27 @@ def main() -> None:
             agree += match.group(1) == record.prediction
 
     print(
-        f"per-sample greedy generation, stops at EOS (MLLMU-Bench): {n / gen_s:8.1f} items/s "
-        f"({gen_s:.2f} s, mean {mean_new:.1f} new tokens)"
-    )
-    if full_s is not None:
-        print(
-            f"per-sample greedy generation, all {args.max_new_tokens} tokens:       "
-            f"{n / full_s:8.1f} items/s ({full_s:.2f} s)"
-        )
-    print(
         f"letter scorer (batched, default):                     {n / score_s:8.1f} items/s "
         f"({score_s:.3f} s best, {score_med:.3f} s median of {args.repeats})"
     )
     full = f", {full_s / score_s:.1f}x vs {args.max_new_tokens} tokens" if full_s else ""
     print(f"speed-up: {gen_s / score_s:.1f}x vs stopping at EOS{full}")
+    single = (
+        f"one forward over all {n}: {single_s:.3f} s (scorer = {score_s / single_s:.2f}x)"
+        if single_s == single_s  # not nan
+        else "one forward over all: skipped"
+    )
     print(
         f"floor, forwards only:         {floor_s:.3f} s in batches of {args.batch_size} "
-        f"(scorer = {score_s / floor_s:.2f}x floor); one forward over all {n}: {single_s:.3f} s "
-        f"(scorer = {score_s / single_s:.2f}x)"
+        f"(scorer = {score_s / floor_s:.2f}x floor); {single}"
     )
+    if vision_s == vision_s and with_image:
+        print(
+            f"image features alone (vision tower + projector, {with_image} images): "
+            f"{vision_s:.3f} s = {vision_s / floor_s:.1%} of the batched forwards; encoding "
+            f"each of the {len(images)} distinct images once would save at most "
+            f"{vision_s * (1 - len(images) / with_image):.3f} s"
+        )
     print(
         f"verdict agreement: {agree}/{started} items whose greedy output starts with an option "
         f"letter ({n - started} others)"
