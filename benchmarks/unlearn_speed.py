@@ -19,6 +19,11 @@ in its first step; that one-off cost per request is printed separately.
 
     .venv/bin/python benchmarks/unlearn_speed.py                 # tiny and bigger LLaVA configs
     .venv/bin/python benchmarks/unlearn_speed.py --size tiny --rounds 5
+    python benchmarks/unlearn_speed.py --size llava-1.5-7b --threads 4   # GPU, bf16, random
+
+``--size llava-1.5-7b`` builds a model of LLaVA-1.5-7B's shapes with random weights directly on
+the GPU (see ``benchmarks/shapes.py``), in ``--dtype`` (default bfloat16 there, float32 for the
+small sizes); LoRA (rank 16) on every linear layer of the language model, as for the others.
 
 Targets: reference-based methods <= 1.3x GA's step time and <= 1.1x GA's peak memory.
 """
@@ -39,6 +44,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shapes import SHAPES
+
 VARIANTS = ("ga", "gd", "ga_kl", "npo", "ga_kl_copy", "npo_copy")
 NAMES = [
     "Alice Moreau",
@@ -55,7 +62,9 @@ JOBS = ["marine biologist", "violinist", "baker", "cartographer", "architect", "
 # --- the model and data (built identically in every worker) --------------------------------------
 
 
-def build(size: str):
+def build(size: str, device: str = "cpu", dtype: str | None = None):
+    """``(model, processor, image_size)``: ``tiny`` / ``big`` built on the CPU (the caller moves
+    them), a real-size ``size`` from :data:`shapes.SHAPES` directly on ``device``."""
     import torch
     from transformers import LlavaForConditionalGeneration
 
@@ -67,6 +76,10 @@ def build(size: str):
     )
 
     texts = [f"{n} lives in {c} and works as a {j}." for n in NAMES for c in CITIES for j in JOBS]
+    if size in SHAPES:
+        from shapes import build_shapes
+
+        return build_shapes(size, texts, device=device, dtype=dtype or "bfloat16")
     if size == "tiny":
         cfg, vocab = TinyModelConfig(), None
     else:  # a LLaVA-shaped model big enough for weights to matter, small enough for a CPU
@@ -90,7 +103,9 @@ def build(size: str):
         config.text_config.vocab_size = vocab
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration(config)
-    return model, processor, cfg
+    if dtype:
+        model.to(getattr(torch, dtype))
+    return model, processor, cfg.image_size
 
 
 def examples(image_size: int, n: int, seed: int):
@@ -137,14 +152,16 @@ class Setup:
         torch.set_num_threads(args.threads)
         self.args = args
         self.cuda = torch.cuda.is_available() and not args.cpu
-        model, self.processor, cfg = build(args.size)
-        if self.cuda:
-            model.to("cuda")
+        device = "cuda" if self.cuda else "cpu"
+        model, self.processor, image_size = build(args.size, device, args.dtype)
+        model.to(device)
         self.reference = copy.deepcopy(model) if copy_reference else None
         self.model = apply_scope(model, UpdateScope(rank=16, alpha=16))
-        self.data = UnlearnData(examples(cfg.image_size, 32, 1), examples(cfg.image_size, 32, 2))
+        self.data = UnlearnData(examples(image_size, 32, 1), examples(image_size, 32, 2))
         self.params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
-        self.device = "cuda" if self.cuda else f"cpu ({args.threads} thread(s))"
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        where = torch.cuda.get_device_name() if self.cuda else f"cpu ({args.threads} thread(s))"
+        self.device = f"{where}, {dtype} weights"
 
     def run(self, variant: str, steps: int):
         from pulse.methods import LoopConfig, get_method, train_method
@@ -217,6 +234,7 @@ def _child(args: argparse.Namespace, size: str, *extra: str, env=None) -> dict:
     command += ["--warmup", str(args.warmup), "--rounds", str(args.rounds)]
     command += ["--batch-size", str(args.batch_size), "--threads", str(args.threads)]
     command += ["--cpu"] if args.cpu else []
+    command += ["--dtype", args.dtype] if args.dtype else []
     done = subprocess.run([*command, *extra], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.exit(f"{size} {' '.join(extra)} failed:\n{done.stderr[-3000:]}")
@@ -263,13 +281,23 @@ def run_size(size: str, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=("tiny", "big", "both"), default="both")
+    parser.add_argument(
+        "--size",
+        choices=("tiny", "big", "both", *SHAPES),
+        default="both",
+        help="tiny / big: small LLaVA configs (CPU-sized); or real-size shapes, random weights",
+    )
     parser.add_argument("--steps", type=int, default=4, help="measured steps per variant and round")
     parser.add_argument("--warmup", type=int, default=1, help="steps not measured (per round)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of all variants")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (shared machines: 1)")
     parser.add_argument("--cpu", action="store_true", help="stay on CPU even with a GPU")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="model weights (default: float32 for tiny / big, bfloat16 for real-size shapes)",
+    )
     parser.add_argument("--time", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
