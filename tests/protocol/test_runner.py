@@ -53,8 +53,9 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     retain = (store.root / "splits/pretrained/retain.txt").read_text().split()
     assert len(forget) == 2 and len(retain) == 4
     # Identical requests ran once: finetuned ga == sequential batch ga == scope llm ga.
+    # Two methods: finetuned, pretrained, 2 sequential each; scope (ga only): projector+llm.
     requests = list((store.root / "requests").iterdir())
-    assert len(requests) == 2 * (1 + 1 + 2 + 1)  # finetuned, pretrained, 2 sequential, scope+proj
+    assert len(requests) == 2 * (1 + 1 + 2) + 1
 
     # Resume after a crash: a run stopped after 5 new stages, then re-run, gives the same rows.
     stopped = tmp_path / "stopped"
@@ -111,6 +112,29 @@ def test_a_diverging_method_is_recorded_and_the_run_goes_on(mini_config, tmp_pat
     manifest = json.loads((store.root / "manifest.json").read_text())
     assert manifest["stages"]["finetuned/ga_blowup"]["status"] == "diverged"
     assert manifest["finished"]
+
+
+def test_a_method_that_raises_is_recorded_as_failed(mini_config, tmp_path, monkeypatch):
+    import pulse.methods.request as request_module
+
+    real = request_module.run_request
+
+    def flaky(model_dir, forget_pairs, retain_pairs, method, *args, **kwargs):
+        if method == "npo":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(model_dir, forget_pairs, retain_pairs, method, *args, **kwargs)
+
+    monkeypatch.setattr(request_module, "run_request", flaky)
+    config = {**mini_config, "scenarios": {"finetuned": {"people": 4}}}
+    config["scenarios"] |= {k: {"enabled": False} for k in ("pretrained", "sequential", "scope")}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    failed = [r for r in rows if r.method == "npo"]
+    assert len(failed) == 1 and failed[0].status == "failed"
+    assert failed[0].detail == "RuntimeError: CUDA out of memory (simulated)"
+    assert any(r.method == "ga" and r.value is not None for r in rows)
+    errors = list((store.root / "requests").glob("*/error.txt"))
+    assert len(errors) == 1 and "simulated" in errors[0].read_text()
 
 
 def test_pebench_person_and_event_targets(mini_config, tmp_path):

@@ -252,8 +252,10 @@ def parse_scope_label(label: str, base: ScopeConfig) -> ScopeConfig:
 
 
 class ScopeScenario(Scenario):
-    """The finetuned scenario's request with different update scopes (PULSE's ablation)."""
+    """The finetuned scenario's request with different update scopes. PULSE's ablation is a GA
+    row set, hence ``ga`` by default (``methods: null`` uses the run's methods)."""
 
+    methods: list[MethodEntry] | None = Field(default_factory=lambda: [MethodEntry(method="ga")])
     scopes: list[str] = Field(
         default_factory=lambda: ["llm", "projector+llm", "vision+projector+llm"]
     )
