@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -284,6 +285,8 @@ def unlearn_command(
         seed=seed,
         reference=reference,  # type: ignore[arg-type]
     )
+    if os.environ.get("RANK", "0") != "0":
+        return  # one report per request under torchrun / accelerate launch: rank 0's
     if result.ok:
         console.print(
             f"{method}: {result.steps} steps in {result.seconds:.1f}s; adapter: "

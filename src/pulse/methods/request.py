@@ -287,6 +287,7 @@ def run_request(
         "adapter": ADAPTER_DIR if result.ok else None,
         "applies_on": {"model": str(Path(model_dir).resolve()), "merged": merged},
         "steps": result.steps,
+        "processes": result.processes,
         "seconds": round(result.seconds, 3),
         "setup_seconds": round(result.setup_seconds, 3),
         "seconds_per_step": _median(result.step_seconds),

@@ -20,6 +20,7 @@ bar with the latest values.
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,7 @@ class LoopResult:
     diverged: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # scalars the method reported
     main_process: bool = True
+    processes: int = 1  # data-parallel processes (accelerate launch / torchrun)
 
     @property
     def ok(self) -> bool:
@@ -244,6 +246,10 @@ def training_arguments(cfg: LoopConfig, output_dir: str) -> TrainingArguments:
         "ddp_find_unused_parameters": False,
         "disable_tqdm": True,  # our own bar (see _Bar)
     }
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A CPU launch of several processes (torchrun / accelerate launch --cpu) is data
+        # parallel only with the CPU backend named; otherwise each process trains alone.
+        kwargs.update(use_cpu=True, ddp_backend="gloo")
     kwargs.update(cfg.trainer_args)
     return TrainingArguments(**kwargs)
 
@@ -336,4 +342,5 @@ def _run(trainer, model, method, context, history, timer) -> LoopResult:
         diverged=diverged,
         info=info,
         main_process=trainer.is_world_process_zero(),
+        processes=trainer.args.world_size,
     )
