@@ -39,6 +39,19 @@ class RequestOutcome:
         return self.status == "ok"
 
 
+Splits = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Population:
+    """The people a cell evaluates: their questions' MLLMU-Bench config, and the model the
+    requests start from."""
+
+    model: Path
+    config: str
+    people: list[str]
+
+
 class Interrupt(Exception):
     """Raised by a test hook to simulate a crash between stages."""
 
@@ -95,7 +108,7 @@ class Runner:
 
     # --- models -----------------------------------------------------------------------------
 
-    def _loader(self, model_dir: Path, request_dir: Path | None = None) -> Callable[[], Any]:
+    def model_loader(self, model_dir: Path, request_dir: Path | None = None) -> Callable[[], Any]:
         def load() -> Any:
             import torch
 
@@ -234,47 +247,53 @@ class Runner:
         write_split(folder / "forget.txt", forget)  # written last: its presence means complete
         return forget, retain
 
-    def _before(
-        self,
-        scenario: str,
-        kind: str,
-        model_dir: Path,
-        config: str,
-        people: Sequence[str],
-        splits: dict[str, list[str]],
-        requests: int = 1,
-    ) -> None:
-        cell = CellId(scenario, kind, "before", "", 0, requests)
+    def _before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
+        cell = CellId(scenario, scenario, "before", "", 0, requests)
 
         def compute() -> list[ResultRow]:
+            state = f"model:{group.model.resolve()}"
             measured = self.measurer.measure(
-                f"model:{model_dir.resolve()}", self._loader(model_dir), config, people
+                state, self.model_loader(group.model), group.config, group.people
             )
             return measured.split_rows(cell, splits)
 
         self.stage(f"{scenario}/before", compute)
 
     def _after(
-        self,
-        cell: CellId,
-        outcome: RequestOutcome,
-        model_dir: Path,
-        config: str,
-        people: Sequence[str],
-        splits: dict[str, list[str]],
+        self, cell: CellId, outcome: RequestOutcome, group: Population, splits: Splits
     ) -> list[ResultRow]:
+        """The rows of a request's cell: its measurements, or its status when it did not finish."""
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
         assert outcome.out_dir is not None
         started = time.perf_counter()
         measured = self.measurer.measure(
             f"request:{outcome.out_dir.name}",
-            self._loader(model_dir, outcome.out_dir),
-            config,
-            people,
+            self.model_loader(group.model, outcome.out_dir),
+            group.config,
+            group.people,
         )
         self._timing(outcome, time.perf_counter() - started)
         return measured.split_rows(cell, splits)
+
+    def _request_stage(
+        self,
+        stage: str,
+        cell: CellId,
+        group: Population,
+        splits: Splits,
+        entry: MethodEntry,
+        forget: Sequence[str],
+        retain: Sequence[str],
+        scope: ScopeConfig | None = None,
+    ) -> None:
+        """One stage = one request on ``group.model`` and its measurements."""
+        self.stage(
+            stage,
+            lambda: self._after(
+                cell, self.request(group.model, forget, retain, entry, scope=scope), group, splits
+            ),
+        )
 
     def _timing(self, outcome: RequestOutcome, eval_seconds: float) -> None:
         """Where the current stage's time went (the sequential-cost benchmark reads this)."""
@@ -289,145 +308,116 @@ class Runner:
             eval_seconds=round(eval_seconds, 3),
         )
 
-    def finetuned(self) -> None:
-        model = self.sources.finetuned
-        assert model is not None
-        config = self.config.data.fictitious
+    def _fictitious(self) -> tuple[Population, list[str], list[str]]:
+        """The fine-tuned model, its people and the finetuned split (shared by three scenarios)."""
+        assert self.sources.finetuned is not None
         forget, retain = self.finetuned_split()
-        people = forget + retain
+        group = Population(self.sources.finetuned, self.config.data.fictitious, forget + retain)
+        return group, forget, retain
+
+    def finetuned(self) -> None:
+        group, forget, retain = self._fictitious()
         splits = {"forget": forget, "retain": retain}
-        self._before("finetuned", "finetuned", model, config, people, splits)
+        self._before("finetuned", group, splits)
         for entry in self.config.methods_of("finetuned"):
             cell = CellId("finetuned", "finetuned", entry.name, "", 1, 1)
-            self.stage(
-                f"finetuned/{entry.name}",
-                lambda e=entry, c=cell: self._after(
-                    c, self.request(model, forget, retain, e), model, config, people, splits
-                ),
-            )
+            stage = f"finetuned/{entry.name}"
+            self._request_stage(stage, cell, group, splits, entry, forget, retain)
 
     def pretrained(self) -> None:
-        from pulse.eval.probing import probe_known_entities
-
-        spec = self.config.scenarios.pretrained
-        model = self.sources.base
-        assert model is not None
+        assert self.sources.base is not None
         config = self.config.data.celebrities
         everyone = sorted(self.measurer.people(config))
-        probed = self.measurer.measure(
-            f"model:{model.resolve()}", self._loader(model), config, everyone
-        )
-        saved = self._saved_split("pretrained")
-        if saved is None:
-            top = spec.top
-            known_count = top if top is not None else None
-            selection = probe_known_entities(
-                probed.mcq,
-                n_unlearn=spec.forget,
-                n_retain=0,
-                seed=self.config.seed,
-                top_k=top,
-                threshold=spec.threshold,
-                combine=spec.combine,
-            )
-            known = selection.known[:known_count] if known_count else selection.known
-            if len(known) <= spec.forget:
-                raise PulseError(
-                    f"pretrained: only {len(known)} people pass the probe, need more than "
-                    f"forget ({spec.forget})"
-                )
-            forget = selection.unlearn
-            retain = sorted(p for p in known if p not in set(forget))
-            self.store.write_json(
-                selection.to_dict() | {"retain": retain}, "splits", "pretrained", "probe.json"
-            )
-            saved = self._save_split("pretrained", forget, retain)
-        forget, retain = saved
-        people = forget + retain
+        forget, retain = self._probed_split(self.sources.base, config, everyone)
         splits = {"forget": forget, "retain": retain}
-        self._before("pretrained", "pretrained", model, config, everyone, splits)
+        # The before row reads the probe's own evaluation (every celebrity).
+        self._before("pretrained", Population(self.sources.base, config, everyone), splits)
+        group = Population(self.sources.base, config, forget + retain)
         for entry in self.config.methods_of("pretrained"):
             cell = CellId("pretrained", "pretrained", entry.name, "", 1, 1)
-            self.stage(
-                f"pretrained/{entry.name}",
-                lambda e=entry, c=cell: self._after(
-                    c, self.request(model, forget, retain, e), model, config, people, splits
-                ),
+            stage = f"pretrained/{entry.name}"
+            self._request_stage(stage, cell, group, splits, entry, forget, retain)
+
+    def _probed_split(
+        self, model: Path, config: str, everyone: list[str]
+    ) -> tuple[list[str], list[str]]:
+        """Probe the base model on every candidate, keep the known ones, split them."""
+        from pulse.eval.probing import probe_known_entities
+
+        saved = self._saved_split("pretrained")
+        if saved is not None:
+            return saved
+        spec = self.config.scenarios.pretrained
+        probed = self.measurer.measure(
+            f"model:{model.resolve()}", self.model_loader(model), config, everyone
+        )
+        selection = probe_known_entities(
+            probed.mcq,
+            n_unlearn=spec.forget,
+            n_retain=0,
+            seed=self.config.seed,
+            top_k=spec.top,
+            threshold=spec.threshold,
+            combine=spec.combine,
+        )
+        if len(selection.known) <= spec.forget:
+            raise PulseError(
+                f"pretrained: only {len(selection.known)} people pass the probe, need more than "
+                f"forget ({spec.forget})"
             )
+        forget = selection.unlearn
+        retain = sorted(set(selection.known) - set(forget))
+        self.store.write_json(
+            selection.to_dict() | {"retain": retain}, "splits", "pretrained", "probe.json"
+        )
+        return self._save_split("pretrained", forget, retain)
 
     def sequential(self) -> None:
         spec = self.config.scenarios.sequential
-        model = self.sources.finetuned
-        assert model is not None
-        config = self.config.data.fictitious
-        forget, retain = self.finetuned_split()
-        people = forget + retain
+        group, forget, retain = self._fictitious()
         subsets = self._subsets(forget, spec.requests)
         k = len(subsets)
-        self._before(
-            "sequential",
-            "sequential",
-            model,
-            config,
-            people,
-            {**sequential_splits(subsets, 0), "retain": retain},
-            requests=k,
-        )
+        before = {**sequential_splits(subsets, 0), "retain": retain}
+        self._before("sequential", group, before, requests=k)
         for entry in self.config.methods_of("sequential"):
-            previous: RequestOutcome | None = None
-            for request in range(1, k + 1):
-                cell = CellId("sequential", "sequential", entry.name, "sequential", request, k)
-                splits = {**sequential_splits(subsets, request), "retain": retain}
-                stage = f"sequential/sequential/{entry.name}/{request}"
-
-                def compute(e=entry, c=cell, s=splits, r=request, prev=previous) -> list[ResultRow]:
-                    if r > 1 and (prev is None or not prev.ok):
-                        detail = f"request {r - 1} did not finish"
-                        return [c.status("failed", detail)]
-                    outcome = self.request(
-                        model,
-                        subsets[r - 1],
-                        retain,
-                        e,
-                        adapter=prev.out_dir / "adapter" if prev and prev.out_dir else None,
-                        reference=spec.reference_policy,
-                    )
-                    return self._after(c, outcome, model, config, people, s)
-
-                rows = self.stage(stage, compute)
-                previous = self._outcome_of(
-                    stage,
-                    rows,
-                    previous,
-                    request,
-                    model,
-                    subsets,
-                    retain,
-                    entry,
-                    spec.reference_policy,
-                )
+            self._sequence(entry, group, subsets, retain, spec.reference_policy)
             if spec.batch:
                 cell = CellId("sequential", "sequential", entry.name, "batch", 1, 1)
                 splits = {"forget": forget, "forgotten": forget, "retain": retain}
-                self.stage(
-                    f"sequential/batch/{entry.name}",
-                    lambda e=entry, c=cell, s=splits: self._after(
-                        c, self.request(model, forget, retain, e), model, config, people, s
-                    ),
-                )
+                stage = f"sequential/batch/{entry.name}"
+                self._request_stage(stage, cell, group, splits, entry, forget, retain)
 
-    def _outcome_of(
-        self, stage, rows, previous, request, model, subsets, retain, entry, reference
-    ) -> RequestOutcome:
-        """The request behind a sequential stage (read back from the request cache on resume)."""
-        if any(r.status != "ok" for r in rows):
-            return RequestOutcome("failed", None)
-        adapter = (
-            previous.out_dir / "adapter" if request > 1 and previous and previous.out_dir else None
-        )
-        return self.request(
-            model, subsets[request - 1], retain, entry, adapter=adapter, reference=reference
-        )
+    def _sequence(
+        self,
+        entry: MethodEntry,
+        group: Population,
+        subsets: list[list[str]],
+        retain: list[str],
+        reference: str,
+    ) -> None:
+        """Requests 1..K of one method, each on the adapter the previous one left."""
+        k = len(subsets)
+
+        def request(r: int, previous: RequestOutcome | None) -> RequestOutcome:
+            # Cached by its inputs: on resume this reads the finished request back.
+            adapter = previous.out_dir / "adapter" if previous and previous.out_dir else None
+            return self.request(
+                group.model, subsets[r - 1], retain, entry, adapter=adapter, reference=reference
+            )
+
+        previous: RequestOutcome | None = None
+        for r in range(1, k + 1):
+            cell = CellId("sequential", "sequential", entry.name, "sequential", r, k)
+            splits = {**sequential_splits(subsets, r), "retain": retain}
+
+            def compute(cell=cell, splits=splits, r=r, previous=previous) -> list[ResultRow]:
+                if r > 1 and (previous is None or not previous.ok):
+                    return [cell.status("failed", f"request {r - 1} did not finish")]
+                return self._after(cell, request(r, previous), group, splits)
+
+            rows = self.stage(f"sequential/sequential/{entry.name}/{r}", compute)
+            finished = all(row.status == "ok" for row in rows)
+            previous = request(r, previous) if finished else RequestOutcome("failed", None)
 
     def _subsets(self, forget: list[str], k: int) -> list[list[str]]:
         folder = self.store.path("splits", "sequential")
@@ -440,29 +430,15 @@ class Runner:
         return subsets
 
     def scope(self) -> None:
-        spec = self.config.scenarios.scope
-        model = self.sources.finetuned
-        assert model is not None
-        config = self.config.data.fictitious
-        forget, retain = self.finetuned_split()
-        people = forget + retain
+        group, forget, retain = self._fictitious()
         splits = {"forget": forget, "retain": retain}
-        self._before("scope", "scope", model, config, people, splits)
-        for label in spec.scopes:
+        self._before("scope", group, splits)
+        for label in self.config.scenarios.scope.scopes:
             scope = parse_scope_label(label, self.config.train.scope)
             for entry in self.config.methods_of("scope"):
                 cell = CellId("scope", "scope", entry.name, label, 1, 1)
-                self.stage(
-                    f"scope/{label}/{entry.name}",
-                    lambda e=entry, c=cell, s=scope: self._after(
-                        c,
-                        self.request(model, forget, retain, e, scope=s),
-                        model,
-                        config,
-                        people,
-                        splits,
-                    ),
-                )
+                stage = f"scope/{label}/{entry.name}"
+                self._request_stage(stage, cell, group, splits, entry, forget, retain, scope)
 
     def pebench(self) -> None:
         from pulse.protocol.pebench import run_pebench
