@@ -73,10 +73,6 @@ def full_rows() -> list[ResultRow]:
     rows += mcq(ft, ft, "ga", forget=(0.10, 0.40), retain=(0.30, 0.50), general=0.45)
     rows += mcq(ft, ft, "ga_kl", forget=(0.30, 0.50), retain=(0.70, 0.72), general=0.70)
     rows.append(status_row(ft, ft, "npo", "", 1, 1, "diverged", "loss nan at step 3"))
-    rows += [
-        ResultRow(ft, ft, "ga", "", 1, 1, "time", "all", "train_seconds", 12.5),
-        ResultRow(ft, ft, "ga", "", 1, 1, "time", "all", "eval_seconds", 3.25),
-    ]
 
     rows += before(pt, pt, forget=(0.90, 0.85), retain=(0.88, 0.86), general=0.75)
     rows += mcq(pt, pt, "ga", forget=(0.05, 0.30), retain=(0.10, 0.20), general=0.05)
@@ -118,6 +114,13 @@ def full_rows() -> list[ResultRow]:
 
 def manifest(finished: bool = True, **stages: dict) -> dict:
     entries = {name: {"status": "done", "seconds": 10.0, "error": None} for name in STAGES}
+    entries["finetuned/ga"] = {
+        "status": "done",
+        "seconds": 16.0,
+        "error": None,
+        "train_seconds": 12.5,
+        "eval_seconds": 3.25,
+    }
     entries.update(stages)
     return {
         "config_hash": "abc123",

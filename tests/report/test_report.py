@@ -114,7 +114,7 @@ def test_html_and_markdown_carry_tables_reading_and_run_facts(report):
     assert "| ga | **10.0** (-70.0) | **40.0** (-38.0) |" in md
     assert "| npo | *diverged* |" in md
     assert "![Modality gap](figures/modality_gap.png)" in md
-    assert "| finetuned | ga | 12.5 | 3.2 |" in md  # timing rows
+    assert "| finetuned | ga | 12.5 | 3.2 |" in md  # timing rows, from the manifest
 
 
 def test_partial_run_reports_what_is_missing(write_run):

@@ -1,8 +1,8 @@
 """The rows of a run's ``results.jsonl``: one measured number each.
 
 A row is identified by its *cell* — (scenario, method, setting, request) — plus what was
-measured: (split, modality, metric). Values are fractions in [0, 1] (accuracies, PEBench scores)
-or seconds; ``value`` is ``None`` only on a status row.
+measured: (split, modality, metric). Values are fractions in [0, 1] (accuracies, PEBench
+scores); ``value`` is ``None`` only on a status row.
 
 Fields:
 
@@ -17,10 +17,11 @@ Fields:
 - ``split``: ``forget`` / ``retain`` (MCQ on those people), ``general`` (MMBench-format);
   sequential adds ``current`` (the subset of request k), ``forgotten`` (subsets 1..k),
   ``pending`` (subsets k+1..K; absent after the last); pebench: ``efficacy``, ``generality``,
-  ``retain``, ``scope``. ``time`` for timing rows.
+  ``retain``, ``scope``.
 - ``modality``: ``multimodal``, ``text`` or ``all``.
 - ``metric``: ``accuracy`` (MCQ), ``circular`` / ``vanilla`` (general capability), ``score``
-  (PEBench, higher is better), ``train_seconds`` / ``eval_seconds`` (split ``time``).
+  (PEBench, higher is better). Timings are not results (they differ from run to run): the
+  manifest keeps each stage's ``seconds``, ``train_seconds`` and ``eval_seconds``.
 - ``status``: ``ok``; ``diverged`` or ``failed`` on a *status row* (split ``""``, modality
   ``all``, metric ``status``, value ``None``, ``detail`` saying what happened) — a cell that
   did not finish has that single row instead of measurements.

@@ -50,7 +50,7 @@ def build_content(run_dir: str | Path) -> ReportContent:
         figures=build_figures(tables, method_order(run.rows)),
         reading=build_reading(tables),
         gaps=find_gaps(run, tables),
-        info=build_run_info(run, tables),
+        info=build_run_info(run),
     )
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pulse.protocol.results import ResultRow
 from pulse.report.rundir import RunDir
-from pulse.report.tables import TIME_SPLIT, Table
 
 TRAIN, EVAL = "train_seconds", "eval_seconds"
 
@@ -25,7 +22,7 @@ def seconds(value: object) -> str:
     return f"{value:.1f}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
 
 
-def build_run_info(run: RunDir, tables: Sequence[Table]) -> RunInfo:
+def build_run_info(run: RunDir) -> RunInfo:
     manifest = run.manifest
     finished = {True: "yes", False: "no", None: "unknown"}[run.finished]
     facts = [
@@ -49,22 +46,15 @@ def build_run_info(run: RunDir, tables: Sequence[Table]) -> RunInfo:
         )
         for stage, entry in run.stages.items()
     ]
-    return RunInfo(facts, versions, stages, _timings(run.rows, tables), run.config_text)
+    return RunInfo(facts, versions, stages, _timings(run), run.config_text)
 
 
-def _timings(rows: Sequence[ResultRow], tables: Sequence[Table]) -> list[tuple[str, str, str, str]]:
-    """Training and evaluation seconds per cell, labelled as the cell's table row."""
-    labels = {
-        (t.scenario, r.method, r.setting, r.request, r.requests): r.label
-        for t in tables
-        for r in t.rows
-    }
-    cells: dict[tuple, dict[str, float]] = {}
-    for row in rows:
-        if row.split == TIME_SPLIT and row.value is not None:
-            key = (row.scenario, row.method, row.setting, row.request, row.requests)
-            cells.setdefault(key, {})[row.metric] = row.value
-    return [
-        (key[0], labels.get(key, key[1]), seconds(t.get(TRAIN)), seconds(t.get(EVAL)))
-        for key, t in cells.items()
-    ]
+def _timings(run: RunDir) -> list[tuple[str, str, str, str]]:
+    """Training and evaluation seconds of every stage that ran a request (the manifest keeps
+    them: timings differ from run to run, so they stay out of results.jsonl)."""
+    out = []
+    for stage, entry in run.stages.items():
+        if isinstance(entry, dict) and (TRAIN in entry or EVAL in entry):
+            scenario, _, cell = stage.partition("/")
+            out.append((scenario, cell, seconds(entry.get(TRAIN)), seconds(entry.get(EVAL))))
+    return out

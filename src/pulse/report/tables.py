@@ -15,7 +15,6 @@ from typing import Any
 from pulse.protocol.results import LOWER_IS_BETTER_SPLITS, ResultRow
 
 BEFORE = "before"
-TIME_SPLIT = "time"
 STATUS_METRIC = "status"
 MISSING = "missing"  # status of a placeholder row: a request the run never reported
 
@@ -230,8 +229,7 @@ _CellKey = tuple[str, str, int, int]  # method, setting, request, requests
 def _cells(rows: Sequence[ResultRow]) -> dict[_CellKey, list[ResultRow]]:
     groups: dict[_CellKey, list[ResultRow]] = {}
     for row in rows:
-        if row.split != TIME_SPLIT:
-            groups.setdefault((row.method, row.setting, row.request, row.requests), []).append(row)
+        groups.setdefault((row.method, row.setting, row.request, row.requests), []).append(row)
     return groups
 
 
