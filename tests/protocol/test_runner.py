@@ -163,3 +163,23 @@ def test_missing_inputs_fail_before_training(mini_config, tmp_path):
         run_protocol(parse_config(broken), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "stages").exists()
     shutil.rmtree(tmp_path / "run")
+
+
+def test_sequential_merge_policy_stacks_the_earlier_adapters(mini_config, tmp_path):
+    config = {**mini_config, "methods": [{"method": "ga"}]}
+    config["scenarios"] = {
+        "finetuned": {"people": 4, "enabled": False},
+        "pretrained": {"enabled": False},
+        "sequential": {"requests": 2, "adapters": "merge", "batch": False},
+        "scope": {"enabled": False},
+    }
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    second = store.manifest["stages"]["sequential/sequential/ga/2"]
+    first = store.manifest["stages"]["sequential/sequential/ga/1"]
+    record = json.loads((store.root / "requests" / second["request"] / "result.json").read_text())
+    assert record["reference"] == "previous"
+    assert record["applies_on"]["merged"] == [
+        str((store.root / "requests" / first["request"] / "adapter").resolve())
+    ]
+    rows = read_results(store.root / RESULTS_FILE)
+    assert {r.request for r in rows if r.method == "ga"} == {1, 2}
