@@ -29,6 +29,7 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     assert ft[("forget", "all", "accuracy")].n == 4 * 10
     assert ft[("retain", "text", "accuracy")].n == 4 * 5
     assert ft[("general", "all", "circular")].n == 6
+    assert ft[("forget", "text", "chance")].value == 0.25  # four options per question
     # sequential: K = 2 requests per method plus the batch row; the bookkeeping in the rows.
     seq = {(r.method, r.setting, r.request, r.split) for r in rows if r.scenario == "sequential"}
     assert ("npo", "sequential", 1, "pending") in seq

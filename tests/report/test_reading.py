@@ -101,3 +101,23 @@ def test_ties_and_no_change_make_no_claim_of_a_leader():
         "In finetuned, forget accuracy changes by the same amount in both modalities." in sentences
     )
     assert not any("the most" in s or "forgets most" in s for s in sentences)
+
+
+def test_a_forget_set_known_only_at_chance_is_flagged():
+    from pulse.protocol.results import ResultRow
+
+    ft = "finetuned"
+
+    def chance_row(value):
+        return ResultRow(ft, ft, "before", "", 0, 1, "forget", "all", "chance", value, 40)
+
+    rows = before(ft, ft, forget=(0.28, 0.26), retain=(0.3, 0.3), general=0.2)
+    rows += mcq(ft, ft, "ga", forget=(0.24, 0.25), retain=(0.2, 0.2), general=0.0)
+    flagged = sentence(reading([*rows, chance_row(0.25)]), "guessing")
+    assert flagged.startswith("In finetuned, the model answers the forget set at 27.0% before")
+    assert "(25.0%)" in flagged
+    # Well above guessing, or no chance row: no such sentence.
+    known = before(ft, ft, forget=(0.8, 0.8), retain=(0.8, 0.8), general=0.8)
+    known += mcq(ft, ft, "ga", forget=(0.2, 0.3), retain=(0.7, 0.7), general=0.7)
+    assert not [s for s in reading([*known, chance_row(0.25)]) if "guessing" in s]
+    assert not [s for s in reading(rows) if "guessing" in s]

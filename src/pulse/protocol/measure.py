@@ -9,7 +9,7 @@ splits (current, forgotten, pending) are read from the same per-item records.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
+from pulse.eval.options import clean_options
 from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts, tally
 from pulse.protocol.config import EvalConfig
 from pulse.protocol.results import ResultRow, status_row
@@ -73,6 +74,7 @@ class CellId:
 class Measurement:
     mcq: list[ItemRecord]
     general: dict[str, Any] | None  # circular / vanilla tallies
+    chance: dict[str, float] = field(default_factory=dict)  # item -> 1 / number of options
 
     def split_rows(self, cell: CellId, splits: Mapping[str, Sequence[str]]) -> list[ResultRow]:
         """Accuracy per split and modality (and pooled), plus general capability."""
@@ -87,11 +89,21 @@ class Measurement:
                 if chosen:
                     t = tally(chosen)
                     rows.append(cell.row(split, modality, "accuracy", t.mean, t.n))
+                    rows += self._chance_row(cell, split, modality, chosen)
         if self.general is not None:
             for metric in ("circular", "vanilla"):
                 t = self.general[metric]
                 rows.append(cell.row("general", "all", metric, t["mean"], t["n"]))
         return rows
+
+    def _chance_row(
+        self, cell: CellId, split: str, modality: str, records: list[ItemRecord]
+    ) -> list[ResultRow]:
+        """The accuracy of guessing on the same items: a model near it knew nothing to forget."""
+        odds = [self.chance[r.item_id] for r in records if r.item_id in self.chance]
+        if len(odds) != len(records):
+            return []
+        return [cell.row(split, modality, "chance", sum(odds) / len(odds), len(odds))]
 
 
 class Measurer:
@@ -156,6 +168,7 @@ class Measurer:
                 "people": people,
                 "mcq": records_to_dicts(measurement.mcq),
                 "general": measurement.general,
+                "chance": measurement.chance,
             },
             "evals",
             f"{key}.json",
@@ -174,8 +187,11 @@ class Measurer:
         if self.general_rows:
             result = evaluate_mmbench(model, processor, self.general_rows, cfg)
             general = {k: result[k] for k in ("scorer", "circular", "vanilla", "categories")}
-        return Measurement(records, general)
+        chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
+        return Measurement(records, general, chance)
 
 
 def _measurement_from(data: dict[str, Any]) -> Measurement:
-    return Measurement(records_from_dicts(data["mcq"]), data.get("general"))
+    return Measurement(
+        records_from_dicts(data["mcq"]), data.get("general"), data.get("chance") or {}
+    )

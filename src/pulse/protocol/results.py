@@ -19,7 +19,8 @@ Fields:
   ``pending`` (subsets k+1..K; absent after the last); pebench: ``efficacy``, ``generality``,
   ``retain``, ``scope``.
 - ``modality``: ``multimodal``, ``text`` or ``all``.
-- ``metric``: ``accuracy`` (MCQ), ``circular`` / ``vanilla`` (general capability), ``score``
+- ``metric``: ``accuracy`` (MCQ), ``chance`` (the accuracy of guessing on the same items: the
+  floor an accuracy can fall to), ``circular`` / ``vanilla`` (general capability), ``score``
   (PEBench, higher is better). Timings are not results (they differ from run to run): the
   manifest keeps each stage's ``seconds``, ``train_seconds`` and ``eval_seconds``.
 - ``status``: ``ok``; ``diverged`` or ``failed`` on a *status row* (split ``""``, modality

@@ -16,11 +16,13 @@ RETAIN_KEYS = ("retain_multimodal", "retain_text")
 # loss would crown whichever method happened to lose 0.1 point.
 KEPT = 0.005
 TIE = 1e-9  # values closer than this are the same number
+NEAR_CHANCE = 0.10  # a forget accuracy this close to guessing means nothing was known
 
 
 def build_reading(tables: Sequence[Table]) -> list[str]:
     sentences: list[str] = []
     for table in tables:
+        sentences += _near_chance(table)
         if table.kind == "sequential":
             sentences += _sequential(table)
         elif table.kind == "pebench":
@@ -63,6 +65,22 @@ def _leader(scores: dict[str, float], lowest: bool = False) -> str | None:
 
 def _forget_drop(table: Table, row: TableRow) -> float | None:
     return _mean([table.drop(row, key) for key in FORGET_KEYS])
+
+
+def _near_chance(table: Table) -> list[str]:
+    """A forget set the model barely knew before unlearning has nothing to lose: say so before
+    any claim about forgetting is read into its rows."""
+    before = table.before
+    if before is None or table.chance is None:
+        return []
+    accuracy = _mean([before.value(key) for key in FORGET_KEYS])
+    if accuracy is None or accuracy - table.chance >= NEAR_CHANCE:
+        return []
+    return [
+        f"In {table.scenario}, the model answers the forget set at {_pct(accuracy)} before "
+        f"unlearning, within {_pts(NEAR_CHANCE)} of guessing ({_pct(table.chance)}): it knew "
+        "little to forget, so its forget-accuracy changes say little about unlearning."
+    ]
 
 
 def _forgetting(table: Table) -> list[str]:

@@ -102,6 +102,7 @@ class Table:
     header: tuple[str, ...]
     columns: tuple[Column, ...]
     rows: tuple[TableRow, ...]
+    chance: float | None = None  # guessing accuracy on the forget items (a "chance" row)
 
     @property
     def slug(self) -> str:
@@ -220,7 +221,18 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
     table_rows.sort(key=_row_order(layout, methods))
     table_rows = _with_deltas_and_best(table_rows, columns, layout.best_group)
     title = layout.title if scenario == kind else f"{layout.title} ({scenario})"
-    return Table(scenario, kind, title, header, columns, tuple(table_rows))
+    chance = next(
+        (
+            r.value
+            for r in rows
+            if r.method == BEFORE
+            and r.split == "forget"
+            and r.metric == "chance"
+            and r.modality == "all"
+        ),
+        None,
+    )
+    return Table(scenario, kind, title, header, columns, tuple(table_rows), chance)
 
 
 _CellKey = tuple[str, str, int, int]  # method, setting, request, requests
