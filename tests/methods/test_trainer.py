@@ -96,3 +96,25 @@ def test_methods_needing_retain_data_say_so(lora, processor):
 
     with pytest.raises(ConfigError, match="needs retain examples"):
         train_method(lora, processor, get_method("ga_kl"), UnlearnData(FORGET), FAST)
+
+
+def test_group_by_length_batches_similar_lengths_and_trains(lora, processor, monkeypatch):
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from pulse.methods.trainer import UnlearnTrainer
+
+    seen = {}
+    original = UnlearnTrainer._get_train_sampler
+
+    def spy(self, train_dataset=None):
+        seen["sampler"] = original(self, train_dataset)
+        return seen["sampler"]
+
+    monkeypatch.setattr(UnlearnTrainer, "_get_train_sampler", spy)
+    examples = FORGET + RETAIN
+    cfg = replace(FAST, group_by_length=True, batch_size=2, max_steps=3)
+    result = train_method(lora, processor, get_method("ga"), UnlearnData(examples, []), cfg)
+    assert result.ok and result.steps == 3
+    sampler = seen["sampler"]
+    assert isinstance(sampler, LengthGroupedSampler)
+    assert sorted(sampler) == list(range(len(examples)))  # every example once per epoch

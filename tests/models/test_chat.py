@@ -140,3 +140,12 @@ def test_prompts_are_left_padded_and_score_like_single_rows(tiny, examples):
         for row, example in enumerate(examples):
             single = model(**encode_prompts(processor, [example])).logits[0, -1]
             torch.testing.assert_close(last[row], single, atol=1e-5, rtol=1e-5)
+
+
+def test_example_lengths_are_the_collated_lengths(processor, examples):
+    from pulse.models.chat import example_lengths
+
+    lengths = example_lengths(processor, examples)
+    collator = ChatCollator(processor)
+    assert lengths == [collator([e])["input_ids"].shape[1] for e in examples]
+    assert lengths[0] > lengths[1]  # the image expands into its placeholder tokens

@@ -33,10 +33,12 @@ from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import is_tensorboard_available
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from pulse.methods.base import MethodContext, UnlearnBatch
 from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
 from pulse.methods.registry import Method
+from pulse.models.chat import example_lengths
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class LoopConfig:
     logging_steps: int = 1
     report_to: tuple[str, ...] | None = None  # None: TensorBoard when installed, else nothing
     loss_bound: float | None = 1e4  # |loss| beyond this is divergence (None: NaN / inf only)
+    # Batches of similar length (random across groups of 50 batches): less compute on padding.
+    group_by_length: bool = False
     cache_reference: bool = True  # forget-set reference log-probs once per request
     reference_batch_size: int | None = None  # batches for the reference cache (batch_size)
     progress: bool = True
@@ -110,15 +114,24 @@ class UnlearnTrainer(Trainer):
         method: Method,
         context: MethodContext,
         loss_bound: float | None = None,
+        lengths: list[int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.method, self.context, self.loss_bound = method, context, loss_bound
+        self.lengths = lengths
         # Our losses are means per micro-batch: the Trainer must divide by the accumulation
         # steps itself (it skips that when it thinks the model normalises by token count).
         self.model_accepts_loss_kwargs = False
         self._term_sums: dict[str, Tensor] = {}
         self._term_counts: dict[str, int] = {}
+
+    def _get_train_sampler(self, train_dataset=None):
+        # The index dataset carries no input ids, so the Trainer cannot infer lengths itself.
+        if self.lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(size, lengths=self.lengths)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self.context.step = self.state.global_step
@@ -302,6 +315,7 @@ def train_method(
             method=method,
             context=context,
             loss_bound=cfg.loss_bound,
+            lengths=example_lengths(processor, data.forget) if cfg.group_by_length else None,
         )
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)

@@ -202,6 +202,27 @@ class ChatCollator:
         return batch
 
 
+def example_lengths(processor: Any, examples: Sequence[Any]) -> list[int]:
+    """Token counts of ``examples`` as the collator would encode them (prompt, answer, EOS), for
+    grouping batches by length. Text is tokenized; an image's expansion into placeholder tokens
+    is measured once, on the first image example, and added to every image example."""
+    collator = ChatCollator(processor)
+    _, fulls, images = collator.texts(examples)
+    special = _add_special(collator.tokenizer, fulls[0]) if fulls else False
+    lengths = [
+        len(ids) for ids in collator.tokenizer(fulls, add_special_tokens=special)["input_ids"]
+    ]
+    first = next((k for k, image in enumerate(images) if image is not None), None)
+    if first is not None:
+        encoded = collator([examples[first]])["input_ids"].shape[1]
+        expansion = encoded - lengths[first]
+        lengths = [
+            n + expansion if image is not None else n
+            for n, image in zip(lengths, images, strict=True)
+        ]
+    return lengths
+
+
 def answer_mask(labels: torch.Tensor) -> torch.Tensor:
     """Boolean mask of the positions a loss or metric may count."""
     return labels != IGNORE_INDEX

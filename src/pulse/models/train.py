@@ -33,6 +33,7 @@ class TrainConfig:
     logging_steps: int = 25
     report_to: tuple[str, ...] = ()  # e.g. ("tensorboard",); nothing by default
     loss_reduction: str = "token"  # or "sequence": every example weighs the same
+    group_by_length: bool = False  # batches of similar length: less padding, faster steps
     progress: bool = True
 
 
@@ -84,6 +85,7 @@ def train_supervised(
         loss_bound=None,  # a supervised loss is positive; only NaN / inf stop it
         progress=cfg.progress,
         progress_desc="train",
+        group_by_length=cfg.group_by_length,
     )
     result = train_method(
         model,
