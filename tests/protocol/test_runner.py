@@ -168,6 +168,7 @@ def test_missing_inputs_fail_before_training(mini_config, tmp_path):
 
 def test_sequential_merge_policy_stacks_the_earlier_adapters(mini_config, tmp_path):
     config = {**mini_config, "methods": [{"method": "ga"}]}
+    config["train"] = {**mini_config["train"], "group_by_length": True}
     config["scenarios"] = {
         "finetuned": {"people": 4, "enabled": False},
         "pretrained": {"enabled": False},

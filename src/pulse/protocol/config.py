@@ -128,6 +128,7 @@ class TrainSettings(Section):
     bf16: bool = False
     gradient_checkpointing: bool = False
     loss_bound: float | None = 1e4
+    group_by_length: bool = False  # batches of similar length: less padding (see the README)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
 
 

@@ -189,6 +189,7 @@ class Runner:
                 bf16=train.bf16,
                 gradient_checkpointing=train.gradient_checkpointing,
                 loss_bound=train.loss_bound,
+                group_by_length=train.group_by_length,
                 progress=self.progress,
             )
         except (KeyboardInterrupt, Interrupt):
