@@ -114,9 +114,13 @@ def demo(
     with ga, ga_kl and npo, and write the report."""
     from pulse.protocol.config import load_config
 
-    seeds = [f"seed={seed}", f"models.world.seed={seed}"]
-    cfg = load_config(None, seeds + list(overrides or []))
-    _run_and_report(cfg, out, new_dir=False)
+    cfg = load_config(None, [f"seed={seed}", f"models.world.seed={seed}", *(overrides or [])])
+    if cfg.models.world is not None and cfg.models.world.dir is None:
+        # The world and the models stay in OUT, so a demo whose config changed (other options,
+        # a newer version) runs beside the old results in OUT-2 and still reuses them.
+        world = cfg.models.world.model_copy(update={"dir": out})
+        cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"world": world})})
+    _run_and_report(cfg, out, new_dir=True)
 
 
 @app.command("report")
