@@ -137,7 +137,15 @@ def report_command(
 def _run_and_report(cfg, out: Path, new_dir: bool) -> None:
     from pulse.protocol.runner import run_protocol
 
-    store = run_protocol(cfg, out, new_dir=new_dir)
+    try:
+        store = run_protocol(cfg, out, new_dir=new_dir)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            f"interrupted: the finished stages in {out} are kept; run the same command again "
+            "to resume",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
     _report(store.root)
 
 
