@@ -141,8 +141,7 @@ def _run_and_report(cfg, out: Path, new_dir: bool) -> None:
         store = run_protocol(cfg, out, new_dir=new_dir)
     except KeyboardInterrupt:
         Console(stderr=True).print(
-            f"interrupted: the finished stages in {out} are kept; run the same command again "
-            "to resume",
+            "interrupted: the finished stages are kept; run the same command again to resume",
             highlight=False,
         )
         raise typer.Exit(130) from None
