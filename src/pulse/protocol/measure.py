@@ -9,7 +9,7 @@ splits (current, forgotten, pending) are read from the same per-item records.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,33 +41,13 @@ class CellId:
     request: int = 0
     requests: int = 1
 
+    # The fields are ResultRow's first six, in order.
     def row(self, split: str, modality: str, metric: str, value: float | None, n: int) -> ResultRow:
-        return ResultRow(
-            self.scenario,
-            self.kind,
-            self.method,
-            self.setting,
-            self.request,
-            self.requests,
-            split,
-            modality,
-            metric,
-            value,
-            n,
-        )
+        return ResultRow(*astuple(self), split, modality, metric, value, n)
 
     def status(self, status: str, detail: str) -> ResultRow:
         """The single row of a cell that diverged or failed."""
-        return status_row(
-            self.scenario,
-            self.kind,
-            self.method,
-            self.setting,
-            self.request,
-            self.requests,
-            status,
-            detail,
-        )
+        return status_row(*astuple(self), status, detail)
 
 
 @dataclass
