@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -162,8 +161,7 @@ def test_missing_inputs_fail_before_training(mini_config, tmp_path):
     broken = {**mini_config, "data": {**mini_config["data"], "mmbench": str(tmp_path / "x.tsv")}}
     with pytest.raises(ConfigError, match=r"data.mmbench: .*x.tsv is not an existing file"):
         run_protocol(parse_config(broken), tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / "stages").exists()
-    shutil.rmtree(tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing written that looks like a run
 
 
 def test_sequential_merge_policy_stacks_the_earlier_adapters(mini_config, tmp_path):

@@ -466,12 +466,15 @@ def run_protocol(
     progress: bool = True,
     stop_after: int | None = None,
 ) -> RunStore:
-    """Open (or resume) the run directory, prepare the models and run every enabled scenario."""
-    store = RunStore.open(run_dir, config, new_dir=new_dir)
-    if config.models.world is not None:
-        sources = world_sources(config, store.root, progress=progress)
-    else:
+    """Open (or resume) the run directory, prepare the models and run every enabled scenario.
+    Local checkpoints and files are checked before the run directory is created."""
+    if config.models.world is None:
         sources = local_sources(config)
-    check_sources(config, sources)
+        check_sources(config, sources)
+        store = RunStore.open(run_dir, config, new_dir=new_dir)
+    else:
+        store = RunStore.open(run_dir, config, new_dir=new_dir)
+        sources = world_sources(config, store.root, progress=progress)
+        check_sources(config, sources)
     Runner(config, store, sources, progress=progress, stop_after=stop_after).run()
     return store
