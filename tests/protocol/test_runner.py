@@ -162,6 +162,12 @@ def test_missing_inputs_fail_before_training(mini_config, tmp_path):
     with pytest.raises(ConfigError, match=r"data.mmbench: .*x.tsv is not an existing file"):
         run_protocol(parse_config(broken), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # nothing written that looks like a run
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    no_model = {**mini_config, "models": {**mini_config["models"], "finetuned": str(empty)}}
+    with pytest.raises(ConfigError, match=r"models.finetuned: .*no config.json"):
+        run_protocol(parse_config(no_model), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_sequential_merge_policy_stacks_the_earlier_adapters(mini_config, tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pulse.errors import ConfigError
+from pulse.errors import ConfigError, ModelError
 from pulse.protocol.config import RunConfig
 
 
@@ -75,9 +75,16 @@ def check_sources(config: RunConfig, sources: Sources) -> None:
         model = sources.pebench_model if pe.finetune_epochs == 0 else sources.base
         key = "models.pebench" if pe.finetune_epochs == 0 else "models.base"
         needs.append((key, model, "dir"))
+    from pulse.models.loading import check_model_dir
+
     for key, path, kind in needs:
         if path is None:
             raise ConfigError(f"{key}: required by the enabled scenarios, not given")
+        if kind == "dir" and key.startswith("models.") and path.is_dir():
+            try:
+                check_model_dir(path)  # weights and model type, before anything is written
+            except ModelError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
         exists = path.is_dir() if kind == "dir" else path.is_file()
         if not exists:
             raise ConfigError(
