@@ -62,9 +62,11 @@ class UnlearnBatch:
 
 
 def model_inputs(sub: Mapping[str, Any]) -> dict[str, Any]:
-    """The sub-batch without ``labels``: the model would otherwise compute its own full-vocab
-    loss at every position, which no method uses."""
-    return {k: v for k, v in sub.items() if k != "labels"}
+    """The sub-batch without ``labels`` (the model would otherwise compute its own full-vocab
+    loss at every position, which no method uses), and without a KV cache: a method's forward
+    never generates, and a no-grad reference forward would keep every layer's keys and values
+    alive in it."""
+    return {**{k: v for k, v in sub.items() if k != "labels"}, "use_cache": False}
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
