@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from pulse.data.mllmu import profile_items, read_mllmu
-from pulse.data.mmbench import MMBenchRow, read_mmbench
+from pulse.data.mmbench import CIRCULAR_STEP, MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
 from pulse.eval.mcq import MCQConfig, score_mcq
@@ -106,8 +106,9 @@ class Measurer:
         if cfg.general and mmbench is not None:
             rows = read_mmbench(mmbench)
             if cfg.general_questions is not None:
-                keep = sorted({r.index % 1_000_000 for r in rows})[: cfg.general_questions]
-                rows = [r for r in rows if r.index % 1_000_000 in set(keep)]
+                questions = sorted({r.index % CIRCULAR_STEP for r in rows})
+                keep = set(questions[: cfg.general_questions])
+                rows = [r for r in rows if r.index % CIRCULAR_STEP in keep]
             self.general_rows = rows
 
     def people(self, config: str) -> dict[str, list[QAItem]]:

@@ -34,7 +34,7 @@ Forget-type splits (``forget``, ``current``, ``forgotten``, PEBench ``efficacy``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -70,10 +70,6 @@ class ResultRow:
     @property
     def key(self) -> tuple[Any, ...]:
         return (*self.cell, self.split, self.modality, self.metric)
-
-    @property
-    def lower_is_better(self) -> bool:
-        return self.split in LOWER_IS_BETTER_SPLITS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,8 +119,9 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
     return ResultRow(**data)
 
 
-def read_results(path: str | Path) -> list[ResultRow]:
-    """Every row of a ``results.jsonl``; a malformed line is a :class:`DataError` naming it."""
+def read_results(path: str | Path, skipped: list[int] | None = None) -> list[ResultRow]:
+    """Every row of a ``results.jsonl``. A malformed line is a :class:`DataError` naming it;
+    with ``skipped`` given, its line number goes there instead and reading goes on."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -135,7 +132,10 @@ def read_results(path: str | Path) -> list[ResultRow]:
         try:
             rows.append(row_from_dict(json.loads(line), where=f"line {number}"))
         except (ValueError, TypeError) as exc:
-            raise DataError(path, str(exc).removeprefix(f"line {number}: "), row=number) from None
+            if skipped is None:
+                detail = str(exc).removeprefix(f"line {number}: ")
+                raise DataError(path, detail, row=number) from None
+            skipped.append(number)
     return rows
 
 
@@ -160,13 +160,3 @@ def _sort_key(row: ResultRow) -> tuple[Any, ...]:
         row.modality,
         row.metric,
     )
-
-
-def iter_cells(
-    rows: Iterable[ResultRow],
-) -> Iterator[tuple[tuple[str, str, str, int], list[ResultRow]]]:
-    """Rows grouped by cell, in file order of first appearance."""
-    groups: dict[tuple[str, str, str, int], list[ResultRow]] = {}
-    for row in rows:
-        groups.setdefault(row.cell, []).append(row)
-    yield from groups.items()

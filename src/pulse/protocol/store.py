@@ -117,9 +117,7 @@ class RunStore:
     def stage_rows(self, stage: str) -> list[ResultRow]:
         return read_results(self.rows_path(stage))
 
-    def run_stage(
-        self, stage: str, compute: Callable[[], Sequence[ResultRow]], *, status: str | None = None
-    ) -> list[ResultRow]:
+    def run_stage(self, stage: str, compute: Callable[[], Sequence[ResultRow]]) -> list[ResultRow]:
         """The rows of ``stage``: read back when done, else computed, saved and marked.
         The stage's status is ``ok`` unless its rows carry a diverged / failed status row."""
         if self.is_done(stage):
@@ -131,8 +129,7 @@ class RunStore:
         rows = list(compute())
         write_text(self.rows_path(stage), dump_rows(rows))
         statuses = {r.status for r in rows}
-        final = status or ("failed" if "failed" in statuses else None)
-        final = final or ("diverged" if "diverged" in statuses else "done")
+        final = next((s for s in ("failed", "diverged") if s in statuses), "done")
         details = [r.detail for r in rows if r.status != "ok" and r.detail]
         record.update(
             status=final,

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from pulse.protocol.results import RESULTS_FILE, ResultRow, row_from_dict
+from pulse.protocol.results import RESULTS_FILE, ResultRow, read_results
 
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -65,15 +65,8 @@ def _read_rows(path: Path, problems: list[str]) -> list[ResultRow]:
     if not path.is_file():
         problems.append(f"{RESULTS_FILE} is missing: no measurements to report")
         return []
-    rows: list[ResultRow] = []
     bad: list[int] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(row_from_dict(json.loads(line), where=f"line {number}"))
-        except (ValueError, TypeError):
-            bad.append(number)
+    rows = read_results(path, skipped=bad)
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         problems.append(f"{RESULTS_FILE}: {len(bad)} unreadable line(s) skipped ({shown})")
