@@ -31,6 +31,19 @@ def small_world(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_models(small_world, tmp_path_factory) -> Path:
+    """base/ and finetuned/ of the small world, trained a few steps each, once per session."""
+    from pulse.world.train import train_world_models
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "world"))
+    from test_train import FAST  # the world tests' fast training config
+
+    out = tmp_path_factory.mktemp("tiny-models")
+    train_world_models(small_world, out, FAST, progress=False, check=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pulse() -> Callable[..., subprocess.CompletedProcess]:
     """Run the `pulse` command line as a user does (its own process, real exit code)."""
 

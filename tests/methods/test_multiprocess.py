@@ -6,17 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-from pulse.world.train import train_world_models
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "world"))
-from test_train import FAST  # the world tests' fast training config
 
 
-def test_two_processes_run_one_request(small_world, tmp_path):
-    models = tmp_path / "models"
-    train_world_models(small_world, models, FAST, progress=False, check=False)
+def test_two_processes_run_one_request(small_world, tiny_models, tmp_path):
+    models = tiny_models
     out = tmp_path / "request"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",

@@ -1,24 +1,10 @@
-"""Fixtures: tiny world models (a few steps of each stage) and a miniature run config."""
+"""Fixture: a miniature run config on the session's tiny world models."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pulse.world.train import train_world_models
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "world"))
-from test_train import FAST  # the world tests' fast training config
-
-
-@pytest.fixture(scope="session")
-def tiny_models(small_world, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("protocol-models")
-    train_world_models(small_world, out, FAST, progress=False, check=False)
-    return out
 
 
 @pytest.fixture
