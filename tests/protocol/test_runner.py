@@ -48,6 +48,11 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     }
     manifest = json.loads((store.root / "manifest.json").read_text())
     assert manifest["finished"] and all(s["status"] == "done" for s in manifest["stages"].values())
+    trained, shared = manifest["stages"]["finetuned/ga"], manifest["stages"]["sequential/batch/ga"]
+    assert trained["train_seconds"] > 0 and trained["eval_seconds"] > 0
+    assert not trained["reused_request"]
+    assert shared["reused_request"] and shared["train_seconds"] == 0.0
+    assert shared["request"] == trained["request"]
     # pretrained: the probe chose 6 known celebrities, 2 forgotten, persisted as ID lists.
     forget = (store.root / "splits/pretrained/forget.txt").read_text().split()
     retain = (store.root / "splits/pretrained/retain.txt").read_text().split()

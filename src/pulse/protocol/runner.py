@@ -33,6 +33,7 @@ class RequestOutcome:
     out_dir: Path | None
     detail: str | None = None
     reused: bool = False  # read back from the request cache, not trained now
+    seconds: float | None = None  # the request's own time (load, train, save)
 
     @property
     def ok(self) -> bool:
@@ -300,12 +301,11 @@ class Runner:
         """Where the current stage's time went (the sequential-cost benchmark reads this)."""
         if self._current is None or outcome.out_dir is None:
             return
-        record = json.loads((outcome.out_dir / "result.json").read_text(encoding="utf-8"))
         self.store.note(
             self._current,
             request=outcome.out_dir.name,
             reused_request=outcome.reused,
-            train_seconds=0.0 if outcome.reused else record.get("total_seconds"),
+            train_seconds=0.0 if outcome.reused else outcome.seconds,
             eval_seconds=round(eval_seconds, 3),
         )
 
@@ -449,7 +449,7 @@ class Runner:
 
 def _outcome(record: dict[str, Any], out: Path, reused: bool = False) -> RequestOutcome:
     if record.get("status") == "ok":
-        return RequestOutcome("ok", out, reused=reused)
+        return RequestOutcome("ok", out, reused=reused, seconds=record.get("total_seconds"))
     diverged = record.get("diverged") or {}
     detail = (
         f"diverged at step {diverged.get('step')}: loss {diverged.get('value')} "
