@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pulse.data.splits import read_split, write_split
-from pulse.errors import PulseError
+from pulse.errors import ConfigError, PulseError
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
 from pulse.protocol.measure import CellId, Measurer
 from pulse.protocol.results import ResultRow
@@ -226,8 +226,16 @@ class Runner:
         if spec.forget is not None:
             from pulse.methods.request import resolve_ids
 
+            people = set(self.measurer.people(self.config.data.fictitious))
             forget, _ = resolve_ids(spec.forget, self.sources.mllmu)
             retain, _ = resolve_ids(spec.retain, self.sources.mllmu)
+            for key, ids in (("forget", forget), ("retain", retain)):
+                unknown = [i for i in ids if i not in people]
+                if unknown:  # checked before the split is saved as this run's
+                    raise ConfigError(
+                        f"scenarios.finetuned.{key}: {unknown[0]!r} is not a split file, an "
+                        f"MLLMU-Bench config or a person of {self.config.data.fictitious}"
+                    )
         else:
             people = list(self.measurer.people(self.config.data.fictitious))
             forget, retain = forget_retain(
