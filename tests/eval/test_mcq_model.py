@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ import torch
 
 from pulse.data.schema import Modality
 from pulse.errors import ConfigError
+from pulse.eval import mcq
 from pulse.eval.mcq import MCQConfig, item_prompt, letter_token_ids, score_mcq
 from pulse.models.chat import ChatCollator, ChatExample, answer_mask, encode_prompts
 
@@ -112,20 +114,135 @@ def test_scorer_names_and_the_mllmu_pool(tiny, sample, mcq_items):
     assert score_mcq(model, processor, []) == []
 
 
-@pytest.mark.parametrize("scorer", ["letter", "option_text"])
-def test_scorers_keep_no_kv_cache(tiny, sample, scorer):
-    """Nothing is generated after a scoring forward: no KV cache is built (on a 7B model a
-    batch of 32 image prompts would hold about 11 GB of it)."""
-    model, processor = tiny
+def _forwards(model):
+    """A forward hook recording, per call: rows, input length, whether image inputs came, whether
+    a cache came in (a continuation) and what ``use_cache`` was."""
     seen = []
 
     def record(module, args, kwargs, output):
-        seen.append((kwargs.get("use_cache"), output.past_key_values))
+        ids = kwargs["input_ids"]
+        seen.append(
+            {
+                "rows": ids.shape[0],
+                "length": ids.shape[1],
+                "pixels": kwargs.get("pixel_values") is not None,
+                "continues": kwargs.get("past_key_values") is not None,
+                "use_cache": kwargs.get("use_cache"),
+                "cache": output.past_key_values,
+            }
+        )
 
-    handle = model.register_forward_hook(record, with_kwargs=True)
+    return seen, model.register_forward_hook(record, with_kwargs=True)
+
+
+def test_letter_scorer_keeps_no_kv_cache(tiny, sample):
+    """Nothing is generated after a letter-scoring forward: no KV cache is built (on a 7B model
+    a batch of 32 image prompts would hold about 11 GB of it)."""
+    model, processor = tiny
+    seen, handle = _forwards(model)
     try:
-        score_mcq(model, processor, sample[:4], MCQConfig(batch_size=2, scorer=scorer))
+        score_mcq(model, processor, sample[:4], MCQConfig(batch_size=2))
     finally:
         handle.remove()
     assert seen
-    assert all(use_cache is False and cache is None for use_cache, cache in seen)
+    assert all(f["use_cache"] is False and f["cache"] is None for f in seen)
+
+
+def _varied(items):
+    """Items with 2, 3 and 4 options (the gold one kept), cycling, in input order."""
+    out = []
+    for k, item in enumerate(items):
+        n = 2 + k % 3
+        others = [letter for letter in sorted(item.options) if letter != item.answer]
+        keep = sorted([item.answer, *others[: n - 1]])
+        assert len(keep) == n
+        out.append(replace(item, options={letter: item.options[letter] for letter in keep}))
+    return out
+
+
+def _assert_same_scores(a, b, tol=1e-4):
+    assert [r.item_id for r in a] == [r.item_id for r in b]
+    assert [r.prediction for r in a] == [r.prediction for r in b]
+    assert [r.correct for r in a] == [r.correct for r in b]
+    for x, y in zip(a, b, strict=True):
+        assert _close(x.extras["mean_logprobs"], y.extras["mean_logprobs"], tol)
+        assert _close(x.extras["logprobs"], y.extras["logprobs"], tol)
+
+
+def test_option_text_shares_each_prompt_and_equals_the_per_row_path(tiny, sample):
+    """One prompt forward per item (its image included), one continuation per batch over the
+    options' tokens without image inputs; the scores are those of one full row per option.
+    Items of 2, 3 and 4 options, both modalities, batches smaller than the item count."""
+    model, processor = tiny
+    items = _varied(sample[:12])
+    assert {i.image is not None for i in items} == {True, False}
+    per_row = mcq.score_options(
+        model, processor, items, MCQConfig(batch_size=3), share_prompts=False
+    )
+    seen, handle = _forwards(model)
+    try:
+        cached = score_mcq(model, processor, items, MCQConfig(batch_size=7, scorer="option_text"))
+    finally:
+        handle.remove()
+    _assert_same_scores(cached, per_row)
+    prompts = [f for f in seen if not f["continues"]]
+    continuations = [f for f in seen if f["continues"]]
+    assert sum(f["rows"] for f in prompts) == len(items)
+    assert all(f["use_cache"] for f in prompts)
+    assert len(prompts) > 1  # batch_size 7 counts options: at most 3 items of 2 options
+    # Every batch of 7 option rows or fewer; one continuation per prompt batch at most.
+    assert sum(f["rows"] for f in continuations) <= sum(len(i.options) for i in items)
+    assert continuations
+    assert all(f["rows"] <= 7 and not f["pixels"] for f in continuations)
+    assert any(f["pixels"] for f in prompts)
+
+
+def test_option_text_per_row_path_keeps_no_kv_cache(tiny, sample):
+    model, processor = tiny
+    seen, handle = _forwards(model)
+    try:
+        mcq.score_options(
+            model, processor, sample[:4], MCQConfig(batch_size=2), share_prompts=False
+        )
+    finally:
+        handle.remove()
+    assert seen
+    assert all(f["use_cache"] is False and f["cache"] is None for f in seen)
+
+
+def test_option_text_takes_the_per_row_path_where_a_token_straddles_the_prompts_end(tiny, sample):
+    """A template ending in a space: ``"ASSISTANT: "`` + ``"Paris"`` tokenizes as
+    ``":"``, ``" Paris"``, so the prompt's last token is not the full row's; such an item is
+    scored one full row per option. Options that start with a space keep the boundary (``" "``,
+    ``" Paris"``) and share their prompt."""
+    model, processor = tiny
+    spaced = copy.deepcopy(processor)
+    spaced.chat_template = processor.chat_template.replace("'ASSISTANT:'", "'ASSISTANT: '")
+    assert spaced.chat_template != processor.chat_template
+    items = _varied(sample[:6])
+    items[1] = replace(items[1], options={k: f" {v}" for k, v in items[1].options.items()})
+    plan = mcq._option_rows(spaced, items)
+    assert plan.shared == [i == 1 for i in range(len(items))]
+    per_row = mcq.score_options(model, spaced, items, MCQConfig(batch_size=4), share_prompts=False)
+    seen, handle = _forwards(model)
+    try:
+        mixed = mcq.score_options(model, spaced, items, MCQConfig(batch_size=4))
+    finally:
+        handle.remove()
+    _assert_same_scores(mixed, per_row)
+    whole_rows = [f for f in seen if f["use_cache"] is False]
+    prompts = [f for f in seen if f["use_cache"] and not f["continues"]]
+    assert sum(f["rows"] for f in prompts) == 1
+    assert sum(f["rows"] for f in whole_rows) == sum(
+        len(item.options) for i, item in enumerate(items) if i != 1
+    )
+
+
+def test_option_batches_count_options():
+    """A prompt batch holds as many items as fit in ``batch_size`` options, at least one."""
+    sizes = [4, 2, 3, 4, 1, 9]
+    assert mcq._item_batches(range(6), sizes, 5) == [[0], [1, 2], [3, 4], [5]]
+    assert mcq._item_batches([5, 0], sizes, 32) == [[5, 0]]
+    assert mcq._item_batches(range(3), sizes, 1) == [[0], [1], [2]]
+    with pytest.raises(ValueError, match="positive"):
+        mcq._item_batches(range(3), sizes, 0)

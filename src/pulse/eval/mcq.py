@@ -5,13 +5,24 @@
   The prediction is the valid option letter with the highest log-probability (see
   :mod:`pulse.eval.scoring`).
 - ``option_text``: each option's text is scored as the answer, ``s_o = (1/|o|) sum_t log
-  p(o_t | prompt, o_<t)`` over its tokens (no EOS); one row per (item, option), left-padded so
-  every answer ends the row and only the last ``max |o| + 1`` positions' logits are computed.
+  p(o_t | prompt, o_<t)`` over its tokens (no EOS). Each item's prompt (image included) runs
+  once: a left-padded batch of prompts, one forward with ``use_cache=True`` whose last logits
+  give every option's first token; the KV cache is then repeated to one row per option and one
+  more forward over the options' remaining tokens (right-padded, attention mask = the prompt's
+  repeated then the options', no image inputs) gives the rest. The option tokens are the tail of
+  the tokenized prompt + option text, as a training batch labels them, and the prompt tokens the
+  rest. An item where that split is not the prompt's own tokenization (a token straddling the
+  boundary), and a model whose positions a continuation would not reproduce (Qwen2-VL's
+  multimodal rope), are scored the direct way: one row per (item, option) holding the whole
+  prompt and the option, left-padded so every option ends its row, with only the last
+  ``max |o| + 1`` positions' logits computed. Both give the same scores (to float rounding);
+  ``batch_size`` counts (item, option) rows in both, so the repeated cache holds at most that
+  many rows of prompt keys and values.
 - ``generate`` / ``mllmu``: greedy generation, see :mod:`pulse.eval.generation`.
 
-Rows are sorted by ``(has image, prompt length)`` so batches carry little padding; results come
-back in input order, one :class:`~pulse.eval.records.ItemRecord` per item. On an accelerator the
-next batch is encoded in a worker thread while the model runs
+Rows (items, for shared prompts) are sorted by ``(has image, prompt length)`` so batches carry
+little padding; results come back in input order, one :class:`~pulse.eval.records.ItemRecord`
+per item. On an accelerator the next batch is encoded in a worker thread while the model runs
 (:func:`~pulse.eval.batching.prefetch`); the scores are the same either way.
 """
 
@@ -34,6 +45,7 @@ from pulse.eval.batching import (
     overlap_default,
     prefetch,
     progress,
+    tokenizer_of,
 )
 from pulse.eval.prompts import mmbench_prompt
 from pulse.eval.records import ItemRecord
@@ -52,9 +64,12 @@ SCORERS = ("letter", "option_text", "generate", "mllmu")
 @dataclass(frozen=True)
 class MCQConfig:
     """``batch_size`` counts rows: prompts for ``letter`` and generation, (item, option) pairs
-    for ``option_text``. ``max_new_tokens`` concerns generation; ``seed`` and ``shots`` the
-    ``mllmu`` few-shot draw. ``overlap`` (encode ahead in a thread) defaults to on for a model
-    on an accelerator, off on the CPU, where the forward already uses every core."""
+    for ``option_text`` (a batch of shared prompts holds as many items as have that many options
+    in all, at least one: ``batch_size // n_options`` items of ``n_options`` each, since the
+    repeated KV cache has one row per option). ``max_new_tokens`` concerns generation; ``seed``
+    and ``shots`` the ``mllmu`` few-shot draw. ``overlap`` (encode ahead in a thread) defaults
+    to on for a model on an accelerator, off on the CPU, where the forward already uses every
+    core."""
 
     batch_size: int = 32
     progress: bool = False
@@ -168,13 +183,80 @@ def score_letters(
 
 @torch.inference_mode()
 def score_options(
-    model: nn.Module, processor: Any, items: Sequence[QAItem], cfg: MCQConfig | None = None
+    model: nn.Module,
+    processor: Any,
+    items: Sequence[QAItem],
+    cfg: MCQConfig | None = None,
+    *,
+    share_prompts: bool = True,
 ) -> list[ItemRecord]:
-    """The ``option_text`` scorer (see the module docstring)."""
+    """The ``option_text`` scorer (see the module docstring).
+
+    With ``share_prompts`` (the default) each item's prompt is encoded and run once and its KV
+    cache is repeated for the item's options (:func:`_shared_prompt_means`); items where that
+    could change a score, and models that cannot continue from a repeated cache
+    (:func:`shares_prompt_cache`), take the per-row path (:func:`_per_row_means`), which
+    ``share_prompts=False`` forces for every item. ``cfg.batch_size`` counts (item, option)
+    rows on both paths: the per-row forwards hold that many prompt + option rows; the cached
+    path runs prompts of as many items as fit in that many options (at least one item), so its
+    repeated cache holds at most ``batch_size`` rows of prompt keys and values.
+    """
     cfg = cfg or MCQConfig()
     if not items:
         return []
+    plan = _option_rows(processor, items)
+    means: list[dict[str, float]] = [{} for _ in items]
+    rest = list(range(len(items)))
+    if share_prompts and shares_prompt_cache(model):
+        rest = _shared_prompt_means(
+            model, processor, plan, [i for i in rest if plan.shared[i]], cfg, means
+        )
+        rest = sorted({*rest, *(i for i in range(len(items)) if not plan.shared[i])})
+    if rest:
+        rows = [r for i in rest for r in plan.item_rows[i]]
+        _per_row_means(model, processor, plan, rows, cfg, means)
+    scores = score_option_texts(means, [item.answer for item in items])
+    records = _records(items, range(len(items)), scores, key="mean_logprobs", raw=means)
+    return [records[i] for i in range(len(items))]
+
+
+def shares_prompt_cache(model: nn.Module) -> bool:
+    """Whether ``option_text`` may run each prompt once and continue every option from its
+    repeated KV cache.
+
+    Not for a model that computes its positions from the attention mask and keeps state between
+    forwards (Qwen2-VL's multimodal rope: ``get_rope_index`` and the stored ``rope_deltas``); a
+    continuation of a repeated cache would get other positions than the full row does.
+    """
+    return not any(
+        hasattr(module, "rope_deltas") or hasattr(module, "get_rope_index")
+        for module in model.modules()
+    )
+
+
+@dataclass(frozen=True)
+class _OptionRows:
+    """One row per (item, option), items in order and letters sorted: the texts the per-row
+    path encodes and each option's tokens (the tail of the tokenized full text); per item, its
+    rows, its tokenized prompt, and whether that prompt can be shared by its options."""
+
+    item_ids: list[str]
+    rows: list[tuple[int, str]]
+    prompts: list[str]
+    fulls: list[str]
+    images: list[Any]
+    answers: list[list[int]]
+    item_rows: list[list[int]]
+    prompt_ids: list[list[int]]
+    # The prompt's tokens after its last image placeholder (all of them without an image): how
+    # the processor's encoding of the prompt must end.
+    prompt_tails: list[list[int]]
+    shared: list[bool]
+
+
+def _option_rows(processor: Any, items: Sequence[QAItem]) -> _OptionRows:
     collator = ChatCollator(processor, add_eos=False)
+    tokenizer = collator.tokenizer
     rows = [(i, letter) for i, item in enumerate(items) for letter in sorted(item.options)]
     examples = [
         ChatExample(item_prompt(items[i]), items[i].options[letter], items[i].image)
@@ -182,9 +264,218 @@ def score_options(
     ]
     prompts, fulls, images = collator.texts(examples)
     answers = collator.answer_tokens(prompts, fulls)
-    order = length_order(processor, fulls, [img is not None for img in images])
+    item_rows: list[list[int]] = [[] for _ in items]
+    for r, (i, _) in enumerate(rows):
+        item_rows[i].append(r)
+    prompt_ids, tails, shared = [], [], []
+    for rs in item_rows:
+        special = _add_special(tokenizer, fulls[rs[0]])
+        p_ids = tokenizer(prompts[rs[0]], add_special_tokens=special)["input_ids"]
+        tail = p_ids
+        placeholder = collator.image_token_id
+        if images[rs[0]] is not None and placeholder is not None and placeholder in p_ids:
+            tail = p_ids[len(p_ids) - p_ids[::-1].index(placeholder) :]
+        # Prompt tokens then option tokens are the full text's tokens only when no token
+        # straddles the boundary (a BPE merge); otherwise the item takes the per-row path.
+        ok = True
+        for r in rs:
+            f_ids = tokenizer(fulls[r], add_special_tokens=special)["input_ids"]
+            n = len(answers[r])
+            ok = ok and n > 0 and f_ids[: len(f_ids) - n] == p_ids and f_ids[-n:] == answers[r]
+        prompt_ids.append(p_ids)
+        tails.append(tail)
+        shared.append(ok)
+    return _OptionRows(
+        [item.id for item in items],
+        rows,
+        prompts,
+        fulls,
+        images,
+        answers,
+        item_rows,
+        prompt_ids,
+        tails,
+        shared,
+    )
+
+
+@dataclass(frozen=True)
+class _Continuations:
+    """The options of a batch of prompts, one row per option: ``index`` its prompt's row,
+    ``first`` its first token (scored from the prompt forward's last logits), and the rest
+    right-padded: ``inputs`` (tokens ``0 .. n-2``) predict ``targets`` (tokens ``1 .. n-1``)
+    where ``mask`` is set; ``lengths`` are the option token counts ``n``."""
+
+    rows: list[int]
+    index: torch.Tensor
+    first: torch.Tensor
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+    lengths: torch.Tensor
+
+
+def _continuations(plan: _OptionRows, batch: Sequence[int], pad: int) -> _Continuations:
+    rows = [r for i in batch for r in plan.item_rows[i]]
+    index = [b for b, i in enumerate(batch) for _ in plan.item_rows[i]]
+    width = max(len(plan.answers[r]) for r in rows) - 1
+    inputs = torch.full((len(rows), width), pad, dtype=torch.long)
+    targets = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        answer = plan.answers[r]
+        n = len(answer) - 1
+        inputs[k, :n] = torch.tensor(answer[:-1], dtype=torch.long)
+        targets[k, :n] = torch.tensor(answer[1:], dtype=torch.long)
+        mask[k, :n] = 1
+    return _Continuations(
+        rows,
+        torch.tensor(index, dtype=torch.long),
+        torch.tensor([plan.answers[r][0] for r in rows], dtype=torch.long),
+        inputs,
+        targets,
+        mask,
+        torch.tensor([len(plan.answers[r]) for r in rows], dtype=torch.float32),
+    )
+
+
+def _item_batches(order: Sequence[int], sizes: Sequence[int], rows: int) -> list[list[int]]:
+    """Consecutive items of ``order`` holding at most ``rows`` options in all (at least one
+    item per batch)."""
+    if rows < 1:
+        raise ValueError(f"batch size must be a positive integer, got {rows}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    count = 0
+    for i in order:
+        if current and count + sizes[i] > rows:
+            batches.append(current)
+            current, count = [], 0
+        current.append(i)
+        count += sizes[i]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _shared_prompt_means(
+    model: nn.Module,
+    processor: Any,
+    plan: _OptionRows,
+    item_ids: Sequence[int],
+    cfg: MCQConfig,
+    means: list[dict[str, float]],
+) -> list[int]:
+    """Option means of ``item_ids`` from one prompt forward per item plus one continuation
+    forward over its options' tokens; fills ``means`` and returns the items it could not score
+    this way (for the per-row path).
+
+    The prompts of a batch are left-padded and run once with ``use_cache=True``; the last
+    position's logits give each option's first token. The cache is then repeated to one row
+    per option (``batch_select_indices``) and the options' remaining tokens, right-padded, run
+    in one forward against it: attention mask = the prompt's mask, repeated, then the options'
+    mask; no image inputs. Positions continue from the padded prompt length, as the per-row
+    path's left-padded rows count them.
+    """
+    tokenizer = tokenizer_of(processor)
+    pad = tokenizer.pad_token_id
+    has_image = [plan.images[plan.item_rows[i][0]] is not None for i in range(len(plan.shared))]
+    order = sorted(item_ids, key=lambda i: (has_image[i], len(plan.prompt_ids[i]), i))
+    sizes = [len(rs) for rs in plan.item_rows]
     device = model_device(model)
-    means: list[dict[str, float]] = [{} for _ in items]
+    left: list[int] = []
+
+    def encode(batch: list[int]) -> tuple[Any, _Continuations]:
+        firsts = [plan.item_rows[i][0] for i in batch]
+        inputs = processor(
+            text=[plan.prompts[r] for r in firsts],
+            images=[plan.images[r] for r in firsts if plan.images[r] is not None] or None,
+            padding=True,
+            padding_side="left",
+            add_special_tokens=_add_special(tokenizer, plan.fulls[firsts[0]]),
+            return_tensors="pt",
+        )
+        return inputs, _continuations(plan, batch, pad)
+
+    batches = _item_batches(order, sizes, cfg.batch_size)
+    with eval_mode(model):
+        encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
+        for batch, (inputs, cont) in progress(
+            encoded, cfg.progress, "scoring options", len(batches)
+        ):
+            ids, prompt_mask = inputs["input_ids"], inputs["attention_mask"]
+            if any(
+                key not in ("input_ids", "attention_mask")
+                and isinstance(value, torch.Tensor)
+                and value.shape == ids.shape
+                for key, value in inputs.items()
+            ):
+                # A per-token input (e.g. token types) would have to be continued too.
+                left.extend(batch)
+                continue
+            # The processor's prompt must end as the tokenizer's does (image expansion only
+            # inserts tokens before); an item where it does not takes the per-row path.
+            usable = {
+                i: _ends_with(ids[b][prompt_mask[b].bool()].tolist(), plan.prompt_tails[i])
+                for b, i in enumerate(batch)
+            }
+            inputs = inputs.to(device)
+            out = model(**inputs, logits_to_keep=1, use_cache=True)
+            cache = out.past_key_values
+            if cache is None or not hasattr(cache, "batch_select_indices"):
+                left.extend(batch)
+                continue
+            index = cont.index.to(device)
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            total = first[index, cont.first.to(device)]
+            del out, first
+            if cont.inputs.shape[1]:
+                cache.batch_select_indices(index)
+                mask = cont.mask.to(device)
+                logits = model(
+                    input_ids=cont.inputs.to(device),
+                    attention_mask=torch.cat([inputs["attention_mask"][index], mask], dim=1),
+                    past_key_values=cache,
+                    use_cache=True,
+                ).logits
+                lp = torch.log_softmax(logits.float(), dim=-1)
+                lp = lp.gather(-1, cont.targets.to(device).unsqueeze(-1)).squeeze(-1)
+                total = total + (lp * mask).sum(dim=1)
+                del logits, lp
+            del cache
+            mean = (total / cont.lengths.to(device)).tolist()
+            for r, value in zip(cont.rows, mean, strict=True):
+                i, letter = plan.rows[r]
+                if usable[i]:
+                    means[i][letter] = value
+            left.extend(i for i in batch if not usable[i])
+    return left
+
+
+def _ends_with(seq: Sequence[int], tail: Sequence[int]) -> bool:
+    return len(seq) >= len(tail) and list(seq[len(seq) - len(tail) :]) == list(tail)
+
+
+def _per_row_means(
+    model: nn.Module,
+    processor: Any,
+    plan: _OptionRows,
+    rows: Sequence[int],
+    cfg: MCQConfig,
+    means: list[dict[str, float]],
+) -> None:
+    """Option means of ``rows`` with one row per (item, option): the whole prompt, image
+    included, then the option's tokens, left-padded so every option ends its row; only the
+    last ``max |o| + 1`` positions' logits are computed. No KV cache. Fills ``means``."""
+    tokenizer = tokenizer_of(processor)
+    fulls, images, answers = plan.fulls, plan.images, plan.answers
+    order = [
+        rows[k]
+        for k in length_order(
+            processor, [fulls[r] for r in rows], [images[r] is not None for r in rows]
+        )
+    ]
+    device = model_device(model)
 
     def encode(batch: list[int]) -> Any:
         return processor(
@@ -192,7 +483,7 @@ def score_options(
             images=[images[r] for r in batch if images[r] is not None] or None,
             padding=True,
             padding_side="left",
-            add_special_tokens=_add_special(collator.tokenizer, fulls[batch[0]]),
+            add_special_tokens=_add_special(tokenizer, fulls[batch[0]]),
             return_tensors="pt",
         )
 
@@ -209,8 +500,9 @@ def score_options(
                     not answers[r]
                     or ids[row, ids.shape[1] - len(answers[r]) :].tolist() != answers[r]
                 ):
+                    i, letter = plan.rows[r]
                     raise ModelError(
-                        f"item {items[rows[r][0]].id}, option {rows[r][1]}: the answer tokens "
+                        f"item {plan.item_ids[i]}, option {letter}: the answer tokens "
                         "differ between the processor and the tokenizer"
                     )
             keep = max(lengths) + 1
@@ -221,11 +513,8 @@ def score_options(
                 mask[row, keep - n :] = True
             mean = answer_logprob(token_logprobs(logits, window), mask).tolist()
             for r, value in zip(batch, mean, strict=True):
-                i, letter = rows[r]
+                i, letter = plan.rows[r]
                 means[i][letter] = value
-    scores = score_option_texts(means, [item.answer for item in items])
-    records = _records(items, range(len(items)), scores, key="mean_logprobs", raw=means)
-    return [records[i] for i in range(len(items))]
 
 
 def _overlap(cfg: MCQConfig, device: torch.device) -> bool:
