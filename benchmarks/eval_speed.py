@@ -1,4 +1,5 @@
-"""Multiple-choice evaluation speed: per-sample greedy generation vs the batched letter scorer.
+"""Multiple-choice evaluation speed: per-sample greedy generation vs the batched letter scorer;
+the option-text scorer with shared prompts vs one row per option.
 
 Both evaluate the same model on the same MLLMU-Bench-format items with the same prompt:
 
@@ -11,6 +12,13 @@ Both evaluate the same model on the same MLLMU-Bench-format items with the same 
 
 Also timed: the *floor*, the model forwards alone over already-encoded inputs (the scorer's
 batches; and one single forward over all questions), i.e. what the scorer cannot avoid.
+
+3. **option-text scorer**, side by side on the same items in one run: each prompt run once and
+   its KV cache repeated for the options (the default), vs one full row (prompt, image and
+   option) per option (``share_prompts=False``). ``--batch-size`` counts (item, option) rows for
+   both. The two must give the same scores: the largest difference of a mean log-prob and the
+   verdict agreement are printed with the times and their ratio. ``--option-text-only`` skips
+   the rest (generation, letter scorer, floor); ``--skip-option-text`` skips this.
 
 Verdict agreement is checked on the items whose greedy output starts with an option letter
 standing alone (``"B"``, ``"B."``, ``"B) ..."``): there the greedy first token is that letter, so
@@ -27,6 +35,7 @@ and its verdicts are arbitrary but must still agree. On a GPU every timing waits
 Examples::
 
     .venv/bin/python benchmarks/eval_speed.py --threads 1
+    .venv/bin/python benchmarks/eval_speed.py --threads 1 --option-text-only --limit 48
     python benchmarks/eval_speed.py --shapes llava-1.5-7b --device cuda --dtype bfloat16 \\
         --skip-full-length
 """
@@ -45,7 +54,7 @@ import torch
 from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.schema import ItemKind, QAItem
 from pulse.eval.batching import chunks, length_order, tokenizer_of
-from pulse.eval.mcq import MCQConfig, item_prompt, score_mcq
+from pulse.eval.mcq import MCQConfig, item_prompt, score_mcq, score_options, shares_prompt_cache
 from pulse.models.chat import ChatExample, encode_prompts
 from shapes import SHAPES, build_shapes
 
@@ -161,6 +170,51 @@ def forward_floor(model, processor, items, batch_size, whole=True):
     return batched, time.perf_counter() - t0, vision
 
 
+def option_text_side_by_side(model, processor, items, batch_size, repeats) -> None:
+    """Time the option-text scorer with shared prompts and with one row per option, alternating
+    (a busy machine slows both alike; the best of each counts), and compare their scores."""
+    cfg = MCQConfig(batch_size=batch_size, scorer="option_text")
+    for share in (True, False):  # warm-up
+        score_options(model, processor, items[:2], cfg, share_prompts=share)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    records = {}
+    for _ in range(repeats):
+        for share in (True, False):
+            sync(model)
+            t0 = time.perf_counter()
+            records[share] = score_options(model, processor, items, cfg, share_prompts=share)
+            sync(model)
+            times[share].append(time.perf_counter() - t0)
+    shared_s, row_s = min(times[True]), min(times[False])
+    n = len(items)
+    options = sum(len(i.options) for i in items)
+    diff = max(
+        abs(a.extras["mean_logprobs"][k] - b.extras["mean_logprobs"][k])
+        for a, b in zip(records[True], records[False], strict=True)
+        for k in a.extras["mean_logprobs"]
+    )
+    agree = sum(
+        a.prediction == b.prediction for a, b in zip(records[True], records[False], strict=True)
+    )
+    note = "" if shares_prompt_cache(model) else " (this model takes the per-row path: no gain)"
+    print(
+        f"option-text scorer, {n} items, {options} options, batches of {batch_size} "
+        f"(item, option) rows{note}:"
+    )
+    print(
+        f"  shared prompts (one prompt forward per item + continuations): {shared_s:.3f} s best, "
+        f"{statistics.median(times[True]):.3f} s median of {repeats}"
+    )
+    print(
+        f"  one row per option (prompt + option each):                   {row_s:.3f} s best, "
+        f"{statistics.median(times[False]):.3f} s median of {repeats}"
+    )
+    print(
+        f"  per-row / shared = {row_s / shared_s:.2f}x; largest mean log-prob difference "
+        f"{diff:.2e}; verdicts agree on {agree}/{n}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a local HF checkpoint (default: tiny)")
@@ -190,6 +244,14 @@ def main() -> None:
         help="model weights (default: float32 for tiny, bfloat16 for --shapes, as saved else)",
     )
     parser.add_argument(
+        "--option-text-only",
+        action="store_true",
+        help="time only the option-text scorer, shared prompts vs one row per option",
+    )
+    parser.add_argument(
+        "--skip-option-text", action="store_true", help="skip the option-text side by side"
+    )
+    parser.add_argument(
         "--no-single-forward",
         action="store_true",
         help="skip the one forward over all items (large models, many items: memory)",
@@ -197,6 +259,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.shapes and args.model:
         parser.error("--shapes builds a model: not with --model")
+    if args.option_text_only and args.skip_option_text:
+        parser.error("--option-text-only and --skip-option-text exclude each other")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -239,6 +303,10 @@ def main() -> None:
         f"{len(images)} distinct images); model {args.shapes or args.model or 'tiny'}: "
         f"{size:.1f}M parameters, {param.dtype}, {where}"
     )
+
+    if args.option_text_only:
+        option_text_side_by_side(model, processor, items, args.batch_size, args.repeats)
+        return
 
     cfg = MCQConfig(batch_size=args.batch_size)
     score_mcq(model, processor, items[:4], cfg)  # warm-up: first-call costs are not the point
@@ -318,6 +386,8 @@ def main() -> None:
         f"verdict agreement: {agree}/{started} items whose greedy output starts with an option "
         f"letter ({n - started} others)"
     )
+    if not args.skip_option_text:
+        option_text_side_by_side(model, processor, items, args.batch_size, args.repeats)
 
 
 if __name__ == "__main__":
