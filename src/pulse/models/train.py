@@ -3,18 +3,24 @@
 Fine-tuning is the ``sft`` method of :mod:`pulse.methods` (mean NLL over answer tokens) run by
 the same Trainer-based loop as every unlearning method: mixed precision, gradient accumulation,
 multi-GPU and logging come from there.
+
+``TrainConfig.processes > 1`` trains data parallel in that many local CPU processes started by
+the call (gloo, one process group; :mod:`pulse.models.parallel`): ``batch_size`` stays the
+batch of one optimizer step, split evenly over the processes, and rank 0's trained weights are
+copied back into the caller's model. Launched under ``torchrun`` instead, each rank trains in
+its own process (no second level of workers); ``processes`` must then equal the world size.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from torch import nn
 
-from pulse.errors import ModelError
+from pulse.errors import ConfigError, ModelError
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,18 @@ class TrainConfig:
     loss_reduction: str = "token"  # or "sequence": every example weighs the same
     group_by_length: bool = False  # batches of similar length: less padding, faster steps
     progress: bool = True
+    # Data-parallel CPU processes (gloo); batch_size is split over them. The same config and
+    # number of processes give the same weights; a different number, slightly different ones.
+    processes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ConfigError(f"train 'processes': expected at least 1, got {self.processes}")
+        if self.batch_size % self.processes:
+            raise ConfigError(
+                f"train 'batch_size' {self.batch_size} does not split evenly over "
+                f"{self.processes} processes: use a multiple of {self.processes}"
+            )
 
 
 @dataclass
@@ -61,17 +79,58 @@ def train_supervised(
     """Train ``model`` in place on question / answer ``examples`` (loss on answer tokens only).
 
     Examples are anything :class:`~pulse.models.chat.ChatCollator` accepts. Data order and
-    initialisation of new weights follow ``cfg.seed``.
+    initialisation of new weights follow ``cfg.seed``. With ``cfg.processes > 1`` (and not
+    already inside a distributed run) the training runs in that many worker processes and the
+    trained weights are loaded back into ``model``.
     """
+    from pulse.models.parallel import in_distributed_run, run_data_parallel
+
+    if cfg.processes > 1 and not in_distributed_run():
+        args = (processor, list(examples), cfg, output_dir)
+        stats = run_data_parallel(_train_worker, model, args, cfg.processes)
+        model.zero_grad(set_to_none=True)
+        model.eval()
+        return TrainStats(**stats)
+    return _train(model, processor, examples, cfg, output_dir)
+
+
+def _train_worker(model, processor, examples, cfg, output_dir) -> dict[str, Any]:
+    """One rank of a data-parallel training (run in a worker process)."""
+    return asdict(_train(model, processor, examples, cfg, output_dir))
+
+
+def _train(
+    model: nn.Module,
+    processor: Any,
+    examples: Sequence[Any],
+    cfg: TrainConfig,
+    output_dir: str | None,
+) -> TrainStats:
+    """Train in this process (one rank of a distributed run, or alone)."""
     # Imported here: pulse.methods builds on pulse.models.
     from pulse.methods.batches import UnlearnData
     from pulse.methods.sft import sft
     from pulse.methods.trainer import LoopConfig, train_method
+    from pulse.models.parallel import world_size
+
+    world = world_size()
+    batch_size, trainer_args = cfg.batch_size, {}
+    if cfg.processes > 1:
+        if world != cfg.processes:
+            raise ConfigError(
+                f"train 'processes' is {cfg.processes} inside a distributed run of {world} "
+                "processes: set it to the launcher's number of processes, or to 1"
+            )
+        batch_size = cfg.batch_size // cfg.processes
+    if world > 1:
+        # Pre-training from scratch leaves parameters without a gradient in some steps (the
+        # vision tower on text-only batches, its unused last norm): DDP must look for them.
+        trainer_args["ddp_find_unused_parameters"] = True
 
     loop = LoopConfig(
         epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        batch_size=cfg.batch_size,
+        batch_size=batch_size,
         grad_accum=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
@@ -86,6 +145,7 @@ def train_supervised(
         progress=cfg.progress,
         progress_desc="train",
         group_by_length=cfg.group_by_length,
+        trainer_args=trainer_args,
     )
     result = train_method(
         model,
