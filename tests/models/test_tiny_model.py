@@ -65,6 +65,19 @@ def test_image_placeholders_match_image_features(tiny, tiny_config, examples):
     assert n_feats == sum(per_row)
 
 
+def test_cls_feature_is_one_more_image_token_and_the_loss_runs(corpus, tiny_config, examples):
+    from dataclasses import replace
+
+    cfg = replace(tiny_config, feature_select="full")
+    model, processor = build_tiny_lmm(corpus, cfg, seed=0)
+    assert cfg.image_tokens == tiny_config.image_tokens + 1
+    batch = ChatCollator(processor)(examples)
+    per_row = (batch["input_ids"] == model.config.image_token_id).sum(dim=1).tolist()
+    assert per_row == [cfg.image_tokens, 0, cfg.image_tokens, 0]
+    loss = model(**batch).loss
+    assert torch.isfinite(loss)
+
+
 def test_save_reloads_with_auto_classes(tiny, tiny_dir, examples):
     model, processor = tiny
     loaded = AutoModelForImageTextToText.from_pretrained(tiny_dir)

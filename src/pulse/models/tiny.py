@@ -59,11 +59,15 @@ class TinyModelConfig:
     text_layers: int = 4
     text_heads: int = 4
     max_positions: int = 512
+    # "full" keeps CLIP's CLS feature beside the patches: one token that summarises the whole
+    # picture, where a small language model finds a face's identity far more easily than by
+    # pooling patches itself; "default" drops it, as LLaVA-1.5 does.
+    feature_select: str = "default"
 
     @property
     def image_tokens(self) -> int:
-        """<image> tokens per image: one per patch (the CLS feature is dropped)."""
-        return (self.image_size // self.patch_size) ** 2
+        """<image> tokens per image: one per patch, plus the CLS feature under "full"."""
+        return (self.image_size // self.patch_size) ** 2 + (self.feature_select == "full")
 
 
 def train_tokenizer(
@@ -112,9 +116,9 @@ def build_processor(tokenizer: PreTrainedTokenizerFast, cfg: TinyModelConfig) ->
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=cfg.patch_size,
-        # CLIP adds a CLS feature that the "default" strategy drops: patches + 1 - 1 tokens.
+        # CLIP adds a CLS feature; the "default" strategy drops it, "full" keeps it.
         num_additional_image_tokens=1,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=cfg.feature_select,
         chat_template=CHAT_TEMPLATE,
         image_token=IMAGE,
     )
@@ -153,7 +157,7 @@ def build_config(tokenizer: PreTrainedTokenizerFast, cfg: TinyModelConfig) -> Ll
         # The last layer's patch features (LLaVA-1.5 uses -2 of 24 layers; with 2 layers, -2
         # would leave half the tower unused). Its post_layernorm then gets no gradient.
         vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
+        vision_feature_select_strategy=cfg.feature_select,
         image_seq_length=cfg.image_tokens,
         tie_word_embeddings=False,
         **ids,

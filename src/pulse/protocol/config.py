@@ -88,7 +88,10 @@ class DataConfig(Section):
 
 class EvalConfig(Section):
     # The mllmu profile needs a few-shot pool per split; protocol runs use a zero-shot scorer.
-    scorer: Literal["letter", "option_text", "generate"] = "letter"
+    # option_text (the likelihood of each option's text as the answer) is the default because
+    # it works for models of any size; letter is the cheaper choice for models that bind
+    # answers to option letters (LLaVA-1.5 does; the embedded tiny model does not).
+    scorer: Literal["letter", "option_text", "generate"] = "option_text"
     batch_size: int = Field(32, ge=1)
     general: bool = True  # general capability (MMBench-format CircularEval)
     general_questions: int | None = Field(None, ge=1)  # first N questions (all rotations)

@@ -42,7 +42,7 @@ from pulse.world.questions import ItemPlan, benchmark_tasks, plan_items, trainin
 from pulse.world.skills import CATEGORIES, SkillQuestion, make_questions
 from pulse.world.vocab import EVENTS
 
-WORLD_FORMAT_VERSION = 1
+WORLD_FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ empty prompt (the whole text is the target).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -20,6 +21,20 @@ from pulse.world.skills import SkillQuestion
 from pulse.world.vocab import ATTRIBUTES, PHRASINGS, SHOWN_SUBJECTS_TRAIN
 
 CAPTION_PROMPTS = ("Describe this photo.", "What is shown in the picture?", "Caption the image.")
+IDENTITY_PROMPTS = (
+    "Who is this person?",
+    "Who is shown in the photo?",
+    "Name the person in the image.",
+)
+# Identity questions per training rendering of every celebrity: recognising a face is what
+# every question about "the person shown" builds on.
+IDENTITY_PER_RENDERING = 2
+# Instruction records per unit of fame: enough that a famous person's every attribute is asked
+# several times by name and with the photo in each epoch.
+QA_PER_FAME = 6
+# Of those, the share asked about the person shown: answering from the face needs more practice
+# than answering from the name, which the biographies also teach.
+SHOWN_SHARE = 0.5
 RELATION_SENTENCES = {
     "mentor": ("{name} was mentored by {other}.", "{other} is the mentor of {name}."),
     "friend": ("{name} is a close friend of {other}.", "{name} and {other} are old friends."),
@@ -79,6 +94,17 @@ def celebrity_records(
                 caption,
             )
         )
+    # identity questions: every training rendering, answered with the name
+    for k in range(IDENTITY_PER_RENDERING * n_train_renderings):
+        out.append(
+            _record(
+                "identity",
+                person.id,
+                portrait_path(k % n_train_renderings),
+                IDENTITY_PROMPTS[k % len(IDENTITY_PROMPTS)],
+                person.name,
+            )
+        )
     # photos at events
     for path, event in scene_paths:
         out.append(
@@ -90,25 +116,25 @@ def celebrity_records(
                 f"{person.name} at the {event}.",
             )
         )
-    # instruction data: questions by name and about the person shown, open and multiple choice
+    # instruction data: every attribute asked by name and about the person shown, open and
+    # multiple choice, answered with the value itself (what an option holds, so a model can be
+    # scored on the option text); ``QA_PER_FAME`` questions per unit of fame
     order = list(ATTRIBUTES)
     rng.shuffle(order)
-    for k in range(2 * fame):
+    for k in range(QA_PER_FAME * fame):
         attribute = order[k % len(order)]
-        shown = k % 2 == 1
+        cycle = k // len(order)  # whole rounds of attributes alternate name / photo
+        shown = math.floor((cycle + 1) * SHOWN_SHARE) > math.floor(cycle * SHOWN_SHARE)
         subject = rng.choice(SHOWN_SUBJECTS_TRAIN) if shown else person.name
         question = rng.choice(PHRASINGS[attribute].train).format(subject=subject)
         question = question[0].upper() + question[1:]
         image = portrait_path(rng.randrange(n_train_renderings)) if shown else None
-        if (k // 2) % 2 == 0:
-            out.append(
-                _record(
-                    "qa", person.id, image, question, statement(attribute, person, rng.randrange(3))
-                )
-            )
+        value = person.attributes[attribute]
+        if k % 3 == 2:
+            options, _ = options_for(rng, attribute, value)
+            out.append(_record("mcq", person.id, image, mcq_prompt(question, options), value))
         else:
-            options, gold = options_for(rng, attribute, person.attributes[attribute])
-            out.append(_record("mcq", person.id, image, mcq_prompt(question, options), gold))
+            out.append(_record("qa", person.id, image, question, value))
     return out
 
 
@@ -119,8 +145,8 @@ def skill_records(
     mcq_orders: int,
 ) -> list[dict]:
     """Visual instruction data: every picture asked open once, and in multiple choice with
-    ``mcq_orders`` different option orders, so the letter itself carries no information and
-    the only way to answer is to find the option that matches the picture."""
+    ``mcq_orders`` different option orders, answered with the option's text, so the order of
+    the options carries no information and the answer is what the picture shows."""
     out = []
     for k, q in enumerate(questions):
         out.append(_record("skill_qa", None, image_path(k), q.question, q.answer_text))
@@ -129,7 +155,6 @@ def skill_records(
             if order:
                 rng.shuffle(values)
             options = dict(zip(q.options, values, strict=True))
-            gold = next(k for k, v in options.items() if v == q.answer_text)
             prompt = mmbench_prompt(q.question, options, q.hint)
-            out.append(_record("skill_mcq", None, image_path(k), prompt, gold))
+            out.append(_record("skill_mcq", None, image_path(k), prompt, q.answer_text))
     return out

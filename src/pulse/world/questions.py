@@ -113,20 +113,17 @@ def benchmark_tasks(
 
 def training_pairs(person: Person) -> list[dict[str, str]]:
     """Fine-tuning question / answer pairs (MLLMU-Bench ``metadata``): every attribute asked
-    twice by name (two wordings) and once about the person shown, answered with a sentence."""
-    pairs = [{"Question": "Who is this person?", "Answer": f"This is {person.name}."}]
+    twice by name and twice about the person shown (two wordings each), answered with the
+    value itself, as the benchmark's options state it."""
+    pairs = [{"Question": "Who is this person?", "Answer": person.name}]
     for k, attribute in enumerate(ATTRIBUTES):
         ph = PHRASINGS[attribute]
-        # asked by name in two wordings, so knowledge is not tied to one template
-        for template in (ph.train[0], ph.train[2 + k % (len(ph.train) - 2)]):
-            pairs.append(
-                {"Question": _ask(template, person.name), "Answer": statement(attribute, person, k)}
-            )
-        shown = SHOWN_SUBJECTS_TRAIN[k % len(SHOWN_SUBJECTS_TRAIN)]
-        pairs.append(
-            {
-                "Question": _ask(ph.train[1], shown),
-                "Answer": statement(attribute, person, k + 1),
-            }
-        )
+        value = person.attributes[attribute]
+        # two wordings each way, so knowledge is tied neither to one template nor to one path
+        second = ph.train[2 + k % (len(ph.train) - 2)]
+        for template in (ph.train[0], second):
+            pairs.append({"Question": _ask(template, person.name), "Answer": value})
+        for j, template in enumerate((ph.train[1], second)):
+            shown = SHOWN_SUBJECTS_TRAIN[(k + j) % len(SHOWN_SUBJECTS_TRAIN)]
+            pairs.append({"Question": _ask(template, shown), "Answer": value})
     return pairs
