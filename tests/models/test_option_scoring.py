@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from PIL import Image
 from test_model_families import _idefics3, _llava, _llava_next, _qwen2_vl
 from transformers import Qwen2VLImageProcessorPil, Qwen2VLProcessor
 
@@ -28,11 +29,18 @@ QUESTIONS = [
 ]
 
 
+def _image(color: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
+    # A plain picture with a stripe, so two pictures differ beyond their mean colour. Defined
+    # here: a bare ``from conftest import`` resolves to whichever conftest was imported first.
+    img = Image.new("RGB", size, color)
+    for x in range(0, size[0], 4):
+        img.putpixel((x, x % size[1]), (255 - color[0], 255 - color[1], 255 - color[2]))
+    return img
+
+
 @pytest.fixture(scope="module")
 def items() -> list[QAItem]:
     """15 items: each question with 2, 3 and 4 options of 1 to 9 tokens, gold letters varied."""
-    from conftest import _image
-
     out = []
     for q, (question, color, size) in enumerate(QUESTIONS):
         image = encode_png(_image(color, size)) if color else None
