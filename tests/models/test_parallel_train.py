@@ -148,24 +148,26 @@ def test_ctrl_c_stops_the_workers_and_removes_the_job(tmp_path):
     jobs = tmp_path / "tmp"
     jobs.mkdir()
     env = {**os.environ, "TMPDIR": str(jobs)}
-    proc = subprocess.Popen(
-        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    # Output goes to files, not pipes: spawned workers inherit the parent's descriptors, and a
+    # pipe would then wait for the last of them rather than for the parent.
+    out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out_file.open("wb") as out, err_file.open("wb") as errors:
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=out, stderr=errors)
     try:
         parent = psutil.Process(proc.pid)
         deadline = time.monotonic() + 120
         workers: list[psutil.Process] = []
         while len(workers) < 2 or not any(jobs.glob("pulse-parallel-*/job.pkl")):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert proc.poll() is None, err_file.read_text()[-2000:]
             assert time.monotonic() < deadline, "the workers never started"
             time.sleep(0.2)
             workers = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err_file.read_text()
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
     assert not list(jobs.iterdir())
