@@ -125,7 +125,11 @@ def test_a_workers_error_is_one_error_and_nothing_is_left(
 
 
 CTRL_C = """
-import copy, sys, torch
+import copy, signal, sys, torch
+# Ctrl-C as in an interactive shell: a harness that ignores SIGINT hands that on to its
+# children (an ignored signal stays ignored across exec, and Python then keeps it ignored).
+print("inherited SIGINT handler:", signal.getsignal(signal.SIGINT), flush=True)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from conftest import CORPUS, TINY
 from pulse.models.chat import ChatExample
