@@ -38,9 +38,11 @@ from pulse.models.chat import ChatExample
 from pulse.models.loading import load_model_and_processor
 from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
 from pulse.models.train import TrainConfig, train_supervised
+from pulse.world.vocab import SHOWN_SUBJECTS_TRAIN
 
-# Questions that refer to the person only through the picture; they need the image.
-SHOWN_MARKERS = ("this person", "the person in the photo")
+# Questions that refer to the person only through the picture (the training questions' ways
+# of saying so); they need the image.
+SHOWN_MARKERS = SHOWN_SUBJECTS_TRAIN
 
 
 @dataclass(frozen=True)
@@ -128,11 +130,12 @@ def finetune_examples(pairs: list[TrainPair]) -> list[ChatExample]:
     return examples
 
 
-def replay_sample(world: Path, share: float, n_finetune: int, seed: int) -> list[ChatExample]:
+def replay_sample(
+    corpus: list[ChatExample], share: float, n_finetune: int, seed: int
+) -> list[ChatExample]:
     """``share * n_finetune`` corpus examples drawn with ``seed`` (none when ``share`` is 0)."""
     if share <= 0:
         return []
-    corpus = corpus_examples(world)
     count = min(len(corpus), round(share * n_finetune))
     return random.Random(seed).sample(corpus, count)
 
@@ -197,10 +200,13 @@ def train_world_models(
         manifest = {"key": key, "world": str(world.resolve()), "config": asdict(cfg), "stages": {}}
     torch.manual_seed(cfg.seed)
     base_dir, ft_dir = out / "base", out / "finetuned"
+    # Each read once, whichever stages train: pre-training and the fine-tuning replay share the
+    # corpus, the tokenizer and fine-tuning share the profile QA.
+    corpus = functools.cache(lambda: corpus_examples(world))
     ft_pairs = functools.cache(lambda: finetune_examples(_ft_pairs(world)))
 
     def pretrain():
-        examples = corpus_examples(world)
+        examples = corpus()
         texts = _tokenizer_texts(examples, ft_pairs())
         model, processor = build_tiny_lmm(texts, cfg.model, seed=cfg.seed)
         stats = train_supervised(
@@ -211,7 +217,8 @@ def train_world_models(
     def finetune():
         model, processor = load_model_and_processor(base_dir, dtype="float32")
         peft_model = apply_scope(model, cfg.finetune_scope)
-        examples = ft_pairs() + replay_sample(world, cfg.finetune_replay, len(ft_pairs()), cfg.seed)
+        pairs = ft_pairs()
+        examples = pairs + replay_sample(corpus(), cfg.finetune_replay, len(pairs), cfg.seed)
         stats = train_supervised(
             peft_model, processor, examples, _with(cfg.finetune, cfg.seed, progress)
         )
