@@ -61,6 +61,18 @@ def test_corpus_and_finetune_examples(world):
     assert shown and all(e.image is not None for e in shown)
 
 
+def test_replay_sample_is_a_seeded_share_of_the_corpus(world):
+    from pulse.world.train import replay_sample
+
+    corpus = corpus_examples(world)
+    assert replay_sample(corpus, 0.0, 100, seed=0) == []
+    sample = replay_sample(corpus, 0.25, 100, seed=0)
+    assert len(sample) == 25 and all(e in corpus for e in sample)
+    assert replay_sample(corpus, 0.25, 100, seed=0) == sample
+    assert replay_sample(corpus, 0.25, 100, seed=1) != sample
+    assert len(replay_sample(corpus, 1e6, 100, seed=0)) == len(corpus)  # at most the corpus
+
+
 def test_stages_train_save_and_reload(trained):
     out, results = trained
     assert [r.name for r in results] == ["base", "finetuned"]

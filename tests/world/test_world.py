@@ -156,3 +156,26 @@ def test_pebench_scenes(world):
     assert {r.split for r in rows} == {"seen", "unseen"}
     assert all(len(r.keywords) == 10 for r in rows)
     assert all(r.person in r.description and r.event in r.description for r in rows)
+
+
+def test_celebrity_questions_are_answered_with_the_value_by_name_and_with_the_photo(world):
+    meta = json.loads((world / "world.json").read_text())
+    corpus = [json.loads(line) for line in (world / "corpus" / "pretrain.jsonl").open()]
+    people = {p["id"]: p for p in meta["people"]}
+    values = {p["id"]: set(p["attributes"].values()) for p in meta["people"]}
+    questions = [r for r in corpus if r["source"] in ("qa", "mcq")]
+    # the answer is an attribute value itself, never a letter or a sentence
+    assert questions and all(r["response"] in values[r["entity_id"]] for r in questions)
+    # every rendering used in training carries identity questions answered with the name
+    identity = [r for r in corpus if r["source"] == "identity"]
+    train = meta["renderings"]["train"]
+    for pid in {r["entity_id"] for r in identity}:
+        mine = [r for r in identity if r["entity_id"] == pid]
+        assert {r["response"] for r in mine} == {people[pid]["name"]}
+        assert {int(Path(r["image"]).stem) for r in mine} == set(train)
+    # the most famous celebrity is asked about every attribute by name and with the photo
+    famous = max((p for p in meta["people"] if p["group"] == "celebrity"), key=lambda p: p["fame"])
+    mine = [r for r in questions if r["entity_id"] == famous["id"]]
+    for shown in (True, False):
+        answered = {r["response"] for r in mine if (r["image"] is not None) == shown}
+        assert answered == set(famous["attributes"].values())
