@@ -117,3 +117,14 @@ def test_bad_corpus_record_names_the_row(world, tmp_path):
     corpus.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="row 3"):
         corpus_examples(copy)
+
+
+def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
+    from pulse.errors import ConfigError
+    from pulse.models.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="'epochs': expected a positive number, got -1"):
+        TrainConfig(epochs=-1)
+    with pytest.raises(ConfigError, match="'batch_size'"):
+        TrainConfig(batch_size=0)
+    assert TrainConfig(epochs=0, max_steps=5).max_steps == 5  # max_steps decides then

@@ -46,6 +46,10 @@ class TrainConfig:
     processes: int = 1
 
     def __post_init__(self) -> None:
+        if self.max_steps <= 0 and not self.epochs > 0:
+            raise ConfigError(f"train 'epochs': expected a positive number, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train 'batch_size': expected at least 1, got {self.batch_size}")
         if self.processes < 1:
             raise ConfigError(f"train 'processes': expected at least 1, got {self.processes}")
         if self.batch_size % self.processes:
