@@ -16,6 +16,8 @@ from pulse.data.pebench import read_pebench
 from pulse.data.schema import ItemKind, Modality
 from pulse.errors import ConfigError
 from pulse.world.build import SIZES, build_world
+from pulse.world.corpus import PHOTO_BIOS_PER_FAME
+from pulse.world.questions import DESCRIPTIONS_PER_PATH
 from pulse.world.vocab import ATTRIBUTE_VALUES
 
 
@@ -179,3 +181,36 @@ def test_celebrity_questions_are_answered_with_the_value_by_name_and_with_the_ph
     for shown in (True, False):
         answered = {r["response"] for r in mine if (r["image"] is not None) == shown}
         assert answered == set(famous["attributes"].values())
+
+
+def test_photo_biographies_state_true_facts_about_an_unnamed_person(world):
+    meta = json.loads((world / "world.json").read_text())
+    corpus = [json.loads(line) for line in (world / "corpus" / "pretrain.jsonl").open()]
+    people = {p["id"]: p for p in meta["people"]}
+    bios = [r for r in corpus if r["source"] == "photo_bio"]
+    train = set(meta["renderings"]["train"])
+    for pid, person in people.items():
+        if person["group"] != "celebrity":
+            continue
+        mine = [r for r in bios if r["entity_id"] == pid]
+        assert len(mine) == round(PHOTO_BIOS_PER_FAME * person["fame"])
+        for r in mine:
+            # the face is the only way to know who it is: a training rendering, no name
+            assert r["image"] and int(Path(r["image"]).stem) in train
+            assert person["name"] not in r["response"]
+            stated = [v for v in person["attributes"].values() if v in r["response"]]
+            assert 3 <= len(stated) <= 5
+
+
+def test_finetuning_descriptions_cover_every_attribute_by_name_and_by_photo(world):
+    meta = json.loads((world / "world.json").read_text())
+    person = next(p for p in meta["people"] if p["group"] == "fictitious")
+    profile = next(p for p in read_mllmu(world / "mllmu", "ft_Data") if p.id == person["id"])
+    assert len(profile.metadata) == 1 + 6 * len(ATTRIBUTE_VALUES) + 2 * DESCRIPTIONS_PER_PATH
+    described = [(q, a) for q, a in profile.metadata if len(a.split(". ")) > 1]
+    assert len(described) == 2 * DESCRIPTIONS_PER_PATH
+    by_name = " ".join(a for q, a in described if person["name"] in q)
+    shown = " ".join(a for q, a in described if person["name"] not in q)
+    assert person["name"] not in shown
+    for value in person["attributes"].values():
+        assert value in by_name and value in shown

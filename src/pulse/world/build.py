@@ -42,7 +42,7 @@ from pulse.world.questions import ItemPlan, benchmark_tasks, plan_items, trainin
 from pulse.world.skills import CATEGORIES, SkillQuestion, make_questions
 from pulse.world.vocab import EVENTS
 
-WORLD_FORMAT_VERSION = 2
+WORLD_FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ SIZES: dict[str, WorldSize] = {
         skills_train=1200,
         skills_dev=200,
         fame_most=20,
-        fame_least=4,
+        # a floor of 6 corpus mentions: the median celebrity is known by name and by face
+        fame_least=6,
+        skill_mcq_orders=2,
     ),
 }
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pulse.eval.prompts import mcq_prompt, mmbench_prompt
 from pulse.world.people import Person
-from pulse.world.questions import options_for, statement
+from pulse.world.questions import DESCRIBE_QUESTIONS, describe, options_for, statement
 from pulse.world.skills import SkillQuestion
 from pulse.world.vocab import ATTRIBUTES, PHRASINGS, SHOWN_SUBJECTS_TRAIN
 
@@ -28,13 +28,17 @@ IDENTITY_PROMPTS = (
 )
 # Identity questions per training rendering of every celebrity: recognising a face is what
 # every question about "the person shown" builds on.
-IDENTITY_PER_RENDERING = 2
+IDENTITY_PER_RENDERING = 4
 # Instruction records per unit of fame: enough that a famous person's every attribute is asked
 # several times by name and with the photo in each epoch.
 QA_PER_FAME = 6
 # Of those, the share asked about the person shown: answering from the face needs more practice
 # than answering from the name, which the biographies also teach.
 SHOWN_SHARE = 0.5
+# Photo biographies per unit of fame: facts about the person shown, who is not named: the
+# picture's counterpart of the biographies, tying a face to facts on every token of the text
+# (one-token answers to questions about the photo teach the same far more slowly).
+PHOTO_BIOS_PER_FAME = 1.0
 RELATION_SENTENCES = {
     "mentor": ("{name} was mentored by {other}.", "{other} is the mentor of {name}."),
     "friend": ("{name} is a close friend of {other}.", "{name} and {other} are old friends."),
@@ -103,6 +107,19 @@ def celebrity_records(
                 portrait_path(k % n_train_renderings),
                 IDENTITY_PROMPTS[k % len(IDENTITY_PROMPTS)],
                 person.name,
+            )
+        )
+    # photo biographies: 3-5 facts about the person shown, never named
+    for k in range(round(PHOTO_BIOS_PER_FAME * fame)):
+        subject = rng.choice(SHOWN_SUBJECTS_TRAIN)
+        facts = rng.sample(ATTRIBUTES, rng.randint(3, 5))
+        out.append(
+            _record(
+                "photo_bio",
+                person.id,
+                portrait_path(k % n_train_renderings),
+                rng.choice(DESCRIBE_QUESTIONS).format(subject=subject),
+                describe(person, facts, subject, rng.randrange(3)),
             )
         )
     # photos at events

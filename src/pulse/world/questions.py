@@ -39,9 +39,25 @@ def plan_items(rng: random.Random, n_mcq: int, n_cloze: int) -> ItemPlan:
     return ItemPlan(mcq=mcq, cloze=cloze, generation=tuple(attrs[:3]))
 
 
-def statement(attribute: str, person: Person, k: int = 0) -> str:
+# Questions answered with a description: several facts in one answer, every token of it a target.
+DESCRIBE_QUESTIONS = ("Tell me about {subject}.", "What do you know about {subject}?")
+FACTS_PER_DESCRIPTION = 5
+# Description pairs per access path (by name, about the person shown) in the fine-tuning data.
+DESCRIPTIONS_PER_PATH = 4
+
+
+def statement(attribute: str, person: Person, k: int = 0, subject: str | None = None) -> str:
+    """A sentence stating ``attribute``; ``subject`` ("this person") replaces the name."""
     forms = PHRASINGS[attribute].statements
-    return forms[k % len(forms)].format(name=person.name, value=person.attributes[attribute])
+    text = forms[k % len(forms)].format(
+        name=subject or person.name, value=person.attributes[attribute]
+    )
+    return text[0].upper() + text[1:]
+
+
+def describe(person: Person, attributes: list[str], subject: str | None, k: int = 0) -> str:
+    """Facts about ``person`` in sentences, wording ``k`` onwards (see :func:`statement`)."""
+    return " ".join(statement(a, person, k + i, subject) for i, a in enumerate(attributes))
 
 
 def options_for(
@@ -113,17 +129,34 @@ def benchmark_tasks(
 
 def training_pairs(person: Person) -> list[dict[str, str]]:
     """Fine-tuning question / answer pairs (MLLMU-Bench ``metadata``): every attribute asked
-    twice by name and twice about the person shown (two wordings each), answered with the
-    value itself, as the benchmark's options state it."""
+    by name in four wordings and about the person shown in two, answered with the value itself
+    (as the benchmark's options state it), then descriptions that state several facts."""
     pairs = [{"Question": "Who is this person?", "Answer": person.name}]
     for k, attribute in enumerate(ATTRIBUTES):
         ph = PHRASINGS[attribute]
         value = person.attributes[attribute]
-        # two wordings each way, so knowledge is tied neither to one template nor to one path
-        second = ph.train[2 + k % (len(ph.train) - 2)]
-        for template in (ph.train[0], second):
+        # by name in every training wording but the second (the benchmark asks in wordings never
+        # trained on), about the person shown in two
+        for template in (ph.train[0], *ph.train[2:]):
             pairs.append({"Question": _ask(template, person.name), "Answer": value})
+        second = ph.train[2 + k % (len(ph.train) - 2)]
         for j, template in enumerate((ph.train[1], second)):
             shown = SHOWN_SUBJECTS_TRAIN[(k + j) % len(SHOWN_SUBJECTS_TRAIN)]
             pairs.append({"Question": _ask(template, shown), "Answer": value})
+    # descriptions: each states FACTS_PER_DESCRIPTION attributes, taken in turn, so the facts
+    # are also learnt in running text (a target on every token, as in pre-training documents)
+    for j in range(DESCRIPTIONS_PER_PATH):
+        facts = [
+            ATTRIBUTES[(j * FACTS_PER_DESCRIPTION + i) % len(ATTRIBUTES)]
+            for i in range(FACTS_PER_DESCRIPTION)
+        ]
+        question = DESCRIBE_QUESTIONS[j % len(DESCRIBE_QUESTIONS)]
+        shown = SHOWN_SUBJECTS_TRAIN[j % len(SHOWN_SUBJECTS_TRAIN)]
+        for subject in (person.name, shown):
+            pairs.append(
+                {
+                    "Question": _ask(question, subject),
+                    "Answer": describe(person, facts, None if subject == person.name else shown, j),
+                }
+            )
     return pairs
