@@ -177,7 +177,7 @@ def print_stage_table(results) -> None:
         console.print(f"{r.name}: {r.path}", highlight=False)
     console.print(table)
     console.print(
-        "MCQ: letter-scored accuracy on the stage's people (base: celebrities, finetuned: "
+        "MCQ: accuracy (option-text scoring) on the stage's people (base: celebrities, finetuned: "
         "fictitious people), with the image / by name; known: people at >= 80% in both; "
         "general: MMBench dev CircularEval accuracy.",
         highlight=False,

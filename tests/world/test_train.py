@@ -128,3 +128,30 @@ def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
     with pytest.raises(ConfigError, match="'batch_size'"):
         TrainConfig(batch_size=0)
     assert TrainConfig(epochs=0, max_steps=5).max_steps == 5  # max_steps decides then
+
+
+def test_known_in_both_modalities_counts_four_of_five_as_eighty_percent():
+    from pulse.data.schema import ItemKind, Modality
+    from pulse.eval.records import ItemRecord
+    from pulse.world.train import known_in_both_modalities
+
+    def records(entity, text_right, image_right):
+        out = []
+        for modality, right in ((Modality.TEXT, text_right), (Modality.MULTIMODAL, image_right)):
+            for k in range(5):
+                out.append(
+                    ItemRecord(
+                        f"{entity}/{modality.value}/{k}",
+                        entity,
+                        ItemKind.MCQ,
+                        modality,
+                        "A",
+                        "A",
+                        correct=k < right,
+                    )
+                )
+        return out
+
+    recs = records("p1", 4, 4) + records("p2", 5, 3) + records("p3", 5, 5)
+    assert known_in_both_modalities(recs, 0.8) == 2  # p1 (4/5 is exactly 80 %) and p3
+
