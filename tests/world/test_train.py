@@ -7,6 +7,7 @@ import shutil
 from dataclasses import replace
 
 import pytest
+import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from pulse.errors import DataError
@@ -155,3 +156,12 @@ def test_known_in_both_modalities_counts_four_of_five_as_eighty_percent():
     recs = records("p1", 4, 4) + records("p2", 5, 3) + records("p3", 5, 5)
     assert known_in_both_modalities(recs, 0.8) == 2  # p1 (4/5 is exactly 80 %) and p3
 
+
+def test_finetuning_moves_the_input_embeddings_it_was_asked_to(trained):
+    # the fictitious names' own tokens are untouched by pre-training; fine-tuning trains them
+    out, _ = trained
+    base, tuned = (
+        AutoModelForImageTextToText.from_pretrained(out / name).get_input_embeddings().weight
+        for name in ("base", "finetuned")
+    )
+    assert FAST.finetune_embeddings and not torch.equal(base, tuned)

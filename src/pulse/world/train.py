@@ -33,7 +33,7 @@ from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.probing import entity_accuracy, select_known
 from pulse.eval.records import summarise
 from pulse.files import write_json
-from pulse.models.adapters import UpdateScope, apply_scope, save_merged
+from pulse.models.adapters import UpdateScope, apply_scope, base_model, save_merged
 from pulse.models.chat import ChatExample
 from pulse.models.loading import load_model_and_processor
 from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
@@ -56,13 +56,18 @@ class WorldTrainConfig:
         default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=1e-3)
     )
     finetune: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=6, batch_size=32, learning_rate=2e-3)
+        default_factory=lambda: TrainConfig(epochs=4, batch_size=32, learning_rate=2e-3)
     )
     finetune_scope: UpdateScope = field(default_factory=lambda: UpdateScope(rank=32, alpha=64))
     # Share of the pre-training corpus replayed during fine-tuning (relative to the number of
     # fine-tuning examples), as visual instruction tuning mixes general data in: it keeps the
     # base model's general skills and celebrity knowledge from being overwritten.
     finetune_replay: float = 0.25
+    # Train the input embeddings beside the adapter. The tokenizer is trained on all training
+    # text, so each fictitious name has tokens of its own that pre-training never used: their
+    # embeddings are still as initialised, and LoRA on the linear layers cannot move them
+    # (measured: 55 % by name against 90 % with the portrait; 81 % / 88 % with them trained).
+    finetune_embeddings: bool = True
     seed: int = 0
 
     def key(self, world: Path) -> str:
@@ -222,6 +227,8 @@ def train_world_models(
     def finetune():
         model, processor = load_model_and_processor(base_dir, dtype="float32")
         peft_model = apply_scope(model, cfg.finetune_scope)
+        if cfg.finetune_embeddings:
+            base_model(peft_model).get_input_embeddings().weight.requires_grad_(True)
         pairs = ft_pairs()
         examples = pairs + replay_sample(corpus(), cfg.finetune_replay, len(pairs), cfg.seed)
         stats = train_supervised(
