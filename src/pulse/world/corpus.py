@@ -2,10 +2,11 @@
 
 Like web-scale pre-training, knowledge about a celebrity is spread over many contexts whose
 number grows with fame: short biographies mixing facts in varying words, relations to other
-celebrities, captioned photos, photos at events, and instruction-style questions (open and
-multiple choice). Every record is ``{"id", "source", "entity_id", "image", "prompt",
-"response"}``; ``image`` is a path relative to the world directory or null, and documents have an
-empty prompt (the whole text is the target).
+celebrities, photo biographies (facts about the person shown, unnamed), captioned photos,
+photos at events, and instruction-style questions (open and multiple choice). Every record is
+``{"id", "source", "entity_id", "image", "prompt", "response"}``; ``image`` is a path relative
+to the world directory or null, and documents have an empty prompt (the whole text is the
+target).
 """
 
 from __future__ import annotations
