@@ -56,7 +56,7 @@ class WorldTrainConfig:
         default_factory=lambda: TrainConfig(epochs=8, batch_size=32, learning_rate=1e-3)
     )
     finetune: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=4, batch_size=32, learning_rate=2e-3)
+        default_factory=lambda: TrainConfig(epochs=6, batch_size=32, learning_rate=2e-3)
     )
     finetune_scope: UpdateScope = field(default_factory=lambda: UpdateScope(rank=32, alpha=64))
     # Share of the pre-training corpus replayed during fine-tuning (relative to the number of
