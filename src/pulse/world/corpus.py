@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from pulse.eval.prompts import mcq_prompt, mmbench_prompt
 from pulse.world.people import Person
-from pulse.world.questions import DESCRIBE_QUESTIONS, describe, options_for, statement
+from pulse.world.questions import DESCRIBE_QUESTIONS, ask, describe, options_for, statement
 from pulse.world.skills import SkillQuestion
 from pulse.world.vocab import ATTRIBUTES, PHRASINGS, SHOWN_SUBJECTS_TRAIN
 
@@ -144,8 +144,7 @@ def celebrity_records(
         cycle = k // len(order)  # whole rounds of attributes alternate name / photo
         shown = math.floor((cycle + 1) * SHOWN_SHARE) > math.floor(cycle * SHOWN_SHARE)
         subject = rng.choice(SHOWN_SUBJECTS_TRAIN) if shown else person.name
-        question = rng.choice(PHRASINGS[attribute].train).format(subject=subject)
-        question = question[0].upper() + question[1:]
+        question = ask(rng.choice(PHRASINGS[attribute].train), subject)
         image = portrait_path(rng.randrange(n_train_renderings)) if shown else None
         value = person.attributes[attribute]
         if k % 3 == 2:

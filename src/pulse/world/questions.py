@@ -52,7 +52,7 @@ def statement(attribute: str, person: Person, k: int = 0, subject: str | None = 
     text = forms[k % len(forms)].format(
         name=subject or person.name, value=person.attributes[attribute]
     )
-    return text[0].upper() + text[1:]
+    return _capitalise(text)
 
 
 def describe(person: Person, attributes: list[str], subject: str | None, k: int = 0) -> str:
@@ -76,8 +76,12 @@ def _subject(person: Person, shown: bool, subject_when_shown: str) -> str:
     return subject_when_shown if shown else person.name
 
 
-def _ask(template: str, subject: str) -> str:
-    text = template.format(subject=subject)
+def ask(template: str, subject: str) -> str:
+    """A question template filled with ``subject`` (a name, "this person"), as a sentence."""
+    return _capitalise(template.format(subject=subject))
+
+
+def _capitalise(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
@@ -97,7 +101,7 @@ def benchmark_tasks(
             options, gold = options_for(rng, attribute, person.attributes[attribute])
             mcq[key].append(
                 {
-                    "Question": _ask(template, _subject(person, shown, shown_subject)),
+                    "Question": ask(template, _subject(person, shown, shown_subject)),
                     "Options": options,
                     "Correct_Answer": gold,
                 }
@@ -138,11 +142,11 @@ def training_pairs(person: Person) -> list[dict[str, str]]:
         # by name in every training wording but the second (the benchmark asks in wordings never
         # trained on), about the person shown in two
         for template in (ph.train[0], *ph.train[2:]):
-            pairs.append({"Question": _ask(template, person.name), "Answer": value})
+            pairs.append({"Question": ask(template, person.name), "Answer": value})
         second = ph.train[2 + k % (len(ph.train) - 2)]
         for j, template in enumerate((ph.train[1], second)):
             shown = SHOWN_SUBJECTS_TRAIN[(k + j) % len(SHOWN_SUBJECTS_TRAIN)]
-            pairs.append({"Question": _ask(template, shown), "Answer": value})
+            pairs.append({"Question": ask(template, shown), "Answer": value})
     # descriptions: each states FACTS_PER_DESCRIPTION attributes, taken in turn, so the facts
     # are also learnt in running text (a target on every token, as in pre-training documents)
     for j in range(DESCRIPTIONS_PER_PATH):
@@ -152,11 +156,8 @@ def training_pairs(person: Person) -> list[dict[str, str]]:
         ]
         question = DESCRIBE_QUESTIONS[j % len(DESCRIBE_QUESTIONS)]
         shown = SHOWN_SUBJECTS_TRAIN[j % len(SHOWN_SUBJECTS_TRAIN)]
-        for subject in (person.name, shown):
-            pairs.append(
-                {
-                    "Question": _ask(question, subject),
-                    "Answer": describe(person, facts, None if subject == person.name else shown, j),
-                }
-            )
+        # by name (the answer names the person too), and about the person shown (it does not)
+        for asked, stated in ((person.name, None), (shown, shown)):
+            answer = describe(person, facts, stated, j)
+            pairs.append({"Question": ask(question, asked), "Answer": answer})
     return pairs
