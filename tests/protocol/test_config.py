@@ -60,6 +60,7 @@ def test_method_labels_and_defaults():
             "is not supported",
         ),
         ({"models": {"world": None}}, "no model"),
+        ({"train": {"pack_tokens": -1}}, "train.pack_tokens: "),
     ],
 )
 def test_bad_configs_fail_in_one_line(data, message):

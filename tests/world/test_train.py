@@ -31,7 +31,9 @@ FAST = WorldTrainConfig(
         vision_intermediate=64,
         vision_layers=1,
     ),
-    pretrain=TrainConfig(max_steps=6, batch_size=16, learning_rate=3e-3, progress=False),
+    pretrain=TrainConfig(
+        max_steps=6, batch_size=16, learning_rate=3e-3, pack_tokens=128, progress=False
+    ),
     finetune=TrainConfig(max_steps=4, batch_size=16, learning_rate=1e-3, progress=False),
 )
 
@@ -128,6 +130,8 @@ def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
         TrainConfig(epochs=-1)
     with pytest.raises(ConfigError, match="'batch_size'"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="'pack_tokens': expected 0 or more, got -5"):
+        TrainConfig(pack_tokens=-5)
     assert TrainConfig(epochs=0, max_steps=5).max_steps == 5  # max_steps decides then
 
 

@@ -26,6 +26,7 @@ from transformers import BatchFeature, modeling_utils
 from pulse.errors import ConfigError, ModelError
 from pulse.methods.losses import AnswerTokens, prediction_mask, select_answers, sequence_logprob
 from pulse.models.adapters import base_model, reference_mode
+from pulse.models.packing import EXAMPLE_INDEX
 
 SUB_BATCHES = ("forget", "retain", "idk")
 
@@ -65,8 +66,11 @@ def model_inputs(sub: Mapping[str, Any]) -> dict[str, Any]:
     """The sub-batch without ``labels`` (the model would otherwise compute its own full-vocab
     loss at every position, which no method uses), and without a KV cache: a method's forward
     never generates, and a no-grad reference forward would keep every layer's keys and values
-    alive in it."""
-    return {**{k: v for k, v in sub.items() if k != "labels"}, "use_cache": False}
+    alive in it. A packed sub-batch's ``example_index`` is bookkeeping, not a model input.
+    (Without a cache, packed position ids give the block-diagonal mask: see
+    :mod:`pulse.models.packing`.)"""
+    inputs = {k: v for k, v in sub.items() if k not in ("labels", EXAMPLE_INDEX)}
+    return {**inputs, "use_cache": False}
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -102,18 +106,30 @@ def answer_tokens(
     labels = sub["labels"]
     if not _keeps_logits(model):
         out = model(**model_inputs(sub), **kwargs)
-        return select_answers(out.logits, labels), out
+        return _per_example(select_answers(out.logits, labels), sub), out
     mask = prediction_mask(labels)
     out = model(**model_inputs(sub), logits_to_keep=mask, **kwargs)
     if out.logits.dim() != 2:  # a forward that ignores the boolean mask form
-        return select_answers(out.logits, labels), out
+        return _per_example(select_answers(out.logits, labels), sub), out
     answers = AnswerTokens(
         logits=out.logits,
         targets=labels[:, 1:][mask[:, :-1]],
         rows=mask.nonzero()[:, 0],
         n_rows=labels.shape[0],
     )
-    return answers, out
+    return _per_example(answers, sub), out
+
+
+def _per_example(answers: AnswerTokens, sub: Mapping[str, Any]) -> AnswerTokens:
+    """In a packed sub-batch a row holds several examples: count each token for its example
+    (the one its predicted label belongs to), so per-row sums stay per example."""
+    example = sub.get(EXAMPLE_INDEX)
+    if example is None:
+        return answers
+    mask = prediction_mask(sub["labels"])
+    answers.rows = example[:, 1:][mask[:, :-1]]
+    answers.n_rows = int(example.max()) + 1
+    return answers
 
 
 @dataclass

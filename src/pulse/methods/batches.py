@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset, get_worker_info
+from transformers import BatchFeature
 
 from pulse.errors import ConfigError
 from pulse.models.chat import ChatCollator, ChatExample
+from pulse.models.packing import pack_batch
 
 REFUSALS = (
     "I don't know.",
@@ -90,8 +92,10 @@ class UnlearnCollator:
         seed: int = 0,
         process_index: int = 0,
         retain_batch_size: int | None = None,
+        pack_tokens: int = 0,
     ) -> None:
         self.chat = ChatCollator(processor)
+        self.pack_tokens = pack_tokens
         self.data = data
         self.uses = frozenset(uses)
         self.seed = seed
@@ -104,14 +108,26 @@ class UnlearnCollator:
         indices = [int(i) for i in indices]
         out: dict[str, Any] = {"forget_index": torch.tensor(indices)}
         if "forget" in self.uses:
-            out["forget"] = self.chat([self.data.forget[i] for i in indices])
+            out["forget"] = self.collate([self.data.forget[i] for i in indices])
         if "idk" in self.uses:
-            out["idk"] = self.chat([self.data.idk[i] for i in indices])
+            out["idk"] = self.collate([self.data.idk[i] for i in indices])
         if "retain" in self.uses:
             drawn = self.draw_retain(self.retain_batch_size or len(indices))
-            out["retain"] = self.chat([self.data.retain[i] for i in drawn])
+            out["retain"] = self.collate([self.data.retain[i] for i in drawn])
             out["retain_index"] = torch.tensor(drawn)
         return out
+
+    def collate(self, examples: Sequence[Any]) -> BatchFeature:
+        """One sub-batch, packed into rows of about ``pack_tokens`` tokens when that is set."""
+        batch = self.chat(examples)
+        if not self.pack_tokens:
+            return batch
+        return pack_batch(
+            batch,
+            self.pack_tokens,
+            pad_token_id=self.chat.tokenizer.pad_token_id,
+            image_token_id=self.chat.image_token_id,
+        )
 
     def draw_retain(self, k: int) -> list[int]:
         """``k`` retain indices from this process's (and worker's) own stream."""

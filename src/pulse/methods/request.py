@@ -42,6 +42,7 @@ from pulse.methods.trainer import LoopConfig, train_method
 from pulse.models.adapters import (
     UpdateScope,
     apply_scope,
+    base_model,
     enable_checkpointing,
     load_adapter,
     merge,
@@ -49,6 +50,7 @@ from pulse.models.adapters import (
     trainable_parameters,
 )
 from pulse.models.loading import load_model, load_model_and_processor, load_processor
+from pulse.models.packing import packable
 
 RESULT_FILE = "result.json"
 ADAPTER_DIR = "adapter"
@@ -231,6 +233,7 @@ def run_request(
     gradient_checkpointing: bool = False,
     loss_bound: float | None = 1e4,
     group_by_length: bool = False,
+    pack_tokens: int = 0,
     report_to: tuple[str, ...] | None = None,
     progress: bool = True,
     trainer_args: Mapping[str, Any] | None = None,
@@ -268,6 +271,8 @@ def run_request(
         bf16=bf16,
         loss_bound=loss_bound,
         group_by_length=group_by_length,
+        # Packing changes the layout, not the loss: a model it cannot serve trains padded.
+        pack_tokens=pack_tokens if packable(base_model(model)) else 0,
         report_to=report_to,
         progress=progress,
         trainer_args=dict(trainer_args or {}),

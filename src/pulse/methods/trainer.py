@@ -38,7 +38,9 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from pulse.methods.base import MethodContext, UnlearnBatch
 from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
 from pulse.methods.registry import Method
+from pulse.models.adapters import base_model
 from pulse.models.chat import example_lengths
+from pulse.models.packing import check_packable
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class LoopConfig:
     loss_bound: float | None = 1e4  # |loss| beyond this is divergence (None: NaN / inf only)
     # Batches of similar length (random across groups of 50 batches): less compute on padding.
     group_by_length: bool = False
+    # Pack each sub-batch's examples into rows of about this many tokens (0: padded rows).
+    # The same loss on the same examples, without compute on padding (LLaVA-1.5 layouts; see
+    # pulse.models.packing).
+    pack_tokens: int = 0
     cache_reference: bool = True  # forget-set reference log-probs once per request
     reference_batch_size: int | None = None  # batches for the reference cache (batch_size)
     progress: bool = True
@@ -286,6 +292,8 @@ def train_method(
     (TensorBoard runs); nothing else is written there.
     """
     cfg = cfg or LoopConfig()
+    if cfg.pack_tokens:
+        check_packable(base_model(model))
     with tempfile.TemporaryDirectory(prefix="pulse-loop-") as tmp:
         args = training_arguments(cfg, output_dir or tmp)
         collator = UnlearnCollator(
@@ -295,6 +303,7 @@ def train_method(
             seed=cfg.seed,
             process_index=args.process_index,
             retain_batch_size=cfg.retain_batch_size,
+            pack_tokens=cfg.pack_tokens,
         )
         context = MethodContext(
             model=model,

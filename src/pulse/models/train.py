@@ -40,6 +40,9 @@ class TrainConfig:
     report_to: tuple[str, ...] = ()  # e.g. ("tensorboard",); nothing by default
     loss_reduction: str = "token"  # or "sequence": every example weighs the same
     group_by_length: bool = False  # batches of similar length: less padding, faster steps
+    # Pack each batch's examples into rows of about this many tokens: the same loss without
+    # compute on padding (0: padded rows; LLaVA-1.5 layouts, see pulse.models.packing).
+    pack_tokens: int = 0
     progress: bool = True
     # Data-parallel CPU processes (gloo); batch_size is split over them. The same config and
     # number of processes give the same weights; a different number, slightly different ones.
@@ -50,6 +53,8 @@ class TrainConfig:
             raise ConfigError(f"train 'epochs': expected a positive number, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"train 'batch_size': expected at least 1, got {self.batch_size}")
+        if self.pack_tokens < 0:
+            raise ConfigError(f"train 'pack_tokens': expected 0 or more, got {self.pack_tokens}")
         if self.processes < 1:
             raise ConfigError(f"train 'processes': expected at least 1, got {self.processes}")
         if self.batch_size % self.processes:
@@ -149,6 +154,7 @@ def _train(
         progress=cfg.progress,
         progress_desc="train",
         group_by_length=cfg.group_by_length,
+        pack_tokens=cfg.pack_tokens,
         trainer_args=trainer_args,
     )
     result = train_method(

@@ -132,6 +132,9 @@ class TrainSettings(Section):
     gradient_checkpointing: bool = False
     loss_bound: float | None = 1e4
     group_by_length: bool = False  # batches of similar length: less padding (see the README)
+    # Examples packed into rows of about this many tokens: the same losses without compute on
+    # padding (0: padded rows). LLaVA-1.5-architecture models only; others train padded.
+    pack_tokens: int = Field(128, ge=0)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
 
 

@@ -191,6 +191,7 @@ class Runner:
                 gradient_checkpointing=train.gradient_checkpointing,
                 loss_bound=train.loss_bound,
                 group_by_length=train.group_by_length,
+                pack_tokens=train.pack_tokens,
                 progress=self.progress,
             )
         except (KeyboardInterrupt, Interrupt):
