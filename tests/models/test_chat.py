@@ -149,3 +149,17 @@ def test_example_lengths_are_the_collated_lengths(processor, examples):
     collator = ChatCollator(processor)
     assert lengths == [collator([e])["input_ids"].shape[1] for e in examples]
     assert lengths[0] > lengths[1]  # the image expands into its placeholder tokens
+
+
+def test_batched_token_ids_equal_one_call_per_text(processor):
+    collator = ChatCollator(processor)
+    tokenizer = collator.tokenizer
+    texts = ["USER: Who? ASSISTANT: Alice", f"{tokenizer.bos_token}USER: Hi ASSISTANT:", "x y"]
+    expected = [
+        tokenizer(t, add_special_tokens=not t.startswith(tokenizer.bos_token))["input_ids"]
+        for t in texts
+    ]
+    assert collator.token_ids(texts) == expected
+    assert expected[0][0] == tokenizer.bos_token_id and expected[1].count(expected[0][0]) == 1
+    with pytest.raises(ModelError, match="'<image>'"):
+        collator.full_text("USER: Q? ASSISTANT:", "an <image> answer")

@@ -56,7 +56,13 @@ from pulse.eval.scoring import (
     score_option_texts,
     token_logprobs,
 )
-from pulse.models.chat import ChatCollator, ChatExample, encode_prompts, format_prompt
+from pulse.models.chat import (
+    ChatCollator,
+    ChatExample,
+    encode_prompts,
+    format_prompt,
+    prompt_length,
+)
 
 SCORERS = ("letter", "option_text", "generate", "mllmu")
 
@@ -256,35 +262,37 @@ class _OptionRows:
 
 def _option_rows(processor: Any, items: Sequence[QAItem]) -> _OptionRows:
     collator = ChatCollator(processor, add_eos=False)
-    tokenizer = collator.tokenizer
+    # One prompt (template, image) per item, shared by its options; every text tokenized in
+    # one batched call.
+    item_prompts, _, item_images = collator.texts(
+        [ChatExample(item_prompt(item), "", item.image) for item in items]
+    )
     rows = [(i, letter) for i, item in enumerate(items) for letter in sorted(item.options)]
-    examples = [
-        ChatExample(item_prompt(items[i]), items[i].options[letter], items[i].image)
-        for i, letter in rows
+    prompts = [item_prompts[i] for i, _ in rows]
+    fulls = [collator.full_text(item_prompts[i], items[i].options[letter]) for i, letter in rows]
+    images = [item_images[i] for i, _ in rows]
+    prompt_ids = collator.token_ids(item_prompts)
+    full_ids = collator.token_ids(fulls)
+    answers = [
+        f_ids[prompt_length(prompt_ids[i], f_ids) :]
+        for (i, _), f_ids in zip(rows, full_ids, strict=True)
     ]
-    prompts, fulls, images = collator.texts(examples)
-    answers = collator.answer_tokens(prompts, fulls)
     item_rows: list[list[int]] = [[] for _ in items]
     for r, (i, _) in enumerate(rows):
         item_rows[i].append(r)
-    prompt_ids, tails, shared = [], [], []
-    for rs in item_rows:
-        special = _add_special(tokenizer, fulls[rs[0]])
-        p_ids = tokenizer(prompts[rs[0]], add_special_tokens=special)["input_ids"]
+    tails, shared = [], []
+    placeholder = collator.image_token_id
+    for i, rs in enumerate(item_rows):
+        p_ids = prompt_ids[i]
         tail = p_ids
-        placeholder = collator.image_token_id
-        if images[rs[0]] is not None and placeholder is not None and placeholder in p_ids:
+        if item_images[i] is not None and placeholder is not None and placeholder in p_ids:
             tail = p_ids[len(p_ids) - p_ids[::-1].index(placeholder) :]
         # Prompt tokens then option tokens are the full text's tokens only when no token
         # straddles the boundary (a BPE merge); otherwise the item takes the per-row path.
-        ok = True
-        for r in rs:
-            f_ids = tokenizer(fulls[r], add_special_tokens=special)["input_ids"]
-            n = len(answers[r])
-            ok = ok and n > 0 and f_ids[: len(f_ids) - n] == p_ids and f_ids[-n:] == answers[r]
-        prompt_ids.append(p_ids)
+        shared.append(
+            all(answers[r] and len(full_ids[r]) - len(answers[r]) == len(p_ids) for r in rs)
+        )
         tails.append(tail)
-        shared.append(ok)
     return _OptionRows(
         [item.id for item in items],
         rows,

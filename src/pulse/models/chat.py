@@ -117,9 +117,11 @@ def _token_id(tokenizer: Any, token: str) -> int | None:
     return token_id
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def prompt_length(prompt_ids: Sequence[int], full_ids: Sequence[int]) -> int:
+    """Where the answer starts in ``full_ids``: the length of its common prefix with the
+    tokenized prompt (shorter than the prompt when a token straddles the boundary)."""
     n = 0
-    for x, y in zip(a, b, strict=False):
+    for x, y in zip(prompt_ids, full_ids, strict=False):
         if x != y:
             break
         n += 1
@@ -154,9 +156,30 @@ class ChatCollator:
         for index, example in enumerate(examples):
             prompt, answer, image = _prompt(self.processor, example, index)
             prompts.append(prompt)
-            fulls.append(prompt + _answer_text(prompt, answer, self.eos))
+            fulls.append(self.full_text(prompt, answer))
             images.append(image)
         return prompts, fulls, images
+
+    def full_text(self, prompt: str, answer: str) -> str:
+        """The prompt followed by ``answer`` (and EOS when the collator adds it)."""
+        placeholder = image_token(self.processor)
+        if placeholder in answer:  # the processor would count it as an image
+            raise ModelError(f"an answer contains the image placeholder {placeholder!r}")
+        return prompt + _answer_text(prompt, answer, self.eos)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids as the collator encodes it (a BOS unless the text already
+        starts with one), tokenized in one batched call: per-text calls cost most of an
+        evaluation's time on a small model."""
+        ids: list[list[int]] = [[] for _ in texts]
+        by_flag: dict[bool, list[int]] = {}
+        for k, text in enumerate(texts):
+            by_flag.setdefault(_add_special(self.tokenizer, text), []).append(k)
+        for special, rows in by_flag.items():
+            encoded = self.tokenizer([texts[k] for k in rows], add_special_tokens=special)
+            for k, row_ids in zip(rows, encoded["input_ids"], strict=True):
+                ids[k] = row_ids
+        return ids
 
     def answer_tokens(self, prompts: Sequence[str], fulls: Sequence[str]) -> list[list[int]]:
         """The token ids of each answer (with EOS), as they end the tokenized full text.
@@ -164,13 +187,12 @@ class ChatCollator:
         The boundary is the tokenized prompt's length within the tokenized full text (their
         common prefix, in case a tokenizer merges across the boundary).
         """
-        answers = []
-        for prompt, full in zip(prompts, fulls, strict=True):
-            special = _add_special(self.tokenizer, full)
-            p_ids = self.tokenizer(prompt, add_special_tokens=special)["input_ids"]
-            f_ids = self.tokenizer(full, add_special_tokens=special)["input_ids"]
-            answers.append(f_ids[_common_prefix(p_ids, f_ids) :])
-        return answers
+        if len(prompts) != len(fulls):
+            raise ModelError(f"{len(prompts)} prompts for {len(fulls)} full texts")
+        return [
+            f_ids[prompt_length(p_ids, f_ids) :]
+            for p_ids, f_ids in zip(self.token_ids(prompts), self.token_ids(fulls), strict=True)
+        ]
 
     def __call__(self, examples: Sequence[Any]) -> BatchFeature:
         if not examples:
