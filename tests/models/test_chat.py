@@ -163,3 +163,13 @@ def test_batched_token_ids_equal_one_call_per_text(processor):
     assert expected[0][0] == tokenizer.bos_token_id and expected[1].count(expected[0][0]) == 1
     with pytest.raises(ModelError, match="'<image>'"):
         collator.full_text("USER: Q? ASSISTANT:", "an <image> answer")
+
+
+def test_collator_pickles_and_collates_the_same(processor, examples):
+    import pickle
+
+    collator = ChatCollator(processor)
+    first = collator(examples)
+    again = pickle.loads(pickle.dumps(collator))(examples)
+    assert torch.equal(first["input_ids"], again["input_ids"])
+    assert torch.equal(first["labels"], again["labels"])

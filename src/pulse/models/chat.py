@@ -14,6 +14,7 @@ image processor twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,8 +85,11 @@ def format_prompt(processor: Any, question: str, has_image: bool) -> str:
     return templater.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
 
-def _prompt(processor: Any, example: Any, index: int) -> tuple[str, str, MaybeImage]:
-    """(prompt, answer, image) of one example."""
+def _prompt(
+    processor: Any, example: Any, index: int, render: Any = None
+) -> tuple[str, str, MaybeImage]:
+    """(prompt, answer, image) of one example; ``render(question, has_image)`` formats the
+    prompt (default: :func:`format_prompt` with ``processor``)."""
     question, answer, image = _fields(example)
     placeholder = image_token(processor)
     if placeholder in question or placeholder in answer:
@@ -93,7 +97,8 @@ def _prompt(processor: Any, example: Any, index: int) -> tuple[str, str, MaybeIm
         raise ModelError(
             f"example {index}: the text contains the image placeholder {placeholder!r}"
         )
-    return format_prompt(processor, question, image is not None), answer, image
+    render = render or functools.partial(format_prompt, processor)
+    return render(question, image is not None), answer, image
 
 
 def _answer_text(prompt: str, answer: str, eos: str | None) -> str:
@@ -133,6 +138,10 @@ def _images(images: list[Image.Image | None]) -> list[Image.Image] | None:
     return present or None
 
 
+def _prompt_cache(processor: Any) -> Any:
+    return functools.lru_cache(maxsize=1 << 16)(functools.partial(format_prompt, processor))
+
+
 class ChatCollator:
     """Turn examples into a training batch: model inputs plus answer-only ``labels``.
 
@@ -149,12 +158,23 @@ class ChatCollator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.eos = self.tokenizer.eos_token if add_eos else None
         self.image_token_id = _token_id(self.tokenizer, image_token(processor))
+        # Rendering the chat template is a Jinja call per example; training revisits the same
+        # questions every epoch (a bounded cache: evaluation sets can be large).
+        self._render = _prompt_cache(processor)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A cache does not pickle (data-loader workers started by spawn pickle the collator).
+        return {k: v for k, v in self.__dict__.items() if k != "_render"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._render = _prompt_cache(self.processor)
 
     def texts(self, examples: Sequence[Any]) -> tuple[list[str], list[str], list[MaybeImage]]:
         """Prompts, full texts (prompt + answer + EOS) and images of ``examples``."""
         prompts, fulls, images = [], [], []
         for index, example in enumerate(examples):
-            prompt, answer, image = _prompt(self.processor, example, index)
+            prompt, answer, image = _prompt(self.processor, example, index, self._render)
             prompts.append(prompt)
             fulls.append(self.full_text(prompt, answer))
             images.append(image)
