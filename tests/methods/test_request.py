@@ -61,6 +61,20 @@ def test_a_request_writes_its_adapter_and_result(model_dir, mllmu, tmp_path):
     assert sum(p.abs().sum() for n, p in model.named_parameters() if "lora_B" in n) > 0
 
 
+def test_a_request_does_not_depend_on_what_ran_before_it(model_dir, mllmu, tmp_path):
+    """The adapter's initialisation is seeded by the request: a resumed run, whose earlier
+    stages did not run in this process, trains the same adapter."""
+    adapters = []
+    for k, noise in enumerate((1, 2)):
+        torch.manual_seed(noise)
+        torch.rand(noise)  # a different global generator state before each request
+        out = tmp_path / f"req{k}"
+        run_unlearning(model_dir, mllmu, "f002", None, "ga", None, out, **FAST)
+        adapters.append(load_file(out / "adapter" / "adapter_model.safetensors"))
+    assert adapters[0].keys() == adapters[1].keys()
+    assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+
+
 def test_a_diverged_request_writes_no_adapter(model_dir, mllmu, tmp_path):
     out = tmp_path / "bad"
     (out / "adapter").mkdir(parents=True)  # a stale adapter from an earlier run

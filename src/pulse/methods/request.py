@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from torch import nn
+from transformers import set_seed
 
 from pulse.data.mllmu import is_config_name, list_configs, profile_train_pairs, read_mllmu
 from pulse.data.schema import TrainPair
@@ -260,6 +261,9 @@ def run_request(
     (out / RESULT_FILE).unlink(missing_ok=True)  # the directory no longer looks finished
 
     model, processor = load_model_and_processor(model_dir, dtype=dtype)
+    # A new adapter's initialisation draws from the global generators: seed them here, or the
+    # same request would start differently after whatever ran before it (a resumed run).
+    set_seed(seed)
     model, merged = _with_adapters(model, adapter_path, reference, scope, gradient_checkpointing)
     loop = LoopConfig(
         epochs=epochs,
