@@ -110,6 +110,7 @@ def test_scope_moves_exactly_the_chosen_components(fresh_model, scope, moving):
         {"rank": 0},
         {"llm": "frozen"},  # nothing left for PEFT to put LoRA on
         {"llm": "frozen", "projector": "full"},
+        {"token_indices": (3, -1)},
     ],
 )
 def test_bad_scopes_are_config_errors(kwargs):
@@ -203,3 +204,24 @@ def test_merge_and_new_makes_the_merged_model_the_reference(fresh_model, batch):
     names = [n for n, _ in model.named_parameters()]
     assert not any("modules_to_save" in n for n in names)
     assert sum(bool(re.search(r"\.lora_A\.", n)) for n in names) > 0
+
+
+def test_token_indices_train_those_embedding_rows_only(fresh_model, tiny_model, batch, tmp_path):
+    """Trainable tokens: only the chosen rows move; disabled, saved and merged like LoRA."""
+    rows = tuple(sorted(set(batch["input_ids"][0, :4].tolist())))  # prompt tokens: they matter
+    model = apply_scope(fresh_model, UpdateScope(rank=4, token_indices=rows))
+    assert (
+        trainable_parameters(model)["llm"]
+        > trainable_parameters(apply_scope(copy.deepcopy(tiny_model), UpdateScope(rank=4)))["llm"]
+    )
+    _train(model, batch, steps=3, lr=1e-2)
+    assert torch.equal(reference_forward(model, **batch).logits, _logits(tiny_model, batch))
+    save_adapter(model, tmp_path / "adapter")
+    loaded = load_adapter(copy.deepcopy(tiny_model), tmp_path / "adapter")
+    assert torch.equal(_logits(loaded, batch), _logits(model, batch))
+    merged = save_merged(model, tmp_path / "merged", None)
+    before = tiny_model.get_input_embeddings().weight
+    moved = (merged.get_input_embeddings().weight - before).abs().sum(1).nonzero().flatten()
+    assert tuple(moved.tolist()) == rows
+    with pytest.raises(ConfigError, match="beyond the model's"):
+        apply_scope(copy.deepcopy(tiny_model), UpdateScope(token_indices=(10**6,)))

@@ -7,7 +7,6 @@ import shutil
 from dataclasses import replace
 
 import pytest
-import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from pulse.errors import DataError
@@ -161,11 +160,20 @@ def test_known_in_both_modalities_counts_four_of_five_as_eighty_percent():
     assert known_in_both_modalities(recs, 0.8) == 2  # p1 (4/5 is exactly 80 %) and p3
 
 
-def test_finetuning_moves_the_input_embeddings_it_was_asked_to(trained):
-    # the fictitious names' own tokens are untouched by pre-training; fine-tuning trains them
+def test_finetuning_moves_only_the_embeddings_of_tokens_pretraining_never_saw(world, trained):
+    # the fictitious names' own tokens are untouched by pre-training; fine-tuning trains them,
+    # and leaves every token the corpus uses as the base model has it
+    from pulse.models.loading import load_processor
+    from pulse.world.train import _ft_pairs, corpus_examples, finetune_examples, unseen_tokens
+
     out, _ = trained
     base, tuned = (
         AutoModelForImageTextToText.from_pretrained(out / name).get_input_embeddings().weight
         for name in ("base", "finetuned")
     )
-    assert FAST.finetune_embeddings and not torch.equal(base, tuned)
+    new = unseen_tokens(
+        load_processor(out / "base"), corpus_examples(world), finetune_examples(_ft_pairs(world))
+    )
+    assert FAST.finetune_embeddings and new
+    moved = set((base - tuned).abs().sum(1).nonzero().flatten().tolist())
+    assert moved and moved <= set(new)

@@ -62,6 +62,10 @@ class UpdateScope:
     alpha: int = 16
     dropout: float = 0.0
     target_names: tuple[str, ...] | None = None
+    # Rows of the input embedding trained beside LoRA (PEFT's trainable tokens: a delta on those
+    # rows only, saved with the adapter, dropped when it is disabled). For tokens the model
+    # never saw, whose embeddings LoRA on the linear layers cannot move.
+    token_indices: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         allowed = {"llm": ("lora", "frozen"), "projector": ("lora", "full", "frozen")}
@@ -72,6 +76,8 @@ class UpdateScope:
                     f"update scope '{name}': expected one of {', '.join(values)}, "
                     f"got {getattr(self, name)!r}"
                 )
+        if any(not isinstance(i, int) or i < 0 for i in self.token_indices):
+            raise ConfigError("update scope 'token_indices': expected token ids (integers >= 0)")
         if self.rank < 1:
             raise ConfigError(f"update scope 'rank': expected a positive integer, got {self.rank}")
         if not self.lora_components:
@@ -184,9 +190,17 @@ def apply_scope(
         raise ModelError("the model already has an adapter; use merge_and_new() to start another")
     paths = find_components(model)
     regex = lora_target_regex(model, scope)
+    if scope.token_indices:
+        rows = model.get_input_embeddings().weight.shape[0]
+        if max(scope.token_indices) >= rows:
+            raise ConfigError(
+                f"update scope 'token_indices': token {max(scope.token_indices)} is beyond the "
+                f"model's {rows} embedding rows"
+            )
     if gradient_checkpointing:
         enable_checkpointing(model)
     config = LoraConfig(
+        trainable_token_indices=sorted(set(scope.token_indices)) or None,
         r=scope.rank,
         lora_alpha=scope.alpha,
         lora_dropout=scope.dropout,
