@@ -28,16 +28,13 @@ import torch
 
 from pulse.models.chat import ChatCollator
 from pulse.models.packing import pack_batch
-from pulse.models.tiny import build_tiny_lmm
 from pulse.models.train import train_supervised
-from pulse.world.build import build_world
-from pulse.world.train import (
-    WorldTrainConfig,
-    _ft_pairs,
-    _tokenizer_texts,
-    corpus_examples,
-    finetune_examples,
-)
+from pulse.world.train import _ft_pairs, finetune_examples
+from tiny_training import interleaved, tiny_setup
+
+
+def _ft_examples(world):
+    return finetune_examples(_ft_pairs(world))
 
 
 def layout(processor, examples, batch_size: int, pack_tokens: int, batches: int = 20):
@@ -71,43 +68,29 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp:
-        world = args.world or build_world(Path(tmp) / "world", seed=0, size="small").path
-        corpus = corpus_examples(world)
-        tuning = finetune_examples(_ft_pairs(world))
-        examples = corpus if args.data == "corpus" else tuning
-        wcfg = WorldTrainConfig()
-        model, processor = build_tiny_lmm(_tokenizer_texts(corpus, tuning), wcfg.model, seed=0)
-        base = replace(
-            wcfg.pretrain,
-            max_steps=args.steps,
-            batch_size=args.batch_size,
-            logging_steps=args.steps,
-            progress=False,
-        )
-        variants = [("padded", 0)] + [(f"packed {n}", n) for n in args.pack]
+        setup = tiny_setup(args.world, tmp, args.steps, args.batch_size, _ft_examples)
+        examples = setup.corpus if args.data == "corpus" else setup.tuning
+        processor = setup.processor
+        packing = {"padded": 0} | {f"packed {n}": n for n in args.pack}
         print(
             f"{len(examples)} {args.data} examples, {args.steps} steps of batch "
             f"{args.batch_size}, {torch.get_num_threads()} threads, {args.rounds} round(s)"
         )
-        per_step: dict[str, list[float]] = {name: [] for name, _ in variants}
-        loss: dict[str, float] = {}
-        for round_ in range(args.rounds):
-            for name, pack_tokens in variants:
-                cfg = replace(base, pack_tokens=pack_tokens)
-                stats = train_supervised(copy.deepcopy(model), processor, examples, cfg)
-                per_step[name].append(stats.seconds_per_step)
-                loss[name] = stats.last_loss
-                print(
-                    f"  round {round_ + 1} {name:<12} {stats.seconds_per_step:.3f} s/step "
-                    f"(loss {stats.last_loss:.4f})",
-                    flush=True,
-                )
+
+        def run(name: str):
+            cfg = replace(setup.config, pack_tokens=packing[name])
+            stats = train_supervised(copy.deepcopy(setup.model), processor, examples, cfg)
+            return stats, f"loss {stats.last_loss:.4f}"
+
+        results = interleaved(list(packing), args.rounds, run)
+        per_step = {name: [s.seconds_per_step for s in runs] for name, runs in results.items()}
+        loss = {name: runs[-1].last_loss for name, runs in results.items()}
         reference = statistics.median(per_step["padded"])
         print(
             f"\n{'variant':<12} {'s/step':>8} {'tokens/step':>12} {'padding':>8} "
             f"{'speed-up':>9} {'last loss':>10}"
         )
-        for name, pack_tokens in variants:
+        for name, pack_tokens in packing.items():
             tokens, padding = layout(processor, examples, args.batch_size, pack_tokens)
             seconds = statistics.median(per_step[name])
             print(

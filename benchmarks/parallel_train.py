@@ -27,10 +27,8 @@ from pathlib import Path
 import torch
 
 from pulse.models.parallel import available_cores
-from pulse.models.tiny import build_tiny_lmm
 from pulse.models.train import train_supervised
-from pulse.world.build import build_world
-from pulse.world.train import WorldTrainConfig, _tokenizer_texts, corpus_examples
+from tiny_training import interleaved, tiny_setup
 
 
 def main() -> None:
@@ -45,46 +43,35 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="pulse-bench-") as tmp:
-        world = args.world or build_world(Path(tmp) / "world", seed=0, size="small").path
-        examples = corpus_examples(world)
-        wcfg = WorldTrainConfig()
-        model, processor = build_tiny_lmm(_tokenizer_texts(examples, []), wcfg.model, seed=0)
-        base = replace(
-            wcfg.pretrain,
-            max_steps=args.steps,
-            batch_size=args.batch_size,
-            logging_steps=args.steps,
-            progress=False,
-        )
+        setup = tiny_setup(args.world, tmp, args.steps, args.batch_size)
         per_process = max(1, available_cores() // args.processes)
-        variants = [(f"1 process x {args.threads} threads", 1, args.threads)]
+        variants = {f"1 process x {args.threads} threads": (1, args.threads)}
         if args.single_thread:
-            variants.append(("1 process x 1 thread", 1, 1))
-        variants.append(
-            (f"{args.processes} processes x {per_process} thread(s)", args.processes, per_process)
+            variants["1 process x 1 thread"] = (1, 1)
+        variants[f"{args.processes} processes x {per_process} thread(s)"] = (
+            args.processes,
+            per_process,
         )
         print(
-            f"{len(examples)} corpus examples, {args.steps} steps of batch {args.batch_size}, "
-            f"{available_cores()} cores, {args.rounds} round(s)"
+            f"{len(setup.corpus)} corpus examples, {args.steps} steps of batch "
+            f"{args.batch_size}, {available_cores()} cores, {args.rounds} round(s)"
         )
-        loop: dict[str, list[float]] = {name: [] for name, _, _ in variants}
-        wall: dict[str, list[float]] = {name: [] for name, _, _ in variants}
-        for round_ in range(args.rounds):
-            for name, processes, threads in variants:
-                torch.set_num_threads(threads)  # the 1-process runs; workers set their own
-                cfg = replace(base, processes=processes)
-                start = time.perf_counter()
-                stats = train_supervised(copy.deepcopy(model), processor, examples, cfg)
-                wall[name].append(time.perf_counter() - start)
-                loop[name].append(stats.seconds_per_step)
-                print(
-                    f"  round {round_ + 1} {name:<28} {stats.seconds_per_step:.3f} s/step "
-                    f"(call {wall[name][-1]:.1f} s, loss {stats.last_loss:.3f})",
-                    flush=True,
-                )
-        reference = statistics.median(loop[variants[0][0]])
+        wall: dict[str, list[float]] = {name: [] for name in variants}
+
+        def run(name: str):
+            processes, threads = variants[name]
+            torch.set_num_threads(threads)  # the 1-process runs; workers set their own
+            cfg = replace(setup.config, processes=processes)
+            start = time.perf_counter()
+            stats = train_supervised(copy.deepcopy(setup.model), setup.processor, setup.corpus, cfg)
+            wall[name].append(time.perf_counter() - start)
+            return stats, f"call {wall[name][-1]:.1f} s, loss {stats.last_loss:.3f}"
+
+        results = interleaved(list(variants), args.rounds, run)
+        loop = {name: [s.seconds_per_step for s in runs] for name, runs in results.items()}
+        reference = statistics.median(loop[next(iter(variants))])
         print(f"\n{'variant':<28} {'s/step':>8} {'call s':>8} {'speed-up':>9}")
-        for name, _, _ in variants:
+        for name in variants:
             per_step = statistics.median(loop[name])
             print(
                 f"{name:<28} {per_step:>8.3f} {statistics.median(wall[name]):>8.1f} "

@@ -269,7 +269,7 @@ def _option_rows(processor: Any, items: Sequence[QAItem]) -> _OptionRows:
     )
     rows = [(i, letter) for i, item in enumerate(items) for letter in sorted(item.options)]
     prompts = [item_prompts[i] for i, _ in rows]
-    fulls = [collator.full_text(item_prompts[i], items[i].options[letter]) for i, letter in rows]
+    fulls = [collator.full_text(item_prompts[i], items[i].options[letter], i) for i, letter in rows]
     images = [item_images[i] for i, _ in rows]
     prompt_ids = collator.token_ids(item_prompts)
     full_ids = collator.token_ids(fulls)

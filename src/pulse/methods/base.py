@@ -16,7 +16,7 @@ import inspect
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -104,32 +104,27 @@ def answer_tokens(
     never materialised. Models without ``logits_to_keep`` get full logits, masked afterwards.
     """
     labels = sub["labels"]
+    mask = prediction_mask(labels)
     if not _keeps_logits(model):
         out = model(**model_inputs(sub), **kwargs)
-        return _per_example(select_answers(out.logits, labels), sub), out
-    mask = prediction_mask(labels)
-    out = model(**model_inputs(sub), logits_to_keep=mask, **kwargs)
-    if out.logits.dim() != 2:  # a forward that ignores the boolean mask form
-        return _per_example(select_answers(out.logits, labels), sub), out
-    answers = AnswerTokens(
-        logits=out.logits,
-        targets=labels[:, 1:][mask[:, :-1]],
-        rows=mask.nonzero()[:, 0],
-        n_rows=labels.shape[0],
-    )
-    return _per_example(answers, sub), out
-
-
-def _per_example(answers: AnswerTokens, sub: Mapping[str, Any]) -> AnswerTokens:
-    """In a packed sub-batch a row holds several examples: count each token for its example
-    (the one its predicted label belongs to), so per-row sums stay per example."""
+        answers = select_answers(out.logits, labels)
+    else:
+        out = model(**model_inputs(sub), logits_to_keep=mask, **kwargs)
+        if out.logits.dim() != 2:  # a forward that ignores the boolean mask form
+            answers = select_answers(out.logits, labels)
+        else:
+            answers = AnswerTokens(
+                logits=out.logits,
+                targets=labels[:, 1:][mask[:, :-1]],
+                rows=mask.nonzero()[:, 0],
+                n_rows=labels.shape[0],
+            )
     example = sub.get(EXAMPLE_INDEX)
-    if example is None:
-        return answers
-    mask = prediction_mask(sub["labels"])
-    answers.rows = example[:, 1:][mask[:, :-1]]
-    answers.n_rows = int(example.max()) + 1
-    return answers
+    if example is not None:
+        # A packed row holds several examples: each token counts for the example its label
+        # belongs to, so per-row sums (sequence log-probs) stay per example.
+        answers = replace(answers, rows=example[:, 1:][mask[:, :-1]], n_rows=int(example.max()) + 1)
+    return answers, out
 
 
 @dataclass

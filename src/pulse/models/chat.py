@@ -91,14 +91,19 @@ def _prompt(
     """(prompt, answer, image) of one example; ``render(question, has_image)`` formats the
     prompt (default: :func:`format_prompt` with ``processor``)."""
     question, answer, image = _fields(example)
+    _check_text(processor, question, index)
+    _check_text(processor, answer, index)
+    render = render or functools.partial(format_prompt, processor)
+    return render(question, image is not None), answer, image
+
+
+def _check_text(processor: Any, text: str, index: int) -> None:
     placeholder = image_token(processor)
-    if placeholder in question or placeholder in answer:
+    if placeholder in text:
         # The processor would count it as an image and fail with a mismatch deep inside.
         raise ModelError(
             f"example {index}: the text contains the image placeholder {placeholder!r}"
         )
-    render = render or functools.partial(format_prompt, processor)
-    return render(question, image is not None), answer, image
 
 
 def _answer_text(prompt: str, answer: str, eos: str | None) -> str:
@@ -176,15 +181,14 @@ class ChatCollator:
         for index, example in enumerate(examples):
             prompt, answer, image = _prompt(self.processor, example, index, self._render)
             prompts.append(prompt)
-            fulls.append(self.full_text(prompt, answer))
+            fulls.append(prompt + _answer_text(prompt, answer, self.eos))
             images.append(image)
         return prompts, fulls, images
 
-    def full_text(self, prompt: str, answer: str) -> str:
-        """The prompt followed by ``answer`` (and EOS when the collator adds it)."""
-        placeholder = image_token(self.processor)
-        if placeholder in answer:  # the processor would count it as an image
-            raise ModelError(f"an answer contains the image placeholder {placeholder!r}")
+    def full_text(self, prompt: str, answer: str, index: int = 0) -> str:
+        """The prompt followed by ``answer`` (and EOS when the collator adds it); ``index``
+        names the example in an error."""
+        _check_text(self.processor, answer, index)
         return prompt + _answer_text(prompt, answer, self.eos)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -207,8 +211,6 @@ class ChatCollator:
         The boundary is the tokenized prompt's length within the tokenized full text (their
         common prefix, in case a tokenizer merges across the boundary).
         """
-        if len(prompts) != len(fulls):
-            raise ModelError(f"{len(prompts)} prompts for {len(fulls)} full texts")
         return [
             f_ids[prompt_length(p_ids, f_ids) :]
             for p_ids, f_ids in zip(self.token_ids(prompts), self.token_ids(fulls), strict=True)

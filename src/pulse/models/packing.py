@@ -112,7 +112,8 @@ def pack_batch(
             start += n
         # The tail padding continues the last example's positions: it joins that example's
         # block (its labels are ignored and nothing before it attends to it).
-        positions[r, start:] = torch.arange(n, n + width - start)
+        last = lengths[row[-1]]
+        positions[r, start:] = torch.arange(last, last + width - start)
 
     out = {
         "input_ids": new_ids,

@@ -1,0 +1,65 @@
+"""What the training-speed benchmarks share: the tiny LLaVA of ``pulse world train`` built on a
+world's corpus, a short pre-training config, and variants timed in interleaved rounds (each
+round runs every variant once, so load from other processes hits all of them alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pulse.models.chat import ChatExample
+from pulse.models.tiny import build_tiny_lmm
+from pulse.models.train import TrainConfig, TrainStats
+from pulse.world.build import build_world
+from pulse.world.train import WorldTrainConfig, _tokenizer_texts, corpus_examples
+
+
+@dataclass
+class TinySetup:
+    world: Path
+    corpus: list[ChatExample]
+    tuning: list[ChatExample]  # what ``tuning`` gave (empty without it)
+    model: Any
+    processor: Any
+    config: TrainConfig  # the world's pre-training settings for a short timed run
+
+
+def tiny_setup(
+    world: Path | None,
+    tmp: str,
+    steps: int,
+    batch_size: int,
+    tuning: Callable[[Path], list[ChatExample]] | None = None,
+) -> TinySetup:
+    """``world`` (or a small one built under ``tmp``) and a randomly initialised tiny model
+    whose tokenizer also saw ``tuning(world)`` when given."""
+    world = world or build_world(Path(tmp) / "world", seed=0, size="small").path
+    corpus = corpus_examples(world)
+    extra = tuning(world) if tuning else []
+    wcfg = WorldTrainConfig()
+    model, processor = build_tiny_lmm(_tokenizer_texts(corpus, extra), wcfg.model, seed=0)
+    config = replace(
+        wcfg.pretrain, max_steps=steps, batch_size=batch_size, logging_steps=steps, progress=False
+    )
+    return TinySetup(world, corpus, extra, model, processor, config)
+
+
+def interleaved(
+    names: Sequence[str], rounds: int, run: Callable[[str], tuple[TrainStats, str]]
+) -> dict[str, list[TrainStats]]:
+    """``run(name)`` for every variant in every round; prints each run's seconds per step and
+    the note ``run`` returns beside its stats."""
+    width = max(len(name) for name in names)
+    results: dict[str, list[TrainStats]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names:
+            stats, note = run(name)
+            results[name].append(stats)
+            print(
+                f"  round {round_ + 1} {name:<{width}} {stats.seconds_per_step:.3f} s/step "
+                f"({note})",
+                flush=True,
+            )
+    return results
