@@ -131,6 +131,8 @@ def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
         TrainConfig(batch_size=0)
     with pytest.raises(ConfigError, match="'pack_tokens': expected 0 or more, got -5"):
         TrainConfig(pack_tokens=-5)
+    with pytest.raises(ConfigError, match="'encoding_cache_bytes': expected 0 or more, got -1"):
+        TrainConfig(encoding_cache_bytes=-1)
     assert TrainConfig(epochs=0, max_steps=5).max_steps == 5  # max_steps decides then
 
 

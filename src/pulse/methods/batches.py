@@ -24,6 +24,7 @@ from transformers import BatchFeature
 
 from pulse.errors import ConfigError
 from pulse.models.chat import ChatCollator, ChatExample
+from pulse.models.encoded import DEFAULT_MAX_BYTES, EncodedExamples
 from pulse.models.packing import pack_batch
 
 REFUSALS = (
@@ -93,9 +94,11 @@ class UnlearnCollator:
         process_index: int = 0,
         retain_batch_size: int | None = None,
         pack_tokens: int = 0,
+        encoding_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.chat = ChatCollator(processor)
         self.pack_tokens = pack_tokens
+        self.encoding_cache_bytes = encoding_cache_bytes
         self.data = data
         self.uses = frozenset(uses)
         self.seed = seed
@@ -103,23 +106,30 @@ class UnlearnCollator:
         self.retain_batch_size = retain_batch_size
         self._rng: random.Random | None = None
         self._cycle: list[int] = []
+        self._encoded: dict[str, EncodedExamples] = {}
 
     def __call__(self, indices: Sequence[int]) -> dict[str, Any]:
         indices = [int(i) for i in indices]
         out: dict[str, Any] = {"forget_index": torch.tensor(indices)}
         if "forget" in self.uses:
-            out["forget"] = self.collate([self.data.forget[i] for i in indices])
+            out["forget"] = self.collate("forget", indices)
         if "idk" in self.uses:
-            out["idk"] = self.collate([self.data.idk[i] for i in indices])
+            out["idk"] = self.collate("idk", indices)
         if "retain" in self.uses:
             drawn = self.draw_retain(self.retain_batch_size or len(indices))
-            out["retain"] = self.collate([self.data.retain[i] for i in drawn])
+            out["retain"] = self.collate("retain", drawn)
             out["retain_index"] = torch.tensor(drawn)
         return out
 
-    def collate(self, examples: Sequence[Any]) -> BatchFeature:
-        """One sub-batch, packed into rows of about ``pack_tokens`` tokens when that is set."""
-        batch = self.chat(examples)
+    def collate(self, source: str, indices: Sequence[int]) -> BatchFeature:
+        """The sub-batch of ``source``'s examples at ``indices`` (each encoded once per run, see
+        :mod:`pulse.models.encoded`), packed into rows of about ``pack_tokens`` tokens when that
+        is set."""
+        if source not in self._encoded:
+            self._encoded[source] = EncodedExamples(
+                self.chat, self.data.sources()[source], self.encoding_cache_bytes
+            )
+        batch = self._encoded[source].batch(indices)
         if not self.pack_tokens:
             return batch
         return pack_batch(

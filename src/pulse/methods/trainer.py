@@ -40,6 +40,7 @@ from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
 from pulse.methods.registry import Method
 from pulse.models.adapters import base_model
 from pulse.models.chat import example_lengths
+from pulse.models.encoded import DEFAULT_MAX_BYTES
 from pulse.models.packing import check_packable
 
 
@@ -69,6 +70,10 @@ class LoopConfig:
     # The same loss on the same examples, without compute on padding (LLaVA-1.5 layouts; see
     # pulse.models.packing).
     pack_tokens: int = 0
+    # Keep each example's encoding (token ids, labels, pixel values) after its first batch, up
+    # to this many bytes, and build later epochs' batches from it (0: collate every batch anew;
+    # see pulse.models.encoded).
+    encoding_cache_bytes: int = DEFAULT_MAX_BYTES
     cache_reference: bool = True  # forget-set reference log-probs once per request
     reference_batch_size: int | None = None  # batches for the reference cache (batch_size)
     progress: bool = True
@@ -304,6 +309,7 @@ def train_method(
             process_index=args.process_index,
             retain_batch_size=cfg.retain_batch_size,
             pack_tokens=cfg.pack_tokens,
+            encoding_cache_bytes=cfg.encoding_cache_bytes,
         )
         context = MethodContext(
             model=model,

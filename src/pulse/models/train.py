@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from pulse.errors import ConfigError, ModelError
+from pulse.models.encoded import DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class TrainConfig:
     # Pack each batch's examples into rows of about this many tokens: the same loss without
     # compute on padding (0: padded rows; LLaVA-1.5 layouts, see pulse.models.packing).
     pack_tokens: int = 0
+    # Examples' encodings kept after their first batch, up to this many bytes (0: none; see
+    # pulse.models.encoded): later epochs skip the tokenizer and the image processor.
+    encoding_cache_bytes: int = DEFAULT_MAX_BYTES
     progress: bool = True
     # Data-parallel CPU processes (gloo); batch_size is split over them. The same config and
     # number of processes give the same weights; a different number, slightly different ones.
@@ -55,6 +59,10 @@ class TrainConfig:
             raise ConfigError(f"train 'batch_size': expected at least 1, got {self.batch_size}")
         if self.pack_tokens < 0:
             raise ConfigError(f"train 'pack_tokens': expected 0 or more, got {self.pack_tokens}")
+        if self.encoding_cache_bytes < 0:
+            raise ConfigError(
+                f"train 'encoding_cache_bytes': expected 0 or more, got {self.encoding_cache_bytes}"
+            )
         if self.processes < 1:
             raise ConfigError(f"train 'processes': expected at least 1, got {self.processes}")
         if self.batch_size % self.processes:
@@ -155,6 +163,7 @@ def _train(
         progress_desc="train",
         group_by_length=cfg.group_by_length,
         pack_tokens=cfg.pack_tokens,
+        encoding_cache_bytes=cfg.encoding_cache_bytes,
         trainer_args=trainer_args,
     )
     result = train_method(

@@ -1,0 +1,99 @@
+"""Examples encoded once give the collator's batches, in any order and mix."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from pulse.methods.batches import UnlearnCollator, UnlearnData
+from pulse.models.chat import ChatCollator, ChatExample
+from pulse.models.encoded import EncodedExamples
+
+
+def _image(shade: int) -> Image.Image:
+    img = Image.new("RGB", (32, 32), (shade, 255 - shade, 90))
+    img.putpixel((3, 5), (0, 0, 0))
+    return img
+
+
+EXAMPLES = [
+    ChatExample("Who is this person?", "Alice Moreau", _image(10)),
+    ChatExample("Where does Bruno Keller live?", "Basel, a city on the Rhine"),
+    ChatExample("What does this person do?", "marine biologist", _image(120)),
+    ChatExample("Where was Alice Moreau born?", "Lyon"),
+    ChatExample("Describe the picture.", "a green square", _image(240)),
+    ChatExample("", "Clara Keller is a violinist. She studied in Vienna."),
+]
+
+BATCHES = [[0, 1, 2], [3, 4, 5, 0], [5, 2], [1, 3], [4, 0, 2, 1, 5, 3]]
+
+
+def _same(a, b) -> None:
+    assert set(a.keys()) == set(b.keys())
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class _Counting:
+    """The collator, recording which examples each call encodes."""
+
+    def __init__(self, chat, calls):
+        self.chat, self.calls = chat, calls
+        self.tokenizer, self.image_token_id = chat.tokenizer, chat.image_token_id
+
+    def __call__(self, examples):
+        self.calls.append([EXAMPLES.index(e) for e in examples])
+        return self.chat(examples)
+
+
+def test_batches_equal_the_collators_and_each_example_is_encoded_once(processor):
+    chat = ChatCollator(processor)
+    calls: list[list[int]] = []
+    encoded = EncodedExamples(_Counting(chat, calls), EXAMPLES)
+    for indices in BATCHES * 2:
+        _same(encoded.batch(indices), chat([EXAMPLES[i] for i in indices]))
+    assert encoded.splittable is True
+    assert len(encoded) == len(EXAMPLES)
+    # new examples of a batch are encoded together, once: here in the first two batches only
+    assert calls == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_past_the_byte_budget_examples_are_encoded_per_batch(processor):
+    chat = ChatCollator(processor)
+    encoded = EncodedExamples(chat, EXAMPLES, max_bytes=13_000)  # about one 32 px image
+    for indices in BATCHES:
+        _same(encoded.batch(indices), chat([EXAMPLES[i] for i in indices]))
+    assert 0 < len(encoded) < len(EXAMPLES)
+    assert encoded.stored_bytes <= 13_000
+
+
+class _ExtraKey(ChatCollator):
+    """A layout that does not split into rows (as LLaVA-NeXT's ``image_sizes``)."""
+
+    def __call__(self, examples):
+        batch = super().__call__(examples)
+        batch["image_sizes"] = torch.tensor([[32, 32]] * len(examples))
+        return batch
+
+
+def test_a_layout_with_other_keys_is_collated_afresh(processor):
+    chat = _ExtraKey(processor)
+    encoded = EncodedExamples(chat, EXAMPLES)
+    for indices in BATCHES:
+        _same(encoded.batch(indices), chat([EXAMPLES[i] for i in indices]))
+    assert encoded.splittable is False
+    assert len(encoded) == 0
+
+
+def test_unlearn_collator_batches_are_unchanged_by_the_encoding(processor):
+    data = UnlearnData(forget=EXAMPLES[:4], retain=EXAMPLES[2:], seed=3)
+    uses = {"forget", "idk", "retain"}
+    cached = UnlearnCollator(processor, data, uses, seed=0, pack_tokens=64)
+    fresh = UnlearnCollator(processor, data, uses, seed=0, pack_tokens=64)
+    for indices in ([0, 1], [2, 3], [3, 0], [1, 2]) * 2:
+        a, b = cached(indices), fresh(indices)
+        fresh._encoded.clear()  # the reference collates every batch from scratch
+        for key in ("forget", "idk", "retain"):
+            _same(a[key], b[key])
+        assert torch.equal(a["retain_index"], b["retain_index"])
+    assert len(cached._encoded["forget"]) == 4
