@@ -28,9 +28,9 @@ per item. On an accelerator the next batch is encoded in a worker thread while t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ from pulse.eval.batching import (
     progress,
     tokenizer_of,
 )
+from pulse.eval.encodings import EncodingCache
 from pulse.eval.prompts import mmbench_prompt
 from pulse.eval.records import ItemRecord
 from pulse.eval.scoring import (
@@ -65,6 +66,7 @@ from pulse.models.chat import (
 )
 
 SCORERS = ("letter", "option_text", "generate", "mllmu")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -127,19 +129,22 @@ def score_mcq(
     cfg: MCQConfig | None = None,
     *,
     pool: Sequence[QAItem] | None = None,
+    cache: EncodingCache | None = None,
 ) -> list[ItemRecord]:
     """Score multiple-choice ``items`` with ``cfg.scorer``; one record per item, in order.
 
     ``pool`` holds the few-shot items of the ``mllmu`` scorer (none of the evaluated entities).
+    ``cache`` keeps the ``letter`` and ``option_text`` scorers' encodings for the next model
+    scored on the same items (see :mod:`pulse.eval.encodings`).
     """
     cfg = cfg or MCQConfig()
     check_scorer(cfg.scorer)
     if any(item.kind is not ItemKind.MCQ for item in items):
         raise ValueError("score_mcq takes multiple-choice items only")
     if cfg.scorer == "letter":
-        return score_letters(model, processor, items, cfg)
+        return score_letters(model, processor, items, cfg, cache=cache)
     if cfg.scorer == "option_text":
-        return score_options(model, processor, items, cfg)
+        return score_options(model, processor, items, cfg, cache=cache)
     # Imported here: generation builds on this module (item_prompt).
     from pulse.eval.generation import GenConfig, generate_mcq, mllmu_mcq
 
@@ -153,21 +158,35 @@ def score_mcq(
 
 @torch.inference_mode()
 def score_letters(
-    model: nn.Module, processor: Any, items: Sequence[QAItem], cfg: MCQConfig | None = None
+    model: nn.Module,
+    processor: Any,
+    items: Sequence[QAItem],
+    cfg: MCQConfig | None = None,
+    *,
+    cache: EncodingCache | None = None,
 ) -> list[ItemRecord]:
     """The ``letter`` scorer (see the module docstring)."""
     cfg = cfg or MCQConfig()
     if not items:
         return []
+    scope = cache.scope(processor, items, "letter") if cache else None
     letter_ids = letter_token_ids(processor, sorted({k for item in items for k in item.options}))
     prompts = [item_prompt(item) for item in items]
-    order = length_order(processor, prompts, [item.image is not None for item in items])
+    order = _memo(
+        cache,
+        (scope, "order"),
+        lambda: length_order(processor, prompts, [item.image is not None for item in items]),
+    )
     device = model_device(model)
     records: dict[int, ItemRecord] = {}
 
     def encode(batch: list[int]) -> Any:
-        return encode_prompts(
-            processor, [ChatExample(prompts[i], image=items[i].image) for i in batch]
+        return _memo(
+            cache,
+            (scope, "batch", tuple(batch)),
+            lambda: encode_prompts(
+                processor, [ChatExample(prompts[i], image=items[i].image) for i in batch]
+            ),
         )
 
     batches = chunks(order, cfg.batch_size)
@@ -195,6 +214,7 @@ def score_options(
     cfg: MCQConfig | None = None,
     *,
     share_prompts: bool = True,
+    cache: EncodingCache | None = None,
 ) -> list[ItemRecord]:
     """The ``option_text`` scorer (see the module docstring).
 
@@ -210,17 +230,19 @@ def score_options(
     cfg = cfg or MCQConfig()
     if not items:
         return []
-    plan = _option_rows(processor, items)
+    scope = cache.scope(processor, items, "option_text") if cache else None
+    plan = _memo(cache, (scope, "plan"), lambda: _option_rows(processor, items))
+    encodings = _Encodings(cache, scope)
     means: list[dict[str, float]] = [{} for _ in items]
     rest = list(range(len(items)))
     if share_prompts and shares_prompt_cache(model):
         rest = _shared_prompt_means(
-            model, processor, plan, [i for i in rest if plan.shared[i]], cfg, means
+            model, processor, plan, [i for i in rest if plan.shared[i]], cfg, means, encodings
         )
         rest = sorted({*rest, *(i for i in range(len(items)) if not plan.shared[i])})
     if rest:
         rows = [r for i in rest for r in plan.item_rows[i]]
-        _per_row_means(model, processor, plan, rows, cfg, means)
+        _per_row_means(model, processor, plan, rows, cfg, means, encodings)
     scores = score_option_texts(means, [item.answer for item in items])
     records = _records(items, range(len(items)), scores, key="mean_logprobs", raw=means)
     return [records[i] for i in range(len(items))]
@@ -373,6 +395,7 @@ def _shared_prompt_means(
     item_ids: Sequence[int],
     cfg: MCQConfig,
     means: list[dict[str, float]],
+    encodings: _Encodings,
 ) -> list[int]:
     """Option means of ``item_ids`` from one prompt forward per item plus one continuation
     forward over its options' tokens; fills ``means`` and returns the items it could not score
@@ -393,6 +416,7 @@ def _shared_prompt_means(
     device = model_device(model)
     left: list[int] = []
 
+    @encodings.memo("shared")
     def encode(batch: list[int]) -> tuple[Any, _Continuations]:
         firsts = [plan.item_rows[i][0] for i in batch]
         inputs = processor(
@@ -471,6 +495,7 @@ def _per_row_means(
     rows: Sequence[int],
     cfg: MCQConfig,
     means: list[dict[str, float]],
+    encodings: _Encodings,
 ) -> None:
     """Option means of ``rows`` with one row per (item, option): the whole prompt, image
     included, then the option's tokens, left-padded so every option ends its row; only the
@@ -485,6 +510,7 @@ def _per_row_means(
     ]
     device = model_device(model)
 
+    @encodings.memo("rows")
     def encode(batch: list[int]) -> Any:
         return processor(
             text=[fulls[r] for r in batch],
@@ -523,6 +549,27 @@ def _per_row_means(
             for r, value in zip(batch, mean, strict=True):
                 i, letter = plan.rows[r]
                 means[i][letter] = value
+
+
+def _memo(cache: EncodingCache | None, key: Any, compute: Callable[[], V]) -> V:
+    return compute() if cache is None else cache.get(key, compute)
+
+
+@dataclass(frozen=True)
+class _Encodings:
+    """Batch encoders of one scoring call, memoised in ``cache`` under ``scope`` (when set)."""
+
+    cache: EncodingCache | None
+    scope: int | None
+
+    def memo(self, path: str) -> Callable[[Callable[[list[int]], V]], Callable[[list[int]], V]]:
+        def wrap(encode: Callable[[list[int]], V]) -> Callable[[list[int]], V]:
+            def encoded(batch: list[int]) -> V:
+                return _memo(self.cache, (self.scope, path, tuple(batch)), lambda: encode(batch))
+
+            return encoded
+
+        return wrap
 
 
 def _overlap(cfg: MCQConfig, device: torch.device) -> bool:

@@ -19,6 +19,7 @@ from torch import nn
 
 from pulse.data.mmbench import MMBenchRow, row_item
 from pulse.eval.circular import Breakdown, CircularRow, circular_eval
+from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.records import records_to_dicts
 
@@ -29,16 +30,22 @@ def mmbench_scorer(scorer: str) -> str:
 
 
 def evaluate_mmbench(
-    model: nn.Module, processor: Any, rows: Sequence[MMBenchRow], cfg: MCQConfig | None = None
+    model: nn.Module,
+    processor: Any,
+    rows: Sequence[MMBenchRow],
+    cfg: MCQConfig | None = None,
+    *,
+    cache: EncodingCache | None = None,
 ) -> dict[str, Any]:
     """``{scorer, circular, vanilla, categories, l2, questions, records}``, JSON-ready.
+    ``cache``: encodings kept for the next model scored on ``rows`` (see ``score_mcq``).
 
     ``circular`` / ``vanilla`` are overall tallies (``n``, ``total``, ``mean``); ``categories``
     and ``l2`` map each name to ``{circular, vanilla}`` tallies.
     """
     cfg = cfg or MCQConfig()
     cfg = replace(cfg, scorer=mmbench_scorer(cfg.scorer))
-    records = score_mcq(model, processor, [row_item(r) for r in rows], cfg)
+    records = score_mcq(model, processor, [row_item(r) for r in rows], cfg, cache=cache)
     result = circular_eval(
         CircularRow(r.index, bool(rec.correct), r.category or None, r.l2_category or None)
         for r, rec in zip(rows, records, strict=True)

@@ -19,6 +19,7 @@ from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.mmbench import CIRCULAR_STEP, MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
+from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
@@ -102,6 +103,8 @@ class Measurer:
         self.mllmu = mllmu
         self.seed = seed
         self._items: dict[str, dict[str, list[QAItem]]] = {}
+        # Every model state is scored on the same questions: encode them once per run.
+        self.encodings = EncodingCache()
         self.general_rows: list[MMBenchRow] = []
         if cfg.general and mmbench is not None:
             rows = read_mmbench(mmbench)
@@ -163,10 +166,14 @@ class Measurer:
             max_new_tokens=self.cfg.max_new_tokens,
             seed=self.seed,
         )
-        records = score_mcq(model, processor, list(items), cfg) if items else []
+        records = (
+            score_mcq(model, processor, list(items), cfg, cache=self.encodings) if items else []
+        )
         general = None
         if self.general_rows:
-            result = evaluate_mmbench(model, processor, self.general_rows, cfg)
+            result = evaluate_mmbench(
+                model, processor, self.general_rows, cfg, cache=self.encodings
+            )
             general = {k: result[k] for k in ("scorer", "circular", "vanilla", "categories")}
         chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
         return Measurement(records, general, chance)

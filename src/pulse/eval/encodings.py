@@ -1,0 +1,114 @@
+"""The model-independent work of scoring, kept across the model states of a run.
+
+A protocol run scores the same questions after every request: the same prompts tokenized, the
+same images through the image processor, the same batches; only the model changes. On the
+tiny model that encoding is about 40 % of an evaluation. :class:`EncodingCache` keeps what the
+scorers compute from the processor and the items alone (the option-text scorer's token plan,
+each batch's processor output) under a key made of the processor's fingerprint and the items'
+content, so a second model state with the same processor and questions skips it. Tensors are
+kept up to ``max_bytes``; past that a batch is encoded again each time (the scores are the same
+either way). A lookup hands out its own mapping, so a caller that moves inputs to a device
+(``BatchFeature.to`` replaces its tensors in place) leaves the stored ones on the CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+import torch
+from transformers import BatchFeature
+
+from pulse.data.schema import QAItem
+
+V = TypeVar("V")
+# Several evaluations' worth of the tiny model's batches (a 32 px image is 12 KiB); with 336 px
+# images (1.3 MiB each) about 750 of them, the rest encoded per use.
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+class EncodingCache:
+    """Values computed from a processor and items only, by key (see the module docstring)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.stored_bytes = 0
+        self.hits = 0
+        self._values: dict[Hashable, Any] = {}
+        self._scopes: dict[Hashable, int] = {}
+        self._fingerprints: dict[int, tuple[Any, str]] = {}
+
+    def scope(self, processor: Any, items: Sequence[QAItem], kind: str) -> int:
+        """A small key standing for (``kind``, the processor, the items' prompts and images)."""
+        key = (kind, self._fingerprint(processor), tuple(_item_key(item) for item in items))
+        return self._scopes.setdefault(key, len(self._scopes))
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The value stored under ``key``, else ``compute()`` (stored if the budget allows)."""
+        if key in self._values:
+            self.hits += 1
+            return _fresh(self._values[key])
+        value = compute()
+        size = _nbytes(value)
+        if self.stored_bytes + size <= self.max_bytes:
+            self._values[key] = value
+            self.stored_bytes += size
+            return _fresh(value)
+        return value
+
+    def _fingerprint(self, processor: Any) -> str:
+        # Keyed by object too: hashing a 32k vocabulary per evaluation is avoidable. The
+        # processor is kept alive with its entry, so its id cannot be reused by another one.
+        known = self._fingerprints.get(id(processor))
+        if known is None or known[0] is not processor:
+            known = (processor, processor_fingerprint(processor))
+            self._fingerprints[id(processor)] = known
+        return known[1]
+
+
+def processor_fingerprint(processor: Any) -> str:
+    """A hash of what encoding depends on: the vocabulary, special tokens, chat template and
+    image processor settings (two loads of one checkpoint give the same fingerprint)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    image_processor = getattr(processor, "image_processor", None)
+    described = {
+        "class": type(processor).__name__,
+        "vocab": sorted(tokenizer.get_vocab().items()),
+        "special": {k: str(v) for k, v in tokenizer.special_tokens_map.items()},
+        "template": getattr(processor, "chat_template", None)
+        or getattr(tokenizer, "chat_template", None),
+        "image": image_processor.to_dict() if image_processor is not None else None,
+        "processor": {
+            k: getattr(processor, k, None)
+            for k in ("patch_size", "num_additional_image_tokens", "vision_feature_select_strategy")
+        },
+    }
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _item_key(item: QAItem) -> tuple[Any, ...]:
+    # What a prompt is made of (the gold answer is not: the records take it from the items).
+    return (item.question, tuple(sorted(item.options.items())), item.meta.get("hint"), item.image)
+
+
+def _fresh(value: Any) -> Any:
+    if isinstance(value, BatchFeature):
+        return BatchFeature(dict(value))
+    if isinstance(value, tuple):
+        return tuple(_fresh(v) for v in value)
+    return value
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, BatchFeature | dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, tuple | list):
+        return sum(_nbytes(v) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return sum(_nbytes(getattr(value, name)) for name in value.__dataclass_fields__)
+    return 0
