@@ -12,6 +12,7 @@ from pulse.data.mllmu import profile_train_pairs, read_mllmu
 from pulse.data.splits import write_split
 from pulse.errors import ConfigError, DataError
 from pulse.methods.request import load_unlearned, resolve_ids, run_unlearning
+from pulse.models.chat import ChatCollator, ChatExample
 from pulse.models.loading import load_model
 
 FAST = {"max_steps": 2, "batch_size": 2, "lr": 1e-2, "progress": False, "report_to": ()}
@@ -59,6 +60,16 @@ def test_a_request_writes_its_adapter_and_result(model_dir, mllmu, tmp_path):
     ]
     assert not any(moved)  # frozen weights untouched; the adapter carries the change
     assert sum(p.abs().sum() for n, p in model.named_parameters() if "lora_B" in n) > 0
+
+    # Merged for evaluation: a plain model computing the same function.
+    plain, processor = load_unlearned(out, dtype="float32", merged=True)
+    assert not any("lora" in n for n, _ in plain.named_parameters())
+    batch = ChatCollator(processor)([ChatExample("Where was Alice born?", "Lyon")])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        expected, got = model(**inputs).logits, plain(**inputs).logits
+    assert torch.allclose(expected, got, atol=1e-5)
+    assert not torch.equal(got, base(**inputs).logits)  # the request's change is in it
 
 
 def test_a_request_does_not_depend_on_what_ran_before_it(model_dir, mllmu, tmp_path):

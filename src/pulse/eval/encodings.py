@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
 import torch
+from PIL import Image
 from transformers import BatchFeature
 
 from pulse.data.schema import QAItem
@@ -102,13 +103,21 @@ def _fresh(value: Any) -> Any:
     return value
 
 
-def _nbytes(value: Any) -> int:
-    if isinstance(value, torch.Tensor):
+def _nbytes(value: Any, seen: set[int] | None = None) -> int:
+    """Bytes of the tensors and decoded images in ``value``, each object counted once (a token
+    plan repeats an item's image for each of its options)."""
+    seen = set() if seen is None else seen
+    if isinstance(value, torch.Tensor | Image.Image):
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
+        if isinstance(value, Image.Image):
+            return value.width * value.height * len(value.getbands())
         return value.numel() * value.element_size()
     if isinstance(value, BatchFeature | dict):
-        return sum(_nbytes(v) for v in value.values())
+        return sum(_nbytes(v, seen) for v in value.values())
     if isinstance(value, tuple | list):
-        return sum(_nbytes(v) for v in value)
+        return sum(_nbytes(v, seen) for v in value)
     if hasattr(value, "__dataclass_fields__"):
-        return sum(_nbytes(getattr(value, name)) for name in value.__dataclass_fields__)
+        return sum(_nbytes(getattr(value, name), seen) for name in value.__dataclass_fields__)
     return 0

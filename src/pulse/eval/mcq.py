@@ -180,13 +180,10 @@ def score_letters(
     device = model_device(model)
     records: dict[int, ItemRecord] = {}
 
+    @_Encodings(cache, scope).memo("batch")
     def encode(batch: list[int]) -> Any:
-        return _memo(
-            cache,
-            (scope, "batch", tuple(batch)),
-            lambda: encode_prompts(
-                processor, [ChatExample(prompts[i], image=items[i].image) for i in batch]
-            ),
+        return encode_prompts(
+            processor, [ChatExample(prompts[i], image=items[i].image) for i in batch]
         )
 
     batches = chunks(order, cfg.batch_size)

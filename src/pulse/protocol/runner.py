@@ -117,7 +117,10 @@ class Runner:
             if request_dir is not None:
                 from pulse.methods.request import load_unlearned
 
-                return load_unlearned(request_dir, dtype=self.config.models.dtype, device=device)
+                # Evaluated merged: the same model, without the adapter layers' cost.
+                return load_unlearned(
+                    request_dir, dtype=self.config.models.dtype, device=device, merged=True
+                )
             from pulse.models.loading import load_model_and_processor
 
             model, processor = load_model_and_processor(
