@@ -60,7 +60,7 @@ def test_batches_equal_the_collators_and_each_example_is_encoded_once(processor)
 
 def test_past_the_byte_budget_examples_are_encoded_per_batch(processor):
     chat = ChatCollator(processor)
-    encoded = EncodedExamples(chat, EXAMPLES, max_bytes=13_000)  # about one 32 px image
+    encoded = EncodedExamples(chat, EXAMPLES, budget=13_000)  # about one 32 px image
     for indices in BATCHES:
         _same(encoded.batch(indices), chat([EXAMPLES[i] for i in indices]))
     assert 0 < len(encoded) < len(EXAMPLES)
@@ -97,3 +97,17 @@ def test_unlearn_collator_batches_are_unchanged_by_the_encoding(processor):
             _same(a[key], b[key])
         assert torch.equal(a["retain_index"], b["retain_index"])
     assert len(cached._encoded["forget"]) == 4
+    stored = sum(e.stored_bytes for e in cached._encoded.values())
+    assert cached.encoding_budget.used == stored > 0  # one bound for every source
+
+
+def test_the_sources_of_a_request_share_one_byte_budget(processor):
+    data = UnlearnData(forget=EXAMPLES[:4], retain=EXAMPLES[2:], seed=3)
+    collator = UnlearnCollator(
+        processor, data, {"forget", "retain"}, seed=0, encoding_cache_bytes=30_000
+    )
+    for indices in ([0, 1], [2, 3]) * 2:
+        collator(indices)
+    assert collator.encoding_budget.used <= 30_000
+    kept = sum(len(e) for e in collator._encoded.values())
+    assert 0 < kept < 8  # 8 examples (5 with an image, 12 KiB each) do not all fit

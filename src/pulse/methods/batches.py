@@ -24,7 +24,7 @@ from transformers import BatchFeature
 
 from pulse.errors import ConfigError
 from pulse.models.chat import ChatCollator, ChatExample
-from pulse.models.encoded import DEFAULT_MAX_BYTES, EncodedExamples
+from pulse.models.encoded import DEFAULT_MAX_BYTES, ByteBudget, EncodedExamples
 from pulse.models.packing import pack_batch
 
 REFUSALS = (
@@ -98,7 +98,7 @@ class UnlearnCollator:
     ) -> None:
         self.chat = ChatCollator(processor)
         self.pack_tokens = pack_tokens
-        self.encoding_cache_bytes = encoding_cache_bytes
+        self.encoding_budget = ByteBudget(encoding_cache_bytes)  # all sources together
         self.data = data
         self.uses = frozenset(uses)
         self.seed = seed
@@ -127,7 +127,7 @@ class UnlearnCollator:
         is set."""
         if source not in self._encoded:
             self._encoded[source] = EncodedExamples(
-                self.chat, self.data.sources()[source], self.encoding_cache_bytes
+                self.chat, self.data.sources()[source], self.encoding_budget
             )
         batch = self._encoded[source].batch(indices)
         if not self.pack_tokens:

@@ -9,8 +9,8 @@ padding and stacking, which gives exactly the tensors the collator gives.
 
 Only layouts that split into independent rows are stored: ``input_ids``, ``attention_mask``,
 ``labels`` and one ``pixel_values`` entry per image (LLaVA-1.5, the tiny model). A processor
-that adds other keys (image grid sizes, patch masks) is collated afresh every time. Stored
-pixel values are bounded by ``max_bytes``; past it new examples are encoded per batch again.
+that adds other keys (image grid sizes, patch masks) is collated afresh every time. What is
+stored is bounded by a byte budget; past it new examples are encoded per batch again.
 """
 
 from __future__ import annotations
@@ -38,15 +38,36 @@ class EncodedRow:
     pixel_values: Tensor | None  # [1, C, H, W] or None for a text-only example
 
 
+@dataclass
+class ByteBudget:
+    """Bytes that several stores fill together (a request's forget, retain and refusal
+    examples share one bound)."""
+
+    limit: int
+    used: int = 0
+
+    def take(self, size: int) -> bool:
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+
 class EncodedExamples:
-    """Batches of ``examples`` (by index) as ``chat`` collates them, encoding each once."""
+    """Batches of ``examples`` (by index) as ``chat`` collates them, encoding each once.
+
+    ``budget``: a byte bound of its own, or a :class:`ByteBudget` shared with other stores.
+    """
 
     def __init__(
-        self, chat: ChatCollator, examples: Sequence[Any], max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        chat: ChatCollator,
+        examples: Sequence[Any],
+        budget: int | ByteBudget = DEFAULT_MAX_BYTES,
     ) -> None:
         self.chat = chat
         self.examples = examples
-        self.max_bytes = max_bytes
+        self.budget = budget if isinstance(budget, ByteBudget) else ByteBudget(budget)
         self.stored_bytes = 0
         self.splittable: bool | None = None  # decided by the first batch
         self._rows: dict[int, EncodedRow] = {}
@@ -56,7 +77,7 @@ class EncodedExamples:
 
     def batch(self, indices: Sequence[int]) -> BatchFeature:
         """The collated batch of ``examples[i] for i in indices`` (right-padded)."""
-        if self.splittable is False or self.max_bytes <= 0:
+        if self.splittable is False or self.budget.limit <= 0:
             return self.chat([self.examples[i] for i in indices])
         missing = sorted({i for i in indices if i not in self._rows})
         fresh: dict[int, EncodedRow] = {}
@@ -73,7 +94,7 @@ class EncodedExamples:
     def _store(self, rows: dict[int, EncodedRow]) -> None:
         for index, row in rows.items():
             size = _nbytes(row)
-            if self.stored_bytes + size > self.max_bytes:
+            if not self.budget.take(size):
                 return
             self._rows[index] = row
             self.stored_bytes += size
