@@ -39,7 +39,7 @@ class EncodingCache:
         self.hits = 0
         self._values: dict[Hashable, Any] = {}
         self._scopes: dict[Hashable, int] = {}
-        self._fingerprints: dict[int, tuple[Any, str]] = {}
+        self._last: tuple[Any, str] | None = None
 
     def scope(self, processor: Any, items: Sequence[QAItem], kind: str) -> int:
         """A small key standing for (``kind``, the processor, the items' prompts and images)."""
@@ -60,13 +60,12 @@ class EncodingCache:
         return value
 
     def _fingerprint(self, processor: Any) -> str:
-        # Keyed by object too: hashing a 32k vocabulary per evaluation is avoidable. The
-        # processor is kept alive with its entry, so its id cannot be reused by another one.
-        known = self._fingerprints.get(id(processor))
-        if known is None or known[0] is not processor:
-            known = (processor, processor_fingerprint(processor))
-            self._fingerprints[id(processor)] = known
-        return known[1]
+        # The last processor's fingerprint is remembered: one evaluation scores several item
+        # lists with it, and a 32k vocabulary need not be hashed for each. Only the last is
+        # kept, so a long run does not hold every processor it loaded.
+        if self._last is None or self._last[0] is not processor:
+            self._last = (processor, processor_fingerprint(processor))
+        return self._last[1]
 
 
 def processor_fingerprint(processor: Any) -> str:
