@@ -23,6 +23,24 @@ CORPUS = [
     "What is the job of the person in the image? A marine biologist.",
 ]
 
+
+def _shaded(shade: int) -> Image.Image:
+    img = Image.new("RGB", (32, 32), (shade, 255 - shade, 90))
+    img.putpixel((3, 5), (0, 0, 0))
+    return img
+
+
+# Distinct pictures, so a batch that fed an image to the wrong example would show (in a loss,
+# in pixel values); text rows of different lengths between them, and a document (no question).
+MIXED_EXAMPLES = [
+    ChatExample("Who is this person?", "Alice Moreau", _shaded(10)),
+    ChatExample("Where does Bruno Keller live?", "Basel, a city on the Rhine"),
+    ChatExample("What does this person do?", "marine biologist", _shaded(120)),
+    ChatExample("Where was Alice Moreau born?", "Lyon"),
+    ChatExample("Describe the picture.", "a green square", _shaded(240)),
+    ChatExample("", "Clara Keller is a violinist. She studied in Vienna."),
+]
+
 # A small config: the defaults' shape, smaller vocabulary so the tests stay fast.
 TINY = TinyModelConfig(vocab_size=512)
 

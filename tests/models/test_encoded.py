@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import torch
-from PIL import Image
 
 from pulse.methods.batches import UnlearnCollator, UnlearnData
-from pulse.models.chat import ChatCollator, ChatExample
+from pulse.models.chat import ChatCollator
 from pulse.models.encoded import EncodedExamples
 
-
-def _image(shade: int) -> Image.Image:
-    img = Image.new("RGB", (32, 32), (shade, 255 - shade, 90))
-    img.putpixel((3, 5), (0, 0, 0))
-    return img
-
-
-EXAMPLES = [
-    ChatExample("Who is this person?", "Alice Moreau", _image(10)),
-    ChatExample("Where does Bruno Keller live?", "Basel, a city on the Rhine"),
-    ChatExample("What does this person do?", "marine biologist", _image(120)),
-    ChatExample("Where was Alice Moreau born?", "Lyon"),
-    ChatExample("Describe the picture.", "a green square", _image(240)),
-    ChatExample("", "Clara Keller is a violinist. She studied in Vienna."),
-]
+from .conftest import MIXED_EXAMPLES as EXAMPLES
 
 BATCHES = [[0, 1, 2], [3, 4, 5, 0], [5, 2], [1, 3], [4, 0, 2, 1, 5, 3]]
 
@@ -89,14 +74,15 @@ def test_unlearn_collator_batches_are_unchanged_by_the_encoding(processor):
     data = UnlearnData(forget=EXAMPLES[:4], retain=EXAMPLES[2:], seed=3)
     uses = {"forget", "idk", "retain"}
     cached = UnlearnCollator(processor, data, uses, seed=0, pack_tokens=64)
-    fresh = UnlearnCollator(processor, data, uses, seed=0, pack_tokens=64)
+    # The reference keeps nothing: every batch straight from the chat collator.
+    fresh = UnlearnCollator(processor, data, uses, seed=0, pack_tokens=64, encoding_cache_bytes=0)
     for indices in ([0, 1], [2, 3], [3, 0], [1, 2]) * 2:
         a, b = cached(indices), fresh(indices)
-        fresh._encoded.clear()  # the reference collates every batch from scratch
         for key in ("forget", "idk", "retain"):
             _same(a[key], b[key])
         assert torch.equal(a["retain_index"], b["retain_index"])
     assert len(cached._encoded["forget"]) == 4
+    assert all(len(e) == 0 for e in fresh._encoded.values())
     stored = sum(e.stored_bytes for e in cached._encoded.values())
     assert cached.encoding_budget.used == stored > 0  # one bound for every source
 

@@ -12,12 +12,13 @@ import copy
 
 import pytest
 from PIL import Image
-from test_model_families import _idefics3, _llava, _llava_next, _qwen2_vl
 from transformers import Qwen2VLImageProcessorPil, Qwen2VLProcessor
 
 from pulse.data.schema import ItemKind, Modality, QAItem, encode_png
 from pulse.eval import mcq
 from pulse.eval.mcq import MCQConfig, score_mcq
+
+from .test_model_families import _idefics3, _llava, _llava_next, _qwen2_vl
 
 OPTIONS = ["Lyon", "a marine biologist", "Basel", "the violin in a quartet in Vienna", "chess"]
 QUESTIONS = [

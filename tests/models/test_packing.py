@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-from PIL import Image
 
 from pulse.errors import ConfigError, ModelError
 from pulse.methods.base import answer_tokens
@@ -14,26 +13,10 @@ from pulse.methods.batches import UnlearnData
 from pulse.methods.losses import mean_nll, sequence_logprob
 from pulse.methods.sft import sft
 from pulse.methods.trainer import LoopConfig, train_method
-from pulse.models.chat import ChatCollator, ChatExample
+from pulse.models.chat import ChatCollator
 from pulse.models.packing import EXAMPLE_INDEX, check_packable, first_fit, pack_batch
 
-
-def _image(shade: int) -> Image.Image:
-    img = Image.new("RGB", (32, 32), (shade, 255 - shade, 90))
-    img.putpixel((3, 5), (0, 0, 0))
-    return img
-
-
-# Distinct pictures, so a packed batch that fed an image to the wrong example would show in
-# the loss; text rows of different lengths between them.
-EXAMPLES = [
-    ChatExample("Who is this person?", "Alice Moreau", _image(10)),
-    ChatExample("Where does Bruno Keller live?", "Basel, a city on the Rhine"),
-    ChatExample("What does this person do?", "marine biologist", _image(120)),
-    ChatExample("Where was Alice Moreau born?", "Lyon"),
-    ChatExample("Describe the picture.", "a green square", _image(240)),
-    ChatExample("", "Clara Keller is a violinist. She studied in Vienna."),
-]
+from .conftest import MIXED_EXAMPLES as EXAMPLES
 
 
 def _pack(processor, batch, max_tokens):

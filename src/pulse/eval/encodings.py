@@ -18,28 +18,27 @@ import json
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
-import torch
-from PIL import Image
 from transformers import BatchFeature
 
 from pulse.data.schema import QAItem
+from pulse.models.encoded import DEFAULT_MAX_BYTES, ByteBudget, nbytes
 
 V = TypeVar("V")
-# Several evaluations' worth of the tiny model's batches (a 32 px image is 12 KiB); with 336 px
-# images (1.3 MiB each) about 750 of them, the rest encoded per use.
-DEFAULT_MAX_BYTES = 1 << 30
 
 
 class EncodingCache:
     """Values computed from a processor and items only, by key (see the module docstring)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.stored_bytes = 0
+        self.budget = ByteBudget(max_bytes)
         self.hits = 0
         self._values: dict[Hashable, Any] = {}
         self._scopes: dict[Hashable, int] = {}
         self._last: tuple[Any, str] | None = None
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.budget.used
 
     def scope(self, processor: Any, items: Sequence[QAItem], kind: str) -> int:
         """A small key standing for (``kind``, the processor, the items' prompts and images)."""
@@ -52,12 +51,10 @@ class EncodingCache:
             self.hits += 1
             return _fresh(self._values[key])
         value = compute()
-        size = _nbytes(value)
-        if self.stored_bytes + size <= self.max_bytes:
-            self._values[key] = value
-            self.stored_bytes += size
-            return _fresh(value)
-        return value
+        if not self.budget.take(nbytes(value)):
+            return value
+        self._values[key] = value
+        return _fresh(value)
 
     def _fingerprint(self, processor: Any) -> str:
         # The last processor's fingerprint is remembered: one evaluation scores several item
@@ -100,23 +97,3 @@ def _fresh(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_fresh(v) for v in value)
     return value
-
-
-def _nbytes(value: Any, seen: set[int] | None = None) -> int:
-    """Bytes of the tensors and decoded images in ``value``, each object counted once (a token
-    plan repeats an item's image for each of its options)."""
-    seen = set() if seen is None else seen
-    if isinstance(value, torch.Tensor | Image.Image):
-        if id(value) in seen:
-            return 0
-        seen.add(id(value))
-        if isinstance(value, Image.Image):
-            return value.width * value.height * len(value.getbands())
-        return value.numel() * value.element_size()
-    if isinstance(value, BatchFeature | dict):
-        return sum(_nbytes(v, seen) for v in value.values())
-    if isinstance(value, tuple | list):
-        return sum(_nbytes(v, seen) for v in value)
-    if hasattr(value, "__dataclass_fields__"):
-        return sum(_nbytes(getattr(value, name), seen) for name in value.__dataclass_fields__)
-    return 0

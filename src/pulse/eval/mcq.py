@@ -169,22 +169,22 @@ def score_letters(
     cfg = cfg or MCQConfig()
     if not items:
         return []
-    scope = cache.scope(processor, items, "letter") if cache else None
+    kept = _Kept.of(cache, processor, items, "letter")
     letter_ids = letter_token_ids(processor, sorted({k for item in items for k in item.options}))
     prompts = [item_prompt(item) for item in items]
-    order = _memo(
-        cache,
-        (scope, "order"),
+    order = kept.value(
+        "order",
         lambda: length_order(processor, prompts, [item.image is not None for item in items]),
     )
     device = model_device(model)
     records: dict[int, ItemRecord] = {}
 
-    @_Encodings(cache, scope).memo("batch")
     def encode(batch: list[int]) -> Any:
         return encode_prompts(
             processor, [ChatExample(prompts[i], image=items[i].image) for i in batch]
         )
+
+    encode = kept.per_batch("batch", encode)
 
     batches = chunks(order, cfg.batch_size)
     with eval_mode(model):
@@ -227,19 +227,18 @@ def score_options(
     cfg = cfg or MCQConfig()
     if not items:
         return []
-    scope = cache.scope(processor, items, "option_text") if cache else None
-    plan = _memo(cache, (scope, "plan"), lambda: _option_rows(processor, items))
-    encodings = _Encodings(cache, scope)
+    kept = _Kept.of(cache, processor, items, "option_text")
+    plan = kept.value("plan", lambda: _option_rows(processor, items))
     means: list[dict[str, float]] = [{} for _ in items]
     rest = list(range(len(items)))
     if share_prompts and shares_prompt_cache(model):
         rest = _shared_prompt_means(
-            model, processor, plan, [i for i in rest if plan.shared[i]], cfg, means, encodings
+            model, processor, plan, [i for i in rest if plan.shared[i]], cfg, means, kept
         )
         rest = sorted({*rest, *(i for i in range(len(items)) if not plan.shared[i])})
     if rest:
         rows = [r for i in rest for r in plan.item_rows[i]]
-        _per_row_means(model, processor, plan, rows, cfg, means, encodings)
+        _per_row_means(model, processor, plan, rows, cfg, means, kept)
     scores = score_option_texts(means, [item.answer for item in items])
     records = _records(items, range(len(items)), scores, key="mean_logprobs", raw=means)
     return [records[i] for i in range(len(items))]
@@ -392,7 +391,7 @@ def _shared_prompt_means(
     item_ids: Sequence[int],
     cfg: MCQConfig,
     means: list[dict[str, float]],
-    encodings: _Encodings,
+    kept: _Kept,
 ) -> list[int]:
     """Option means of ``item_ids`` from one prompt forward per item plus one continuation
     forward over its options' tokens; fills ``means`` and returns the items it could not score
@@ -413,7 +412,6 @@ def _shared_prompt_means(
     device = model_device(model)
     left: list[int] = []
 
-    @encodings.memo("shared")
     def encode(batch: list[int]) -> tuple[Any, _Continuations]:
         firsts = [plan.item_rows[i][0] for i in batch]
         inputs = processor(
@@ -426,6 +424,7 @@ def _shared_prompt_means(
         )
         return inputs, _continuations(plan, batch, pad)
 
+    encode = kept.per_batch("shared", encode)
     batches = _item_batches(order, sizes, cfg.batch_size)
     with eval_mode(model):
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
@@ -492,7 +491,7 @@ def _per_row_means(
     rows: Sequence[int],
     cfg: MCQConfig,
     means: list[dict[str, float]],
-    encodings: _Encodings,
+    kept: _Kept,
 ) -> None:
     """Option means of ``rows`` with one row per (item, option): the whole prompt, image
     included, then the option's tokens, left-padded so every option ends its row; only the
@@ -507,7 +506,6 @@ def _per_row_means(
     ]
     device = model_device(model)
 
-    @encodings.memo("rows")
     def encode(batch: list[int]) -> Any:
         return processor(
             text=[fulls[r] for r in batch],
@@ -518,6 +516,7 @@ def _per_row_means(
             return_tensors="pt",
         )
 
+    encode = kept.per_batch("rows", encode)
     batches = chunks(order, cfg.batch_size)
     with eval_mode(model):
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
@@ -548,25 +547,27 @@ def _per_row_means(
                 means[i][letter] = value
 
 
-def _memo(cache: EncodingCache | None, key: Any, compute: Callable[[], V]) -> V:
-    return compute() if cache is None else cache.get(key, compute)
-
-
 @dataclass(frozen=True)
-class _Encodings:
-    """Batch encoders of one scoring call, memoised in ``cache`` under ``scope`` (when set)."""
+class _Kept:
+    """What one scoring call may take from an :class:`EncodingCache` (nothing without one):
+    values computed from the processor and the items alone, under this call's ``scope``."""
 
     cache: EncodingCache | None
     scope: int | None
 
-    def memo(self, path: str) -> Callable[[Callable[[list[int]], V]], Callable[[list[int]], V]]:
-        def wrap(encode: Callable[[list[int]], V]) -> Callable[[list[int]], V]:
-            def encoded(batch: list[int]) -> V:
-                return _memo(self.cache, (self.scope, path, tuple(batch)), lambda: encode(batch))
+    @classmethod
+    def of(cls, cache: EncodingCache | None, processor: Any, items: Sequence[QAItem], kind: str):
+        return cls(cache, cache.scope(processor, items, kind) if cache else None)
 
-            return encoded
+    def value(self, name: str, compute: Callable[[], V]) -> V:
+        return compute() if self.cache is None else self.cache.get((self.scope, name), compute)
 
-        return wrap
+    def per_batch(self, name: str, encode: Callable[[list[int]], V]) -> Callable[[list[int]], V]:
+        """``encode`` memoised by the batch's indices."""
+        if self.cache is None:
+            return encode
+        cache, scope = self.cache, self.scope
+        return lambda batch: cache.get((scope, name, tuple(batch)), lambda: encode(batch))
 
 
 def _overlap(cfg: MCQConfig, device: torch.device) -> bool:

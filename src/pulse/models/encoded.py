@@ -15,19 +15,21 @@ stored is bounded by a byte budget; past it new examples are encoded per batch a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import Tensor
 from transformers import BatchFeature
 
 from pulse.models.chat import IGNORE_INDEX, ChatCollator
+from pulse.models.packing import PACKABLE_KEYS, image_rows
 
-ROW_KEYS = frozenset({"input_ids", "attention_mask", "labels", "pixel_values"})
-# Enough for the tiny model's corpus many times over (a 32 px image is 12 KiB); with 336 px
-# images (1.3 MiB each) it holds ~750 of them and leaves the rest to per-batch encoding.
+# Enough for the tiny model's corpus or evaluation many times over (a 32 px image is 12 KiB);
+# with 336 px images (1.3 MiB each) ~750 of them, the rest encoded per batch. Training and
+# evaluation keep one such bound each.
 DEFAULT_MAX_BYTES = 1 << 30
 
 
@@ -93,7 +95,7 @@ class EncodedExamples:
 
     def _store(self, rows: dict[int, EncodedRow]) -> None:
         for index, row in rows.items():
-            size = _nbytes(row)
+            size = nbytes(row)
             if not self.budget.take(size):
                 return
             self._rows[index] = row
@@ -115,27 +117,23 @@ class EncodedExamples:
         return BatchFeature(batch)
 
 
-def _image_rows(chat: ChatCollator, batch: BatchFeature) -> Tensor | None:
-    """Which rows show an image (they hold its placeholder tokens); None when unknown."""
-    if "pixel_values" not in batch:
-        return torch.zeros(batch["input_ids"].shape[0], dtype=torch.bool)
-    if chat.image_token_id is None:
-        return None
-    return (batch["input_ids"] == chat.image_token_id).any(dim=1)
-
-
 def _splits(chat: ChatCollator, batch: BatchFeature) -> bool:
-    """Whether ``batch`` is right-padded rows plus one pixel-values entry per image row."""
-    if not set(batch.keys()) <= ROW_KEYS:
+    """Whether ``batch`` has the collator's LLaVA-1.5 layout (see ``PACKABLE_KEYS``)."""
+    if not set(batch.keys()) <= PACKABLE_KEYS:
         return False
-    has_image = _image_rows(chat, batch)
-    if has_image is None:
+    if "pixel_values" not in batch:
+        return True
+    if chat.image_token_id is None:
         return False
-    return "pixel_values" not in batch or batch["pixel_values"].shape[0] == int(has_image.sum())
+    has_image = image_rows(batch["input_ids"], chat.image_token_id)
+    return batch["pixel_values"].shape[0] == int(has_image.sum())
 
 
 def _split(chat: ChatCollator, batch: BatchFeature) -> list[EncodedRow]:
-    has_image = _image_rows(chat, batch)
+    if "pixel_values" in batch:
+        has_image = image_rows(batch["input_ids"], chat.image_token_id).tolist()
+    else:
+        has_image = [False] * len(batch["input_ids"])
     lengths = batch["attention_mask"].sum(dim=1).tolist()
     image = 0
     rows = []
@@ -151,8 +149,22 @@ def _split(chat: ChatCollator, batch: BatchFeature) -> list[EncodedRow]:
     return rows
 
 
-def _nbytes(row: EncodedRow) -> int:
-    tensors = [row.input_ids, row.labels]
-    if row.pixel_values is not None:
-        tensors.append(row.pixel_values)
-    return sum(t.numel() * t.element_size() for t in tensors)
+def nbytes(value: Any, seen: set[int] | None = None) -> int:
+    """Bytes of the tensors and decoded images in ``value`` (nested in mappings, sequences and
+    dataclasses), each object counted once: an evaluation plan repeats an item's image for each
+    of its options."""
+    seen = set() if seen is None else seen
+    if isinstance(value, Tensor | Image.Image):
+        if id(value) in seen:
+            return 0
+        seen.add(id(value))
+        if isinstance(value, Image.Image):
+            return value.width * value.height * len(value.getbands())
+        return value.numel() * value.element_size()
+    if isinstance(value, Mapping):
+        return sum(nbytes(v, seen) for v in value.values())
+    if isinstance(value, tuple | list):
+        return sum(nbytes(v, seen) for v in value)
+    if is_dataclass(value):
+        return sum(nbytes(getattr(value, f.name), seen) for f in fields(value))
+    return 0

@@ -29,6 +29,8 @@ from transformers import BatchFeature
 from pulse.errors import ConfigError, ModelError
 from pulse.models.chat import IGNORE_INDEX
 
+# The training collator's LLaVA-1.5 layout: right-padded rows and one pixel_values entry per
+# row that holds image tokens. Packing and pulse.models.encoded both rely on it.
 PACKABLE_KEYS = frozenset({"input_ids", "attention_mask", "labels", "pixel_values"})
 # Model types whose forward takes 1-D position ids and one pixel_values entry per image.
 PACKABLE_MODEL_TYPES = frozenset({"llava", "llama"})
@@ -52,6 +54,11 @@ def check_packable(model: nn.Module) -> None:
 
 def _model_type(model: nn.Module) -> str | None:
     return getattr(getattr(model, "config", None), "model_type", None)
+
+
+def image_rows(input_ids: torch.Tensor, image_token_id: int) -> torch.Tensor:
+    """Which rows of a batch show an image: those holding its placeholder tokens."""
+    return (input_ids == image_token_id).any(dim=1)
 
 
 def first_fit(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -125,7 +132,7 @@ def pack_batch(
         if image_token_id is None:
             raise ModelError("a batch with images but no image token to locate them")
         # Images are consumed in row-major order of the image tokens: reorder them to follow.
-        has_image = (ids == image_token_id).any(1)
+        has_image = image_rows(ids, image_token_id)
         if len(batch["pixel_values"]) != int(has_image.sum()):
             raise ModelError("packing needs one image per example that has image tokens")
         image_of = (has_image.long().cumsum(0) - 1).tolist()
