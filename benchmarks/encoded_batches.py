@@ -76,7 +76,7 @@ def main() -> None:
             cfg = replace(
                 setup.config,
                 epochs=args.epochs,
-                logging_steps=10,
+                logging_steps=1,  # a last loss however few the steps
                 encoding_cache_bytes=budgets[name],
             )
             stats = train_supervised(copy.deepcopy(setup.model), setup.processor, examples, cfg)
