@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 from pulse.data.mllmu import profile_train_pairs, read_mllmu
+from pulse.data.schema import TrainPair
 from pulse.data.splits import write_split
 from pulse.errors import ConfigError, DataError
-from pulse.methods.request import load_unlearned, resolve_ids, run_unlearning
+from pulse.methods.request import load_unlearned, resolve_ids, run_unlearning, sample_per_entity
 from pulse.models.chat import ChatCollator, ChatExample
 from pulse.models.loading import load_model
 
@@ -31,6 +32,21 @@ def test_ids_from_a_list_a_split_file_or_a_config(mllmu, tmp_path):
     assert config == "forget_5" and len(ids) == 1
     with pytest.raises(ConfigError, match="listed twice"):
         resolve_ids("f002,f002", mllmu)
+
+
+def test_a_person_keeps_the_same_sample_of_pairs_in_every_request():
+    pairs = [TrainPair(who, f"q{i}", f"a{i}") for i in range(6) for who in ("p1", "p2", "p3")]
+    pairs += [TrainPair("p4", "only", "one")]
+    kept = sample_per_entity(pairs, 2, seed=0)
+    counts = {who: sum(p.entity_id == who for p in kept) for who in ("p1", "p2", "p3", "p4")}
+    assert counts == {"p1": 2, "p2": 2, "p3": 2, "p4": 1}
+    assert kept == [p for p in pairs if p in kept]  # the original order
+    # p1 alone (a sequential subset) gets the pairs it got among everyone (the batch request).
+    alone = sample_per_entity([p for p in pairs if p.entity_id == "p1"], 2, seed=0)
+    assert alone == [p for p in kept if p.entity_id == "p1"]
+    samples = {tuple(p.question for p in sample_per_entity(pairs, 2, seed=s)) for s in range(8)}
+    assert len(samples) > 1  # the seed chooses
+    assert sample_per_entity(pairs, 6, seed=0) == pairs
 
 
 def test_a_request_writes_its_adapter_and_result(model_dir, mllmu, tmp_path):

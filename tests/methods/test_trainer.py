@@ -118,3 +118,22 @@ def test_group_by_length_batches_similar_lengths_and_trains(lora, processor, mon
     sampler = seen["sampler"]
     assert isinstance(sampler, LengthGroupedSampler)
     assert sorted(sampler) == list(range(len(examples)))  # every example once per epoch
+
+
+def test_bf16_on_a_cpu_trains_with_eager_attention_and_gives_the_kernel_back(lora, processor):
+    # The fixture's model was trained before, in float32: bf16 must apply all the same.
+    model = lora.get_base_model()
+    before = model.config._attn_implementation
+    seen = []  # (attention kernel, dtype of a frozen projection's output) per forward
+    fc1 = next(m for n, m in model.named_modules() if n.endswith("encoder.layers.0.mlp.fc1"))
+    hook = fc1.register_forward_hook(
+        lambda *args: seen.append((model.config._attn_implementation, args[2].dtype))
+    )
+    try:
+        cfg = replace(FAST, bf16=True)
+        result = train_method(lora, processor, get_method("ga"), UnlearnData(FORGET), cfg)
+    finally:
+        hook.remove()
+    assert result.ok and result.steps == 2
+    assert seen and set(seen) == {("eager", torch.bfloat16)}
+    assert model.config._attn_implementation == before != "eager"

@@ -83,3 +83,30 @@ def test_bad_files(tmp_path):
         load_config(listing)
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config(None, ["train.lr"])
+
+
+def test_a_scenario_replaces_the_train_keys_it_gives():
+    config = parse_config(
+        {
+            "train": {"lr": 5e-4, "epochs": 1, "pairs_per_id": 8},
+            "scenarios": {"sequential": {"train": {"epochs": 2, "scope": {"projector": "full"}}}},
+            "methods": [{"method": "ga"}, {"method": "npo", "epochs": 3}],
+        }
+    )
+    sequential = config.train_of("sequential")
+    assert (sequential.lr, sequential.epochs, sequential.pairs_per_id) == (5e-4, 2, 8)
+    assert sequential.scope.projector == "full" and sequential.scope.rank == 8  # a scope as a whole
+    assert config.train_of("finetuned") == config.train
+    assert config.methods[1].train(sequential).epochs == 3  # a method's own settings come last
+    # The saved form keeps the given keys only, so it reads back to the same settings.
+    saved = config.to_dict()
+    assert set(saved["scenarios"]["sequential"]["train"]) == {"epochs", "scope"}
+    assert parse_config(saved).train_of("sequential") == sequential
+    # The default: every pair of a celebrity, 16 of each fictitious person's.
+    default = RunConfig()
+    assert default.train_of("pretrained").pairs_per_id is None
+    assert default.train_of("finetuned").pairs_per_id == 16
+    with pytest.raises(ConfigError, match=r"scenarios\.sequential\.train\.epochs"):
+        parse_config({"scenarios": {"sequential": {"train": {"epochs": "two"}}}})
+    with pytest.raises(ConfigError, match=r"scenarios\.scope\.train\.nope: unknown key"):
+        parse_config({"scenarios": {"scope": {"train": {"nope": 1}}}})

@@ -17,6 +17,7 @@ def measured(rows):
 
 
 def test_every_scenario_end_to_end(mini_config, tmp_path):
+    mini_config["train"]["pairs_per_id"] = 3
     store = run_protocol(parse_config(mini_config), tmp_path / "run", progress=False)
     rows = read_results(store.root / RESULTS_FILE)
     cells = {r.cell for r in rows}
@@ -53,6 +54,9 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     assert not trained["reused_request"]
     assert shared["reused_request"] and shared["train_seconds"] == 0.0
     assert shared["request"] == trained["request"]
+    # Each person's training pairs were capped at 3 (the world's profiles have more).
+    result = json.loads((store.root / "requests" / trained["request"] / "result.json").read_text())
+    assert result["n_forget_examples"] == 4 * 3 and result["n_retain_examples"] == 4 * 3
     # pretrained: the probe chose 6 known celebrities, 2 forgotten, persisted as ID lists.
     forget = (store.root / "splits/pretrained/forget.txt").read_text().split()
     retain = (store.root / "splits/pretrained/retain.txt").read_text().split()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 import statistics
 import time
@@ -138,6 +139,21 @@ def train_pairs(
                 root, f"ID {entry!r} has no training pairs (metadata or question/answer)"
             )
     return [pair for entry in ids for pair in found[entry]]
+
+
+def sample_per_entity(pairs: Sequence[TrainPair], limit: int, seed: int) -> list[TrainPair]:
+    """At most ``limit`` pairs of each entity, in their original order. The sample is seeded by
+    the entity's ID, so a person gets the same pairs in every request that unlearns them (one
+    batch or the sequential subsets)."""
+    by_entity: dict[str, list[int]] = {}
+    for index, pair in enumerate(pairs):
+        by_entity.setdefault(pair.entity_id, []).append(index)
+    kept: set[int] = set()
+    for entity, indices in by_entity.items():
+        if len(indices) > limit:
+            indices = random.Random(f"{seed}:{entity}").sample(indices, limit)
+        kept.update(indices)
+    return [pair for index, pair in enumerate(pairs) if index in kept]
 
 
 def _merged_under(adapter: Path) -> list[str]:

@@ -39,6 +39,7 @@ from pulse.methods.base import MethodContext, UnlearnBatch
 from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
 from pulse.methods.registry import Method
 from pulse.models.adapters import base_model
+from pulse.models.attention import cpu_bf16_attention, wants_cpu_bf16_attention
 from pulse.models.chat import example_lengths
 from pulse.models.encoded import DEFAULT_MAX_BYTES
 from pulse.models.packing import check_packable
@@ -270,6 +271,8 @@ def training_arguments(cfg: LoopConfig, output_dir: str) -> TrainingArguments:
         "ddp_find_unused_parameters": False,
         "disable_tqdm": True,  # our own bar (see _Bar)
     }
+    if not torch.cuda.is_available() and cfg.bf16:
+        kwargs["use_cpu"] = True  # CPU autocast: Trainer refuses bf16 without a GPU otherwise
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # A CPU launch of several processes (torchrun / accelerate launch --cpu) is data
         # parallel only with the CPU backend named; otherwise each process trains alone.
@@ -299,6 +302,7 @@ def train_method(
     cfg = cfg or LoopConfig()
     if cfg.pack_tokens:
         check_packable(base_model(model))
+    _forget_earlier_preparation(model)
     with tempfile.TemporaryDirectory(prefix="pulse-loop-") as tmp:
         args = training_arguments(cfg, output_dir or tmp)
         collator = UnlearnCollator(
@@ -339,7 +343,17 @@ def train_method(
         context.device = args.device
         if reference_model is not None:
             reference_model.to(args.device).eval().requires_grad_(False)
-        return _run(trainer, model, method, context, history, timer)
+        attention = wants_cpu_bf16_attention(cfg.bf16, args.device)
+        with cpu_bf16_attention(model, attention), cpu_bf16_attention(reference_model, attention):
+            return _run(trainer, model, method, context, history, timer)
+
+
+def _forget_earlier_preparation(model: nn.Module) -> None:
+    """Accelerate marks a model it prepared and skips it the next time, autocast included: a
+    model trained before in float32 would then train silently without bf16. Each loop
+    prepares its model afresh (the Trainer unwraps it at the end of training)."""
+    for module in {id(m): m for m in (model, base_model(model))}.values():
+        module.__dict__.pop("_is_accelerate_prepared", None)
 
 
 def _run(trainer, model, method, context, history, timer) -> LoopResult:

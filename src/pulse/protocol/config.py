@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from pulse.errors import ConfigError
 from pulse.methods.registry import get_method
@@ -135,6 +143,10 @@ class TrainSettings(Section):
     # Examples packed into rows of about this many tokens: the same losses without compute on
     # padding (0: padded rows). LLaVA-1.5-architecture models only; others train padded.
     pack_tokens: int = Field(128, ge=0)
+    # At most this many training pairs of each person (a sample seeded by the person's ID, the
+    # same in every request); null: all. The world's profiles carry 69 phrasings each: 16 of
+    # them unlearn the fine-tuned people in a quarter of the steps.
+    pairs_per_id: int | None = Field(16, ge=1)
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
 
 
@@ -170,6 +182,21 @@ def _default_methods() -> list[MethodEntry]:
 class Scenario(Section):
     enabled: bool = True
     methods: list[MethodEntry] | None = None  # default: the run's methods
+    # Training settings of this scenario's requests: each key given replaces the run's
+    # ``train`` key (a scope as a whole); a method entry's own settings still come last.
+    train: TrainSettings | None = None
+
+    @field_serializer("train")
+    def _given_keys_only(self, train: TrainSettings | None) -> dict[str, Any] | None:
+        # Only what the user wrote: a saved config read back must override the same keys.
+        return None if train is None else train.model_dump(mode="json", exclude_unset=True)
+
+    def train_settings(self, run: TrainSettings) -> TrainSettings:
+        """The run's settings with this scenario's keys in place."""
+        if self.train is None:
+            return run
+        given = self.train.model_fields_set
+        return run.model_copy(update={key: getattr(self.train, key) for key in given})
 
 
 class FinetunedScenario(Scenario):
@@ -196,6 +223,8 @@ class PretrainedScenario(Scenario):
     threshold: float | None = Field(None, ge=0, le=1)
     forget: int = Field(10, ge=1)
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
+    # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
+    train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(pairs_per_id=None))
 
     @model_validator(mode="before")
     @classmethod
@@ -319,6 +348,11 @@ class RunConfig(Section):
             if "before" in labels:
                 raise ValueError("'before' is reserved for the model before any request")
         return self
+
+    def train_of(self, scenario: str) -> TrainSettings:
+        """The training settings of ``scenario``'s requests (before a method's own)."""
+        spec: Scenario = getattr(self.scenarios, scenario)
+        return spec.train_settings(self.train)
 
     def methods_of(self, scenario: str) -> list[MethodEntry]:
         own = getattr(self.scenarios, scenario).methods

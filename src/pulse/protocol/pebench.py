@@ -74,11 +74,11 @@ def finetuned_model(runner: Runner, rows: Sequence[PEBenchRow]) -> Path:
 
     assert runner.sources.base is not None
     model, processor = load_model_and_processor(runner.sources.base, dtype="float32")
-    model = apply_scope(model, runner.config.train.scope.update_scope())
+    model = apply_scope(model, runner.config.train_of("pebench").scope.update_scope())
     pairs = concept_pairs(rows, "person") + concept_pairs(rows, "event")
     cfg = TrainConfig(
         epochs=spec.finetune_epochs,
-        batch_size=runner.config.train.batch_size,
+        batch_size=runner.config.train_of("pebench").batch_size,
         learning_rate=spec.finetune_lr,
         seed=runner.config.seed,
         progress=runner.progress,
@@ -122,7 +122,7 @@ def run_pebench(runner: Runner) -> None:
 
             def compute(e=entry, c=cell, k=kind, t=targets, f=forget, r=retain) -> list[ResultRow]:
                 outcome = runner.request(
-                    model, [f"{k}:{x}" for x in t], [], e, pairs=lambda: (f, r)
+                    model, [f"{k}:{x}" for x in t], [], e, "pebench", pairs=lambda: (f, r)
                 )
                 if not outcome.ok:
                     return [c.status(outcome.status, outcome.detail or outcome.status)]

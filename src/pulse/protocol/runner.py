@@ -137,6 +137,7 @@ class Runner:
         forget: Sequence[str],
         retain: Sequence[str],
         entry: MethodEntry,
+        scenario: str,
         *,
         scope: ScopeConfig | None = None,
         adapter: Path | None = None,
@@ -144,9 +145,9 @@ class Runner:
         pairs: Callable[[], tuple[list, list]] | None = None,
     ) -> RequestOutcome:
         """Run (or reuse) one unlearning request; never raises for a failing method."""
-        from pulse.methods.request import RESULT_FILE, run_request, train_pairs
+        from pulse.methods.request import RESULT_FILE, run_request, sample_per_entity, train_pairs
 
-        train = entry.train(self.config.train)
+        train = entry.train(self.config.train_of(scenario))
         scope = scope or train.scope
         key = content_key(
             str(Path(model_dir).resolve()),
@@ -171,6 +172,10 @@ class Runner:
             else:
                 forget_pairs = train_pairs(self.sources.mllmu, forget)
                 retain_pairs = train_pairs(self.sources.mllmu, retain)
+            if train.pairs_per_id is not None:
+                limit, seed = train.pairs_per_id, self.config.seed
+                forget_pairs = sample_per_entity(forget_pairs, limit, seed)
+                retain_pairs = sample_per_entity(retain_pairs, limit, seed)
             result = run_request(
                 model_dir,
                 forget_pairs,
@@ -305,7 +310,10 @@ class Runner:
         self.stage(
             stage,
             lambda: self._after(
-                cell, self.request(group.model, forget, retain, entry, scope=scope), group, splits
+                cell,
+                self.request(group.model, forget, retain, entry, cell.scenario, scope=scope),
+                group,
+                splits,
             ),
         )
 
@@ -415,7 +423,13 @@ class Runner:
             # Cached by its inputs: on resume this reads the finished request back.
             adapter = previous.out_dir / "adapter" if previous and previous.out_dir else None
             return self.request(
-                group.model, subsets[r - 1], retain, entry, adapter=adapter, reference=reference
+                group.model,
+                subsets[r - 1],
+                retain,
+                entry,
+                "sequential",
+                adapter=adapter,
+                reference=reference,
             )
 
         previous: RequestOutcome | None = None
@@ -447,7 +461,7 @@ class Runner:
         splits = {"forget": forget, "retain": retain}
         self._before("scope", group, splits)
         for label in self.config.scenarios.scope.scopes:
-            scope = parse_scope_label(label, self.config.train.scope)
+            scope = parse_scope_label(label, self.config.train_of("scope").scope)
             for entry in self.config.methods_of("scope"):
                 cell = CellId("scope", "scope", entry.name, label, 1, 1)
                 stage = f"scope/{label}/{entry.name}"
