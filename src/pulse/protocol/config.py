@@ -100,7 +100,9 @@ class EvalConfig(Section):
     # it works for models of any size; letter is the cheaper choice for models that bind
     # answers to option letters (LLaVA-1.5 does; the embedded tiny model does not).
     scorer: Literal["letter", "option_text", "generate"] = "option_text"
-    batch_size: int = Field(32, ge=1)
+    # Rows per forward pass (the option-text scorer: one row per option). 128 scored the demo's
+    # states 1.45x faster than 32 with the same verdicts; GPU configs set what fits.
+    batch_size: int = Field(128, ge=1)
     general: bool = True  # general capability (MMBench-format CircularEval)
     general_questions: int | None = Field(None, ge=1)  # first N questions (all rotations)
     max_new_tokens: int = Field(32, ge=1)

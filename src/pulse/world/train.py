@@ -187,7 +187,7 @@ def quick_check(model, processor, world: Path, stage: str) -> dict[str, Any]:
     mllmu = world / "mllmu"
     # Option-text scoring: a model this small never learns to bind an answer to its option
     # letter (see the README), so it is asked which option text it would answer.
-    cfg = MCQConfig(batch_size=64, scorer="option_text")
+    cfg = MCQConfig(batch_size=128, scorer="option_text")
     out: dict[str, Any] = {}
     config = "Retain_Set" if stage == "base" else "Full_Set"
     items = [
