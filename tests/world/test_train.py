@@ -95,14 +95,23 @@ def test_unchanged_world_and_config_reuse_every_stage(world, trained):
     assert all(r.reused for r in again)
 
 
-def test_changed_config_retrains(world, tmp_path, trained):
+def test_a_changed_stage_retrains_with_the_stages_after_it(world, tmp_path, trained):
     out, _ = trained
     copy = tmp_path / "models"
     shutil.copytree(out, copy)
+    # A fine-tuning change keeps the base model.
     changed = replace(FAST, finetune=replace(FAST.finetune, max_steps=3))
     results = train_world_models(world, copy, changed, progress=False, check=False)
-    assert not any(r.reused for r in results)
-    assert json.loads((copy / "manifest.json").read_text())["key"] == changed.key(world)
+    assert [r.reused for r in results] == [True, False]
+    stages = json.loads((copy / "manifest.json").read_text())["stages"]
+    assert {name: s["key"] for name, s in stages.items()} == changed.stage_keys(world)
+    # A pre-training change retrains both; so does a base model that went missing.
+    changed = replace(changed, pretrain=replace(FAST.pretrain, max_steps=3))
+    results = train_world_models(world, copy, changed, progress=False, check=False)
+    assert [r.reused for r in results] == [False, False]
+    shutil.rmtree(copy / "base")
+    results = train_world_models(world, copy, changed, progress=False, check=False)
+    assert [r.reused for r in results] == [False, False]
 
 
 def test_not_a_world(tmp_path):

@@ -6,8 +6,9 @@ fine-tunes the base model on the fictitious people's profile QA (MLLMU-Bench ``f
 merges the adapter: the *fine-tuned* model. Both are plain Hugging Face checkpoints under
 ``MODELS/base`` and ``MODELS/finetuned``.
 
-``MODELS/manifest.json`` records a key hashed from the world's ground truth and the training
-config; a stage whose key matches is reused, anything else is retrained.
+``MODELS/manifest.json`` records per stage a key hashed from the world's ground truth and the
+settings the stage depends on (its own and the earlier stages'); a stage whose key matches is
+reused, anything else is retrained, and a stage after a retrained one always retrains.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class WorldTrainConfig:
     )
     finetune: TrainConfig = field(
         default_factory=lambda: TrainConfig(
-            epochs=6, batch_size=32, learning_rate=2e-3, pack_tokens=PACK_TOKENS
+            epochs=5, batch_size=32, learning_rate=2e-3, pack_tokens=PACK_TOKENS
         )
     )
     finetune_scope: UpdateScope = field(default_factory=lambda: UpdateScope(rank=32, alpha=64))
@@ -82,11 +83,28 @@ class WorldTrainConfig:
     finetune_embeddings: bool = True
     seed: int = 0
 
-    def key(self, world: Path) -> str:
-        """Hash of the world's ground truth and this config: what a trained model depends on."""
-        digest = hashlib.sha256((world / "world.json").read_bytes())
-        digest.update(json.dumps(asdict(self), sort_keys=True, default=str).encode())
-        return digest.hexdigest()[:16]
+    def stage_keys(self, world: Path) -> dict[str, str]:
+        """Per stage, a hash of what its model depends on: the world's ground truth and the
+        settings of that stage and of the stages before it. A fine-tuning change keeps the base."""
+        world_hash = hashlib.sha256((world / "world.json").read_bytes()).hexdigest()
+        base = _hash(world_hash, self.model, self.pretrain, self.seed)
+        finetuned = _hash(
+            base,
+            self.finetune,
+            self.finetune_scope,
+            self.finetune_replay,
+            self.finetune_embeddings,
+        )
+        return {"base": base, "finetuned": finetuned}
+
+
+def _hash(*parts: Any) -> str:
+    text = json.dumps(
+        [asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -228,11 +246,11 @@ def train_world_models(
     cfg = cfg or WorldTrainConfig()
     if not (world / "world.json").is_file():
         raise DataError(world / "world.json", "not a world directory (run `pulse world build`)")
-    key = cfg.key(world)
+    keys = cfg.stage_keys(world)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    if manifest.get("key") != key:
-        manifest = {"key": key, "world": str(world.resolve()), "config": asdict(cfg), "stages": {}}
+    stages = manifest.get("stages", {})
+    manifest = {"world": str(world.resolve()), "config": asdict(cfg), "stages": stages}
     torch.manual_seed(cfg.seed)
     base_dir, ft_dir = out / "base", out / "finetuned"
     # Each read once, whichever stages train: pre-training and the fine-tuning replay share the
@@ -268,7 +286,8 @@ def train_world_models(
     results = []
     for name, path, train in (("base", base_dir, pretrain), ("finetuned", ft_dir, finetune)):
         entry = manifest["stages"].get(name, {})
-        if entry.get("status") == "done" and path.is_dir():
+        done = entry.get("status") == "done" and entry.get("key") == keys[name]
+        if done and path.is_dir() and not any(not r.reused for r in results):
             results.append(StageResult(name, path, True, check=entry.get("check", {})))
             continue
         model, processor, stats = train()
@@ -277,9 +296,7 @@ def train_world_models(
         )
         if check:
             res.check = quick_check(model, processor, world, name)
-        manifest["stages"][name] = _stage_entry(res)
-        if name == "base":
-            manifest["stages"].pop("finetuned", None)  # it depends on the base just trained
+        manifest["stages"][name] = {"key": keys[name], **_stage_entry(res)}
         write_json(manifest_path, manifest)
         results.append(res)
     return results
