@@ -287,7 +287,8 @@ def train_world_models(
     for name, path, train in (("base", base_dir, pretrain), ("finetuned", ft_dir, finetune)):
         entry = manifest["stages"].get(name, {})
         done = entry.get("status") == "done" and entry.get("key") == keys[name]
-        if done and path.is_dir() and not any(not r.reused for r in results):
+        earlier_retrained = any(not r.reused for r in results)
+        if done and path.is_dir() and not earlier_retrained:
             results.append(StageResult(name, path, True, check=entry.get("check", {})))
             continue
         model, processor, stats = train()
