@@ -272,6 +272,10 @@ def unlearn_command(
         str,
         typer.Option("--reference", help="initial, or previous (merge the given adapter first)."),
     ] = "initial",
+    pairs_per_id: Annotated[
+        int | None,
+        typer.Option("--pairs-per-id", help="At most N training pairs per person (seeded)."),
+    ] = None,
 ) -> None:
     """Run one unlearning request: train an adapter that makes the model forget the given
     people, with one of the registered methods; writes OUT/adapter and OUT/result.json."""
@@ -295,6 +299,7 @@ def unlearn_command(
         batch_size=batch_size,
         seed=seed,
         reference=reference,  # type: ignore[arg-type]
+        pairs_per_id=pairs_per_id,
     )
     if os.environ.get("RANK", "0") != "0":
         return  # one report per request under torchrun / accelerate launch: rank 0's

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from pulse.methods.request import train_pairs
+
 
 @pytest.fixture(scope="module")
 def mllmu(small_world):
@@ -43,10 +45,16 @@ def test_unlearn_one_request(pulse, model_dir, mllmu, tmp_path):
     result = unlearn(
         pulse, model_dir, mllmu, out, "--retain", "retain_90", "--method", "npo",
         "--set", "beta=0.2", "--max-steps", "2", "--batch-size", "2", "--lr", "1e-2",
+        "--pairs-per-id", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     record = json.loads((out / "result.json").read_text())
     assert record["status"] == "ok" and record["params"]["beta"] == 0.2
+    # Two pairs of each person (the world's profiles have more).
+    forget, retain = record["forget_ids"], record["retain_ids"]
+    assert len(train_pairs(mllmu, forget)) > 2 * len(forget)
+    assert record["n_forget_examples"] == 2 * len(forget)
+    assert record["n_retain_examples"] == 2 * len(retain)
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
 
 
@@ -56,6 +64,7 @@ def test_unlearn_one_request(pulse, model_dir, mllmu, tmp_path):
         (["--method", "nope"], "nope"),
         (["--method", "npo", "--set", "beta=abc"], "beta"),
         (["--method", "ga", "--scope", "everything"], "--scope"),
+        (["--method", "ga", "--pairs-per-id", "0"], "--pairs-per-id"),
     ],
 )
 def test_unlearn_bad_input_is_one_line(pulse, model_dir, mllmu, tmp_path, extra, needle):

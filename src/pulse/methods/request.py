@@ -196,15 +196,20 @@ def run_unlearning(
     method: str,
     overrides: Mapping[str, Any] | Iterable[str] | None,
     out_dir: str | Path,
+    *,
+    pairs_per_id: int | None = None,
     **settings: Any,
 ) -> RequestResult:
     """Unlearn ``forget_ids`` from the model in ``model_dir`` (plus ``adapter``) with ``method``.
 
     ``data_dir`` is an MLLMU-Bench root (one folder per config). ``forget_ids`` /
     ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
-    ``settings`` are :func:`run_request`'s keyword arguments. Everything is checked before the
-    model loads.
+    ``pairs_per_id`` caps each person's pairs (:func:`sample_per_entity`, with the request's
+    seed). ``settings`` are :func:`run_request`'s keyword arguments. Everything is checked
+    before the model loads.
     """
+    if pairs_per_id is not None and pairs_per_id < 1:
+        raise ConfigError(f"--pairs-per-id: expected at least 1, got {pairs_per_id}")
     get_method(method, overrides)  # an unknown method or parameter fails before reading data
     forget, forget_config = resolve_ids(forget_ids, data_dir)
     retain, retain_config = resolve_ids(retain_ids, data_dir)
@@ -213,10 +218,16 @@ def run_unlearning(
     both = sorted(set(forget) & set(retain))
     if both:
         raise ConfigError(f"IDs both in --forget and --retain: {', '.join(both[:5])}")
+    forget_pairs = train_pairs(data_dir, forget, forget_config)
+    retain_pairs = train_pairs(data_dir, retain, retain_config)
+    if pairs_per_id is not None:
+        seed = settings.get("seed", 0)
+        forget_pairs = sample_per_entity(forget_pairs, pairs_per_id, seed)
+        retain_pairs = sample_per_entity(retain_pairs, pairs_per_id, seed)
     return run_request(
         model_dir,
-        train_pairs(data_dir, forget, forget_config),
-        train_pairs(data_dir, retain, retain_config),
+        forget_pairs,
+        retain_pairs,
         method,
         overrides,
         out_dir,
