@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -24,8 +23,9 @@ from unittest import mock
 
 import torch
 
+from pulse.models.attention import CPU_BF16_ATTENTION
 from pulse.models.train import train_supervised
-from tiny_training import interleaved, tiny_setup
+from tiny_training import interleaved, print_speed_table, tiny_setup
 
 # variant -> (bf16 autocast, eager attention under it)
 VARIANTS = {
@@ -50,26 +50,21 @@ def main() -> None:
             f"{args.rounds} round(s)"
         )
 
+        own = setup.model.config._attn_implementation  # sdpa: PyTorch's flash attention
+
         def run(name: str):
             bf16, eager = VARIANTS[name]
             cfg = replace(setup.config, bf16=bf16, logging_steps=1)
-            # The flash-attention variant turns off the loop's switch to eager attention.
-            with mock.patch("pulse.methods.trainer.wants_cpu_bf16_attention", lambda *_: eager):
+            # The flash-attention variant names the model's own kernel as the loop's bf16 one.
+            kernel = CPU_BF16_ATTENTION if eager else own
+            with mock.patch("pulse.models.attention.CPU_BF16_ATTENTION", kernel):
                 stats = train_supervised(
                     copy.deepcopy(setup.model), setup.processor, setup.corpus, cfg
                 )
             return stats, f"loss {stats.last_loss:.4f}"
 
         results = interleaved(list(VARIANTS), args.rounds, run)
-        per_step = {name: [s.seconds_per_step for s in runs] for name, runs in results.items()}
-        reference = statistics.median(per_step["float32"])
-        print(f"\n{'variant':<22} {'s/step':>8} {'speed-up':>9} {'last loss':>10}")
-        for name, runs in results.items():
-            seconds = statistics.median(per_step[name])
-            print(
-                f"{name:<22} {seconds:>8.3f} {reference / seconds:>8.2f}x "
-                f"{runs[-1].last_loss:>10.4f}"
-            )
+        print_speed_table(results, reference="float32")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -28,7 +27,7 @@ import torch
 from pulse.models.chat import ChatCollator
 from pulse.models.encoded import DEFAULT_MAX_BYTES, EncodedExamples
 from pulse.models.train import train_supervised
-from tiny_training import interleaved, tiny_setup
+from tiny_training import interleaved, print_speed_table, tiny_setup
 
 
 def collate_ms(processor, examples, batch_size: int) -> tuple[float, float]:
@@ -83,15 +82,7 @@ def main() -> None:
             return stats, f"loss {stats.last_loss:.4f}"
 
         results = interleaved(list(budgets), args.rounds, run)
-        per_step = {name: [s.seconds_per_step for s in runs] for name, runs in results.items()}
-        reference = statistics.median(per_step["afresh"])
-        print(f"\n{'variant':<13} {'s/step':>8} {'speed-up':>9} {'last loss':>10}")
-        for name, runs in results.items():
-            seconds = statistics.median(per_step[name])
-            print(
-                f"{name:<13} {seconds:>8.3f} {reference / seconds:>8.2f}x "
-                f"{runs[-1].last_loss:>10.4f}"
-            )
+        print_speed_table(results, reference="afresh")
 
 
 if __name__ == "__main__":

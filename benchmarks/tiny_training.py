@@ -4,6 +4,7 @@ round runs every variant once, so load from other processes hits all of them ali
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,3 +64,18 @@ def interleaved(
                 flush=True,
             )
     return results
+
+
+def print_speed_table(results: dict[str, list[TrainStats]], reference: str) -> None:
+    """Per variant: seconds per step (median over rounds), the speed-up over ``reference`` and
+    the last run's last logged loss."""
+    median = {
+        name: statistics.median(s.seconds_per_step for s in runs) for name, runs in results.items()
+    }
+    width = max(len("variant"), *(len(name) for name in results))
+    print(f"\n{'variant':<{width}} {'s/step':>8} {'speed-up':>9} {'last loss':>10}")
+    for name, runs in results.items():
+        print(
+            f"{name:<{width}} {median[name]:>8.3f} {median[reference] / median[name]:>8.2f}x "
+            f"{runs[-1].last_loss:>10.4f}"
+        )

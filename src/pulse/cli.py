@@ -274,7 +274,7 @@ def unlearn_command(
     ] = "initial",
     pairs_per_id: Annotated[
         int | None,
-        typer.Option("--pairs-per-id", help="At most N training pairs per person (seeded)."),
+        typer.Option("--pairs-per-id", min=1, help="At most N training pairs per person (seeded)."),
     ] = None,
 ) -> None:
     """Run one unlearning request: train an adapter that makes the model forget the given

@@ -171,3 +171,10 @@ def test_bad_requests_fail_before_loading_the_model(
         run_unlearning(
             tmp_path / "no-model", mllmu, forget, retain, method, overrides, tmp_path / "o"
         )
+
+
+def test_a_pair_cap_below_one_fails_before_loading_the_model(mllmu, tmp_path):
+    with pytest.raises(ConfigError, match="pairs_per_id: expected at least 1, got 0"):
+        run_unlearning(
+            tmp_path / "no-model", mllmu, "f002", None, "ga", None, tmp_path / "o", pairs_per_id=0
+        )

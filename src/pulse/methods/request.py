@@ -196,20 +196,15 @@ def run_unlearning(
     method: str,
     overrides: Mapping[str, Any] | Iterable[str] | None,
     out_dir: str | Path,
-    *,
-    pairs_per_id: int | None = None,
     **settings: Any,
 ) -> RequestResult:
     """Unlearn ``forget_ids`` from the model in ``model_dir`` (plus ``adapter``) with ``method``.
 
     ``data_dir`` is an MLLMU-Bench root (one folder per config). ``forget_ids`` /
     ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
-    ``pairs_per_id`` caps each person's pairs (:func:`sample_per_entity`, with the request's
-    seed). ``settings`` are :func:`run_request`'s keyword arguments. Everything is checked
-    before the model loads.
+    ``settings`` are :func:`run_request`'s keyword arguments. Everything is checked before the
+    model loads.
     """
-    if pairs_per_id is not None and pairs_per_id < 1:
-        raise ConfigError(f"--pairs-per-id: expected at least 1, got {pairs_per_id}")
     get_method(method, overrides)  # an unknown method or parameter fails before reading data
     forget, forget_config = resolve_ids(forget_ids, data_dir)
     retain, retain_config = resolve_ids(retain_ids, data_dir)
@@ -218,16 +213,10 @@ def run_unlearning(
     both = sorted(set(forget) & set(retain))
     if both:
         raise ConfigError(f"IDs both in --forget and --retain: {', '.join(both[:5])}")
-    forget_pairs = train_pairs(data_dir, forget, forget_config)
-    retain_pairs = train_pairs(data_dir, retain, retain_config)
-    if pairs_per_id is not None:
-        seed = settings.get("seed", 0)
-        forget_pairs = sample_per_entity(forget_pairs, pairs_per_id, seed)
-        retain_pairs = sample_per_entity(retain_pairs, pairs_per_id, seed)
     return run_request(
         model_dir,
-        forget_pairs,
-        retain_pairs,
+        train_pairs(data_dir, forget, forget_config),
+        train_pairs(data_dir, retain, retain_config),
         method,
         overrides,
         out_dir,
@@ -256,6 +245,7 @@ def run_request(
     grad_accum: int = 1,
     seed: int = 0,
     reference: Reference = "initial",
+    pairs_per_id: int | None = None,
     dtype: str = "auto",
     bf16: bool = False,
     gradient_checkpointing: bool = False,
@@ -271,12 +261,18 @@ def run_request(
     ``scope`` chooses the parameters that move for a new adapter (an adapter trained further
     keeps its own). ``trainer_args`` go to ``TrainingArguments`` as they are (``deepspeed``,
     ``fsdp``, ``dataloader_num_workers``, ...). ``forget_ids`` / ``retain_ids`` are recorded.
+    ``pairs_per_id`` keeps at most that many pairs of each person (:func:`sample_per_entity`).
     """
     total_start = time.perf_counter()
     if reference not in ("initial", "previous"):
         raise ConfigError(f"reference: expected initial or previous, got {reference!r}")
     bound = get_method(method, overrides)
     scope = scope or UpdateScope()
+    if pairs_per_id is not None:
+        if pairs_per_id < 1:
+            raise ConfigError(f"pairs_per_id: expected at least 1, got {pairs_per_id}")
+        forget_pairs = sample_per_entity(forget_pairs, pairs_per_id, seed)
+        retain_pairs = sample_per_entity(retain_pairs, pairs_per_id, seed)
     if not forget_pairs:
         raise ConfigError("no forget examples to unlearn")
     if "retain" in bound.requires and not retain_pairs:
@@ -320,6 +316,7 @@ def run_request(
         "retain_ids": list(retain_ids),
         "n_forget_examples": len(forget_pairs),
         "n_retain_examples": len(retain_pairs),
+        "pairs_per_id": pairs_per_id,
         "reference": reference,
         "adapter_in": str(adapter_path.resolve()) if adapter_path else None,
         "adapter": ADAPTER_DIR if result.ok else None,

@@ -39,7 +39,7 @@ from pulse.methods.base import MethodContext, UnlearnBatch
 from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
 from pulse.methods.registry import Method
 from pulse.models.adapters import base_model
-from pulse.models.attention import cpu_bf16_attention, wants_cpu_bf16_attention
+from pulse.models.attention import cpu_bf16_attention
 from pulse.models.chat import example_lengths
 from pulse.models.encoded import DEFAULT_MAX_BYTES
 from pulse.models.packing import check_packable
@@ -343,7 +343,7 @@ def train_method(
         context.device = args.device
         if reference_model is not None:
             reference_model.to(args.device).eval().requires_grad_(False)
-        attention = wants_cpu_bf16_attention(cfg.bf16, args.device)
+        attention = cfg.bf16 and args.device.type == "cpu"
         with cpu_bf16_attention(model, attention), cpu_bf16_attention(reference_model, attention):
             return _run(trainer, model, method, context, history, timer)
 

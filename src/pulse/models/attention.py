@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 from pulse.models.adapters import base_model
@@ -25,19 +24,12 @@ def cpu_bf16_attention(model: nn.Module | None, enabled: bool) -> Iterator[None]
     """Run ``model`` with eager attention inside the block when ``enabled`` (CPU bf16
     training); its previous implementation is restored on the way out, whatever happens."""
     top = base_model(model) if model is not None else None
-    if not enabled or not hasattr(top, "set_attn_implementation"):
-        yield
-        return
-    before = top.config._attn_implementation
-    if before == CPU_BF16_ATTENTION:
-        yield
-        return
-    top.set_attn_implementation(CPU_BF16_ATTENTION)
+    before = getattr(getattr(top, "config", None), "_attn_implementation", None)
+    switch = enabled and hasattr(top, "set_attn_implementation") and before != CPU_BF16_ATTENTION
+    if switch:
+        top.set_attn_implementation(CPU_BF16_ATTENTION)
     try:
         yield
     finally:
-        top.set_attn_implementation(before)
-
-
-def wants_cpu_bf16_attention(bf16: bool, device: torch.device) -> bool:
-    return bf16 and device.type == "cpu"
+        if switch:
+            top.set_attn_implementation(before)

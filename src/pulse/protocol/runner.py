@@ -145,7 +145,7 @@ class Runner:
         pairs: Callable[[], tuple[list, list]] | None = None,
     ) -> RequestOutcome:
         """Run (or reuse) one unlearning request; never raises for a failing method."""
-        from pulse.methods.request import RESULT_FILE, run_request, sample_per_entity, train_pairs
+        from pulse.methods.request import RESULT_FILE, run_request, train_pairs
 
         train = entry.train(self.config.train_of(scenario))
         scope = scope or train.scope
@@ -172,10 +172,6 @@ class Runner:
             else:
                 forget_pairs = train_pairs(self.sources.mllmu, forget)
                 retain_pairs = train_pairs(self.sources.mllmu, retain)
-            if train.pairs_per_id is not None:
-                limit, seed = train.pairs_per_id, self.config.seed
-                forget_pairs = sample_per_entity(forget_pairs, limit, seed)
-                retain_pairs = sample_per_entity(retain_pairs, limit, seed)
             result = run_request(
                 model_dir,
                 forget_pairs,
@@ -194,6 +190,7 @@ class Runner:
                 grad_accum=train.grad_accum,
                 seed=self.config.seed,
                 reference=reference,  # type: ignore[arg-type]
+                pairs_per_id=train.pairs_per_id,
                 dtype=self.config.models.dtype,
                 bf16=train.bf16,
                 gradient_checkpointing=train.gradient_checkpointing,

@@ -18,7 +18,7 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ class WorldTrainConfig:
 
 def _hash(*parts: Any) -> str:
     text = json.dumps(
-        [asdict(p) if hasattr(p, "__dataclass_fields__") else p for p in parts],
+        [asdict(p) if is_dataclass(p) else p for p in parts],
         sort_keys=True,
         default=str,
     )
