@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 
 import pytest
 
 from pulse.errors import ConfigError
+from pulse.eval.intervals import wilson
 from pulse.protocol.config import parse_config
 from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import Interrupt, run_protocol
 
 
 def measured(rows):
-    return {r.key: (r.value, r.n, r.status) for r in rows}
+    return {r.key: (r.value, r.n, r.status, r.low, r.high) for r in rows}
 
 
 def test_every_scenario_end_to_end(mini_config, tmp_path):
@@ -30,6 +32,13 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     assert ft[("retain", "text", "accuracy")].n == 4 * 5
     assert ft[("general", "all", "circular")].n == 6
     assert ft[("forget", "text", "chance")].value == 0.25  # four options per question
+    # 95 % intervals: over the 4 forgotten people (MCQ), over the questions (general).
+    for key in (("forget", "multimodal", "accuracy"), ("general", "all", "circular")):
+        row = ft[key]
+        assert 0 <= row.low <= row.value <= row.high <= 1, key
+    general = ft[("general", "all", "circular")]
+    assert (general.low, general.high) == astuple(wilson(general.value * general.n, general.n))
+    assert ft[("forget", "text", "chance")].low is None
     # sequential: K = 2 requests per method plus the batch row; the bookkeeping in the rows.
     seq = {(r.method, r.setting, r.request, r.split) for r in rows if r.scenario == "sequential"}
     assert ("npo", "sequential", 1, "pending") in seq

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pulse.report.reading import build_reading
 from pulse.report.tables import build_tables
 
@@ -59,6 +61,37 @@ def test_sequential_against_batch_states_the_gap():
     sentences = reading(full_rows())
     ga = sentence(sentences, "After 3 sequential requests, ga keeps")
     assert "20.0% general capability against 50.0%" in ga and "(-30.0 points)" in ga
+
+
+def with_intervals(rows, half_width):
+    """Every accuracy and general-capability row with a 95 % interval of ±``half_width``."""
+    return [
+        replace(r, low=r.value - half_width, high=r.value + half_width)
+        if r.metric in ("accuracy", "circular")
+        else r
+        for r in rows
+    ]
+
+
+def test_comparisons_within_the_intervals_say_so():
+    # ga: general 20 % sequentially against 50 % in one batch; multimodal forget 10 % vs 12 %.
+    narrow = reading(with_intervals(full_rows(), 0.005))
+    assert "overlap" not in sentence(narrow, "After 3 sequential requests, ga keeps")
+    forget = sentence(narrow, "ends at 10.0% sequentially")
+    assert forget.endswith("against 12.0% in one batch.")
+    wide = reading(with_intervals(full_rows(), 0.02))
+    assert "overlap" not in sentence(wide, "After 3 sequential requests, ga keeps")
+    ga_kl = sentence(wide, "After 3 sequential requests, ga_kl keeps")  # 68 % against 70 %
+    assert ga_kl.endswith("(-2.0 points; their 95 % intervals overlap).")
+    forget = sentence(wide, "ends at 10.0% sequentially")
+    assert forget.endswith("in one batch (their 95 % intervals overlap).")
+    # Scope: projector+llm forgets most (10 % against llm's 25 %), keeps the most general
+    # capability (71 % against 49 %); ±10 points overlap on forgetting only.
+    scope = sentence(reading(with_intervals(full_rows(), 0.10)), "For ga in scope")
+    assert "(multimodal 10.0%; its 95 % interval overlaps llm's)" in scope
+    assert "general capability (71.0%)." in scope
+    # Rows without intervals (earlier versions) make no such note.
+    assert not any("interval" in s for s in reading(full_rows()))
 
 
 def test_an_interrupted_sequential_chain_is_said_to_be_incomplete():

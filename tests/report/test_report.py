@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -202,3 +203,27 @@ def test_headline_table_for_the_terminal(full_run):
     assert "diverged" in text
     assert "ga · batch" in text
     assert "pebench" not in text.split("Full tables")[0]  # no forget / retain columns there
+
+
+def test_intervals_show_as_plus_minus_in_every_format(write_run):
+    """A row's 95 % interval: ± half its width in Markdown, HTML (the bounds in a tooltip) and
+    LaTeX, the bounds in the CSV; a row without one shows none."""
+
+    def with_interval(row):
+        if row.cell == ("finetuned", "ga", "", 1) and row.split == "forget":
+            return replace(row, low=row.value - 0.05, high=row.value + 0.07)
+        return row
+
+    report = write_report(write_run([with_interval(r) for r in full_rows()], manifest()))
+    run = report.html.parent
+    markdown = report.markdown.read_text(encoding="utf-8")
+    assert "| ga | **10.0** ±6.0 (-70.0) | **40.0** ±6.0 (-38.0) |" in markdown
+    assert "| ga_kl | 30.0 (-50.0) |" in markdown
+    html = report.html.read_text(encoding="utf-8")
+    assert '<span class="pm" title="95 % interval 5.0–17.0">±6.0</span>' in html
+    rows = list(csv.DictReader((run / "tables/finetuned.csv").open(encoding="utf-8")))
+    ga, ga_kl = rows[1], rows[2]
+    assert (ga["forget_multimodal_low"], ga["forget_multimodal_high"]) == ("5.00", "17.00")
+    assert ga_kl["forget_multimodal_low"] == ga_kl["forget_multimodal_high"] == ""
+    tex = (run / "tables/finetuned.tex").read_text(encoding="utf-8")
+    assert r"ga & \textbf{10.0} {\scriptsize $\pm$6.0} {\scriptsize ($-$70.0)} &" in tex

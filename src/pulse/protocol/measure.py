@@ -20,6 +20,7 @@ from pulse.data.mmbench import CIRCULAR_STEP, MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
 from pulse.eval.encodings import EncodingCache
+from pulse.eval.intervals import Interval, person_bootstrap, wilson
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
@@ -43,8 +44,17 @@ class CellId:
     requests: int = 1
 
     # The fields are ResultRow's first six, in order.
-    def row(self, split: str, modality: str, metric: str, value: float | None, n: int) -> ResultRow:
-        return ResultRow(*astuple(self), split, modality, metric, value, n)
+    def row(
+        self,
+        split: str,
+        modality: str,
+        metric: str,
+        value: float | None,
+        n: int,
+        interval: Interval | None = None,
+    ) -> ResultRow:
+        low, high = (interval.low, interval.high) if interval else (None, None)
+        return ResultRow(*astuple(self), split, modality, metric, value, n, low=low, high=high)
 
     def status(self, status: str, detail: str) -> ResultRow:
         """The single row of a cell that diverged or failed."""
@@ -58,7 +68,8 @@ class Measurement:
     chance: dict[str, float] = field(default_factory=dict)  # item -> 1 / number of options
 
     def split_rows(self, cell: CellId, splits: Mapping[str, Sequence[str]]) -> list[ResultRow]:
-        """Accuracy per split and modality (and pooled), plus general capability."""
+        """Accuracy per split and modality (and pooled), plus general capability, each with
+        its 95 % interval (see :mod:`pulse.eval.intervals`)."""
         rows = []
         for split, people in splits.items():
             if not people:
@@ -69,12 +80,14 @@ class Measurement:
                 chosen = [r for r in records if modality == "all" or r.modality.value == modality]
                 if chosen:
                     t = tally(chosen)
-                    rows.append(cell.row(split, modality, "accuracy", t.mean, t.n))
+                    interval = person_bootstrap(chosen)
+                    rows.append(cell.row(split, modality, "accuracy", t.mean, t.n, interval))
                     rows += self._chance_row(cell, split, modality, chosen)
         if self.general is not None:
             for metric in ("circular", "vanilla"):
                 t = self.general[metric]
-                rows.append(cell.row("general", "all", metric, t["mean"], t["n"]))
+                interval = wilson(t["total"], t["n"])
+                rows.append(cell.row("general", "all", metric, t["mean"], t["n"], interval))
         return rows
 
     def _chance_row(

@@ -23,6 +23,9 @@ Fields:
   floor an accuracy can fall to), ``circular`` / ``vanilla`` (general capability), ``score``
   (PEBench, higher is better). Timings are not results (they differ from run to run): the
   manifest keeps each stage's ``seconds``, ``train_seconds`` and ``eval_seconds``.
+- ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
+  by a bootstrap over people, general capability by the Wilson interval over questions;
+  ``None`` on other metrics, with fewer than two people, and in rows of earlier versions.
 - ``status``: ``ok``; ``diverged`` or ``failed`` on a *status row* (split ``""``, modality
   ``all``, metric ``status``, value ``None``, ``detail`` saying what happened) — a cell that
   did not finish has that single row instead of measurements.
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,8 @@ class ResultRow:
     n: int = 0
     status: str = "ok"
     detail: str | None = None
+    low: float | None = None
+    high: float | None = None
 
     @property
     def cell(self) -> tuple[str, str, str, int]:
@@ -76,7 +81,7 @@ class ResultRow:
 
 
 _FIELDS = {f.name: f for f in fields(ResultRow)}
-_REQUIRED = [f.name for f in fields(ResultRow) if f.name not in ("n", "status", "detail")]
+_REQUIRED = [f.name for f in fields(ResultRow) if f.default is MISSING]
 
 
 def status_row(

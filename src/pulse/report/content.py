@@ -17,9 +17,10 @@ TABLES_DIR = "tables"
 
 # How to read every table, said once above them.
 TABLE_LEGEND = (
-    "Accuracies in %; in parentheses the change against before, in points. Bold marks the best "
-    "value of a column among rows that compete (same request, same target). ↓ lower is better, "
-    "↑ higher is better."
+    "Accuracies in %; ± half their 95 % interval (forget and retain: a bootstrap over people; "
+    "general capability: over questions); in parentheses the change against before, in points. "
+    "Bold marks the best value of a column among rows that compete (same request, same "
+    "target). ↓ lower is better, ↑ higher is better."
 )
 
 

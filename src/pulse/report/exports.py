@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from pulse.report.tables import Table, TableRow, percent, signed_points
+from pulse.report.tables import Table, TableRow, percent, plus_minus, signed_points
 
 
 def _precise(value: float | None) -> str:
@@ -14,18 +14,23 @@ def _precise(value: float | None) -> str:
 
 
 def table_csv(table: Table) -> str:
-    """One line per table row; per column its value and delta, ``best`` lists the columns
+    """One line per table row; per column its value, its 95 % interval (``_low`` /
+    ``_high``, empty where none was measured) and its delta, ``best`` lists the columns
     where the row holds the best value, ``status`` / ``detail`` say why a row has none."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    value_headers = [name for c in table.columns for name in (c.key, f"{c.key}_delta")]
+    value_headers = [
+        name
+        for c in table.columns
+        for name in (c.key, f"{c.key}_low", f"{c.key}_high", f"{c.key}_delta")
+    ]
     writer.writerow([*table.header, "status", *value_headers, "best", "detail"])
     for row in table.rows:
         values = []
         best = []
         for column in table.columns:
             cell = row.cells[column.key]
-            values += [_precise(cell.value), _precise(cell.delta)]
+            values += [_precise(v) for v in (cell.value, cell.low, cell.high, cell.delta)]
             if cell.best:
                 best.append(column.key)
         writer.writerow([*row.keys, row.status, *values, " ".join(best), row.detail or ""])
@@ -56,6 +61,8 @@ def _latex_cell(row: TableRow, key: str) -> str:
         return "--"
     text = percent(cell.value)
     text = rf"\textbf{{{text}}}" if cell.best else text
+    if cell.half_width is not None:
+        text += rf" {{\scriptsize $\pm${plus_minus(cell).removeprefix('±')}}}"
     if cell.delta is not None:
         delta = signed_points(cell.delta).replace("-", "$-$")
         text += rf" {{\scriptsize ({delta})}}"
@@ -70,8 +77,9 @@ def table_latex(table: Table) -> str:
         "% needs \\usepackage{booktabs}",
         r"\begin{table}[t]",
         r"\centering",
-        rf"\caption{{{latex_escape(table.title)}: accuracy in \%, change against before in "
-        r"points; best in bold; $\downarrow$ lower is better, $\uparrow$ higher is better.}",
+        rf"\caption{{{latex_escape(table.title)}: accuracy in \%, $\pm$ half its 95 \% "
+        r"interval, change against before in points; best in bold; $\downarrow$ lower is "
+        r"better, $\uparrow$ higher is better.}",
         rf"\label{{tab:pulse-{latex_escape(table.slug)}}}",
         r"\begin{tabular}{" + "l" * keys + "r" * width + "}",
         r"\toprule",

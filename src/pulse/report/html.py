@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from html import escape
 
 from pulse.report.content import TABLE_LEGEND, ReportContent, table_files
-from pulse.report.tables import Cell, Column, Table, TableRow, percent, signed_points
+from pulse.report.tables import Cell, Column, Table, TableRow, percent, plus_minus, signed_points
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
@@ -32,7 +32,7 @@ th.key, td.key { text-align: left; }
 td.num { text-align: right; }
 tr.before td { background: #fafbfc; font-style: italic; }
 td.best { font-weight: 700; background: #eef6ff; }
-.delta { font-size: .78rem; margin-left: .3rem; color: #6b7280; }
+.delta, .pm { font-size: .78rem; margin-left: .3rem; color: #6b7280; }
 .delta.good { color: #15803d; }
 .delta.bad { color: #b91c1c; }
 td.status { text-align: center; color: #b45309; font-style: italic; }
@@ -140,8 +140,12 @@ def _cell(cell: Cell, column: Column) -> str:
         worsened = cell.delta > 0 if column.lower_is_better else cell.delta < 0
         tone = " good" if improved else " bad" if worsened else ""
         delta = f'<span class="delta{tone}">{escape(signed_points(cell.delta))}</span>'
+    spread = ""
+    if cell.low is not None and cell.high is not None:
+        span = f"95 % interval {percent(cell.low)}–{percent(cell.high)}"
+        spread = f'<span class="pm" title="{span}">{escape(plus_minus(cell))}</span>'
     css = "num best" if cell.best else "num"
-    return f'<td class="{css}">{percent(cell.value)}{delta}</td>'
+    return f'<td class="{css}">{percent(cell.value)}{spread}{delta}</td>'
 
 
 def _figures(content: ReportContent) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pulse.report.content import FIGURES_DIR, TABLE_LEGEND, ReportContent, table_files
-from pulse.report.tables import Table, TableRow, percent, signed_points
+from pulse.report.tables import Table, TableRow, percent, plus_minus, signed_points
 
 
 def _escape(text: str) -> str:
@@ -26,6 +26,8 @@ def _cell(row: TableRow, key: str) -> str:
     if cell.value is None:
         return "–"
     text = f"**{percent(cell.value)}**" if cell.best else percent(cell.value)
+    if cell.half_width is not None:
+        text += f" {plus_minus(cell)}"
     return f"{text} ({signed_points(cell.delta)})" if cell.delta is not None else text
 
 

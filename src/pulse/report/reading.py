@@ -1,7 +1,8 @@
 """A short reading of the results in plain sentences, every claim computed from the tables.
 
 Comparisons ("the most", "per point") are only made between at least two rows that have the
-numbers; a row that diverged or failed takes part in none of them.
+numbers; a row that diverged or failed takes part in none of them. A comparison of two single
+values whose 95 % intervals overlap says so: the difference may be the questions' noise.
 """
 
 from __future__ import annotations
@@ -61,6 +62,29 @@ def _leader(scores: dict[str, float], lowest: bool = False) -> str | None:
     ranked = sorted(scores, key=scores.__getitem__, reverse=not lowest)
     first, second = scores[ranked[0]], scores[ranked[1]]
     return ranked[0] if abs(first - second) > TIE else None
+
+
+def _overlap_note(a: TableRow, b: TableRow, key: str, name: str | None = None) -> str:
+    """A clause when the 95 % intervals of ``a`` and ``b`` in column ``key`` overlap (empty
+    when they do not, or when either has none); ``name`` names ``b`` in it."""
+    first, second = a.interval(key), b.interval(key)
+    if first is None or second is None or first[0] > second[1] or second[0] > first[1]:
+        return ""
+    if name is None:
+        return "their 95 % intervals overlap"
+    return f"its 95 % interval overlaps {name}'s"
+
+
+def _also(clause: str, before: str, after: str = "") -> str:
+    """``clause`` between ``before`` and ``after``, or nothing when it is empty."""
+    return f"{before}{clause}{after}" if clause else ""
+
+
+def _lead_note(values: dict[str, float], rows: dict[str, TableRow], key: str, lowest: bool) -> str:
+    """``; <overlap clause>`` of the leader of ``values`` against the runner-up, or empty."""
+    leader, second = sorted(values, key=values.__getitem__, reverse=not lowest)[:2]
+    note = _overlap_note(rows[leader], rows[second], key, second)
+    return f"; {note}" if note else ""
 
 
 def _forget_drop(table: Table, row: TableRow) -> float | None:
@@ -186,7 +210,7 @@ def _sequential(table: Table) -> list[str]:
                 f"After {last.requests} sequential requests, {method} keeps "
                 f"{_pct(general[0])} general capability against {_pct(general[1])} when the "
                 f"same data is unlearned in one batch ({(general[0] - general[1]) * 100:+.1f} "
-                "points)."
+                f"points{_also(_overlap_note(last, batch, 'general'), '; ')})."
             )
         for key in ("forget_multimodal", "forget_text"):
             forget = (last.value(key), batch.value(key))
@@ -194,7 +218,8 @@ def _sequential(table: Table) -> list[str]:
                 column = next(c for c in table.columns if c.key == key)
                 out.append(
                     f"Its {column.label} forget accuracy ends at {_pct(forget[0])} sequentially "
-                    f"against {_pct(forget[1])} in one batch."
+                    f"against {_pct(forget[1])} in one batch"
+                    f"{_also(_overlap_note(last, batch, key), ' (', ')')}."
                 )
                 break
     return out
@@ -204,13 +229,22 @@ def _scope(table: Table) -> list[str]:
     out = []
     for method in dict.fromkeys(r.method for r in table.method_rows):
         rows = _ok([r for r in table.headline_rows if r.method == method])
+        by_setting = {r.setting: r for r in rows}
         forget = {r.setting: v for r in rows if (v := r.value("forget_multimodal")) is not None}
         general = {r.setting: v for r in rows if (v := r.value("general")) is not None}
         parts = []
         if scope := _leader(forget, lowest=True):
-            parts.append(f"updating {scope} forgets most (multimodal {_pct(forget[scope])})")
+            parts.append(
+                f"updating {scope} forgets most (multimodal {_pct(forget[scope])}"
+                + _lead_note(forget, by_setting, "forget_multimodal", lowest=True)
+                + ")"
+            )
         if scope := _leader(general):
-            parts.append(f"{scope} keeps the most general capability ({_pct(general[scope])})")
+            parts.append(
+                f"{scope} keeps the most general capability ({_pct(general[scope])}"
+                + _lead_note(general, by_setting, "general", lowest=False)
+                + ")"
+            )
         if parts:
             out.append(f"For {method} in {table.scenario}, " + "; ".join(parts) + ".")
     return out

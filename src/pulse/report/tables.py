@@ -63,6 +63,15 @@ class Cell:
     value: float | None = None
     delta: float | None = None  # value minus the before row's value
     best: bool = False
+    low: float | None = None  # the value's 95 % interval, when the run measured one
+    high: float | None = None
+
+    @property
+    def half_width(self) -> float | None:
+        """Half the interval's width (``±`` in the tables)."""
+        if self.low is None or self.high is None:
+            return None
+        return (self.high - self.low) / 2
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,12 @@ class TableRow:
     def value(self, key: str) -> float | None:
         cell = self.cells.get(key)
         return cell.value if cell else None
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        cell = self.cells.get(key)
+        if cell is None or cell.low is None or cell.high is None:
+            return None
+        return (cell.low, cell.high)
 
 
 @dataclass(frozen=True)
@@ -280,11 +295,11 @@ def _table_row(
     status_rows = [r for r in rows if r.metric == STATUS_METRIC or r.status != "ok"]
     status = status_rows[0].status if status_rows else "ok"
     detail = status_rows[0].detail if status_rows else None
-    cells = {c.key: Cell(_measure(rows, c)) for c in columns}
+    cells = {c.key: _measure(rows, c) for c in columns}
     return TableRow(*cell, _keys(layout, header, cell), status, detail, cells)
 
 
-def _measure(rows: Sequence[ResultRow], column: Column) -> float | None:
+def _measure(rows: Sequence[ResultRow], column: Column) -> Cell:
     found = [
         r
         for r in rows
@@ -294,7 +309,9 @@ def _measure(rows: Sequence[ResultRow], column: Column) -> float | None:
         and column.modality in (None, r.modality)
     ]
     found.sort(key=lambda r: r.modality != "all")
-    return found[0].value if found else None
+    if not found:
+        return Cell()
+    return Cell(found[0].value, low=found[0].low, high=found[0].high)
 
 
 def _missing_requests(
@@ -357,13 +374,22 @@ def _with_deltas_and_best(
             value = row.value(column.key)
             base = before.value(column.key) if before and not row.is_before else None
             delta = value - base if value is not None and base is not None else None
-            cells[column.key] = Cell(value, delta, (index, column.key) in best)
+            best_here = (index, column.key) in best
+            cells[column.key] = replace(
+                row.cells.get(column.key, Cell()), delta=delta, best=best_here
+            )
         updated.append(replace(row, cells=cells))
     return updated
 
 
 def percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:.1f}"
+
+
+def plus_minus(cell: Cell) -> str:
+    """``±h`` in points, h half the 95 % interval; empty without an interval."""
+    half = cell.half_width
+    return "" if half is None else f"±{half * 100:.1f}"
 
 
 def signed_points(delta: float | None) -> str:
