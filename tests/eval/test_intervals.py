@@ -7,7 +7,13 @@ import random
 import pytest
 
 from pulse.data.schema import ItemKind, Modality
-from pulse.eval.intervals import person_bootstrap, wilson
+from pulse.eval.intervals import (
+    Interval,
+    paired_person_bootstrap,
+    paired_question_bootstrap,
+    person_bootstrap,
+    wilson,
+)
 from pulse.eval.records import ItemRecord, tally
 
 
@@ -57,3 +63,27 @@ def test_wilson_matches_known_values():
     none_right = wilson(0, 10)
     assert none_right.low == 0.0 and none_right.high == pytest.approx(0.2775, abs=1e-4)
     assert wilson(0, 0) is None
+
+
+def test_paired_change_is_narrower_than_the_two_accuracies_suggest():
+    # 30 people x 6 questions; after unlearning each person loses exactly their first two
+    # questions: the change is -1/3 for everyone, so its paired interval is that point, while
+    # the two accuracies' own intervals are wide (people differ in how much they knew).
+    rng = random.Random(5)
+    known = [[rng.random() < 0.5 + 0.4 * (p % 2) for _ in range(6)] for p in range(30)]
+    before = records([[True, True, *row[2:]] for row in known])
+    after = records([[False, False, *row[2:]] for row in known])
+    change = paired_person_bootstrap(after, before)
+    assert change.low == pytest.approx(-1 / 3) and change.high == pytest.approx(-1 / 3)
+    assert person_bootstrap(after).half_width > 0.05
+    assert paired_person_bootstrap(before, before) == Interval(0.0, 0.0)
+    # Different questions on the two sides: no pairing.
+    assert paired_person_bootstrap(after[1:], before) is None
+
+
+def test_paired_question_change():
+    before = {str(q): q % 2 == 0 for q in range(40)}
+    after = {q: ok and int(q) % 4 != 0 for q, ok in before.items()}  # loses 10 of 20
+    change = paired_question_bootstrap(after, before)
+    assert change.low < -0.25 + 1e-9 < change.high < 0
+    assert paired_question_bootstrap({"1": True}, {"2": True}) is None

@@ -15,7 +15,9 @@ from pulse.protocol.runner import Interrupt, run_protocol
 
 
 def measured(rows):
-    return {r.key: (r.value, r.n, r.status, r.low, r.high) for r in rows}
+    return {
+        r.key: (r.value, r.n, r.status, r.low, r.high, r.change_low, r.change_high) for r in rows
+    }
 
 
 def test_every_scenario_end_to_end(mini_config, tmp_path):
@@ -39,6 +41,14 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     general = ft[("general", "all", "circular")]
     assert (general.low, general.high) == astuple(wilson(general.value * general.n, general.n))
     assert ft[("forget", "text", "chance")].low is None
+    # The change against before has a paired interval around it; the before row has none.
+    first = {
+        (r.split, r.modality, r.metric): r for r in rows if r.cell == ("finetuned", "before", "", 0)
+    }
+    for key in (("forget", "multimodal", "accuracy"), ("general", "all", "circular")):
+        change = ft[key].value - first[key].value
+        assert ft[key].change_low - 1e-9 <= change <= ft[key].change_high + 1e-9, key
+        assert first[key].change_low is None
     # sequential: K = 2 requests per method plus the batch row; the bookkeeping in the rows.
     seq = {(r.method, r.setting, r.request, r.split) for r in rows if r.scenario == "sequential"}
     assert ("npo", "sequential", 1, "pending") in seq

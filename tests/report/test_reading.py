@@ -94,6 +94,31 @@ def test_comparisons_within_the_intervals_say_so():
     assert not any("interval" in s for s in reading(full_rows()))
 
 
+def test_a_general_loss_within_its_paired_interval_counts_as_kept():
+    ft = "finetuned"
+    rows = before(ft, ft, forget=(0.8, 0.8), retain=(0.8, 0.8), general=0.8)
+    rows += mcq(ft, ft, "ga", forget=(0.2, 0.2), retain=(0.5, 0.5), general=0.7)  # 60 for 10
+    rows += mcq(ft, ft, "npo", forget=(0.5, 0.5), retain=(0.7, 0.7), general=0.78)  # 30 for 2
+    # Without intervals a 2-point loss makes npo the leader per point (15.00 against 6.00).
+    assert "npo forgets the most per point" in sentence(reading(rows), "per point")
+
+    def npo_general(low, high):
+        return [
+            replace(r, change_low=low, change_high=high)
+            if r.method == "npo" and r.metric == "circular"
+            else r
+            for r in rows
+        ]
+
+    kept = sentence(reading(npo_general(-0.05, 0.01)), "while keeping")
+    assert kept == (
+        "In finetuned, npo forgets 30.0 points while keeping its general capability "
+        "(change -2.0 points; 95 % interval -5.0 to +1.0)."
+    )
+    # An interval below zero: the loss is measured, the ratio stands.
+    assert "per point" in " ".join(reading(npo_general(-0.04, -0.005)))
+
+
 def test_an_interrupted_sequential_chain_is_said_to_be_incomplete():
     rows = [
         r

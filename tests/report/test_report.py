@@ -211,7 +211,13 @@ def test_intervals_show_as_plus_minus_in_every_format(write_run):
 
     def with_interval(row):
         if row.cell == ("finetuned", "ga", "", 1) and row.split == "forget":
-            return replace(row, low=row.value - 0.05, high=row.value + 0.07)
+            return replace(
+                row,
+                low=row.value - 0.05,
+                high=row.value + 0.07,
+                change_low=-0.75,
+                change_high=-0.65,
+            )
         return row
 
     report = write_report(write_run([with_interval(r) for r in full_rows()], manifest()))
@@ -225,5 +231,11 @@ def test_intervals_show_as_plus_minus_in_every_format(write_run):
     ga, ga_kl = rows[1], rows[2]
     assert (ga["forget_multimodal_low"], ga["forget_multimodal_high"]) == ("5.00", "17.00")
     assert ga_kl["forget_multimodal_low"] == ga_kl["forget_multimodal_high"] == ""
+    assert (ga["forget_multimodal_delta_low"], ga["forget_multimodal_delta_high"]) == (
+        "-75.00",
+        "-65.00",
+    )
+    title = 'title="95 % interval of the change (paired): -75.0 to -65.0 points">-70.0</span>'
+    assert title in html
     tex = (run / "tables/finetuned.tex").read_text(encoding="utf-8")
     assert r"ga & \textbf{10.0} {\scriptsize $\pm$6.0} {\scriptsize ($-$70.0)} &" in tex

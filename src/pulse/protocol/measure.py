@@ -20,7 +20,13 @@ from pulse.data.mmbench import CIRCULAR_STEP, MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
 from pulse.eval.encodings import EncodingCache
-from pulse.eval.intervals import Interval, person_bootstrap, wilson
+from pulse.eval.intervals import (
+    Interval,
+    paired_person_bootstrap,
+    paired_question_bootstrap,
+    person_bootstrap,
+    wilson,
+)
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
@@ -52,9 +58,22 @@ class CellId:
         value: float | None,
         n: int,
         interval: Interval | None = None,
+        change: Interval | None = None,
     ) -> ResultRow:
         low, high = (interval.low, interval.high) if interval else (None, None)
-        return ResultRow(*astuple(self), split, modality, metric, value, n, low=low, high=high)
+        change_low, change_high = (change.low, change.high) if change else (None, None)
+        return ResultRow(
+            *astuple(self),
+            split,
+            modality,
+            metric,
+            value,
+            n,
+            low=low,
+            high=high,
+            change_low=change_low,
+            change_high=change_high,
+        )
 
     def status(self, status: str, detail: str) -> ResultRow:
         """The single row of a cell that diverged or failed."""
@@ -67,28 +86,50 @@ class Measurement:
     general: dict[str, Any] | None  # circular / vanilla tallies
     chance: dict[str, float] = field(default_factory=dict)  # item -> 1 / number of options
 
-    def split_rows(self, cell: CellId, splits: Mapping[str, Sequence[str]]) -> list[ResultRow]:
+    def split_rows(
+        self,
+        cell: CellId,
+        splits: Mapping[str, Sequence[str]],
+        before: Measurement | None = None,
+    ) -> list[ResultRow]:
         """Accuracy per split and modality (and pooled), plus general capability, each with
-        its 95 % interval (see :mod:`pulse.eval.intervals`)."""
+        its 95 % interval and, given the ``before`` measurement of the same people, the paired
+        interval of its change (see :mod:`pulse.eval.intervals`)."""
         rows = []
         for split, people in splits.items():
             if not people:
                 continue
-            wanted = set(people)
-            records = [r for r in self.mcq if r.entity_id in wanted]
             for modality in (*MODALITIES, "all"):
-                chosen = [r for r in records if modality == "all" or r.modality.value == modality]
+                chosen = _select(self.mcq, people, modality)
                 if chosen:
                     t = tally(chosen)
                     interval = person_bootstrap(chosen)
-                    rows.append(cell.row(split, modality, "accuracy", t.mean, t.n, interval))
+                    change = (
+                        paired_person_bootstrap(chosen, _select(before.mcq, people, modality))
+                        if before is not None
+                        else None
+                    )
+                    rows.append(
+                        cell.row(split, modality, "accuracy", t.mean, t.n, interval, change)
+                    )
                     rows += self._chance_row(cell, split, modality, chosen)
         if self.general is not None:
             for metric in ("circular", "vanilla"):
                 t = self.general[metric]
                 interval = wilson(t["total"], t["n"])
-                rows.append(cell.row("general", "all", metric, t["mean"], t["n"], interval))
+                change = self._general_change(before) if metric == "circular" else None
+                rows.append(cell.row("general", "all", metric, t["mean"], t["n"], interval, change))
         return rows
+
+    def _general_change(self, before: Measurement | None) -> Interval | None:
+        """The paired interval of the circular accuracy's change, question by question
+        (evaluations cached by earlier versions kept no per-question verdicts: none)."""
+        if before is None or before.general is None or self.general is None:
+            return None
+        after_q, before_q = self.general.get("questions"), before.general.get("questions")
+        if not after_q or not before_q:
+            return None
+        return paired_question_bootstrap(after_q, before_q)
 
     def _chance_row(
         self, cell: CellId, split: str, modality: str, records: list[ItemRecord]
@@ -98,6 +139,18 @@ class Measurement:
         if len(odds) != len(records):
             return []
         return [cell.row(split, modality, "chance", sum(odds) / len(odds), len(odds))]
+
+
+def _select(
+    records: Sequence[ItemRecord], people: Sequence[str], modality: str
+) -> list[ItemRecord]:
+    """The records of ``people`` in ``modality`` (``all``: both)."""
+    wanted = set(people)
+    return [
+        r
+        for r in records
+        if r.entity_id in wanted and (modality == "all" or r.modality.value == modality)
+    ]
 
 
 class Measurer:
@@ -187,7 +240,9 @@ class Measurer:
             result = evaluate_mmbench(
                 model, processor, self.general_rows, cfg, cache=self.encodings
             )
-            general = {k: result[k] for k in ("scorer", "circular", "vanilla", "categories")}
+            # Per-question circular verdicts too: a change's paired interval needs them.
+            keys = ("scorer", "circular", "vanilla", "categories", "questions")
+            general = {k: result[k] for k in keys}
         chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
         return Measurement(records, general, chance)
 

@@ -26,6 +26,10 @@ Fields:
 - ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
   by a bootstrap over people, general capability by the Wilson interval over questions;
   ``None`` on other metrics, with fewer than two people, and in rows of earlier versions.
+- ``change_low`` / ``change_high``: the 95 % interval of the change against the ``before`` row
+  (this value minus before's, on the same questions), by a *paired* bootstrap over people
+  (MCQ) or questions (general capability, circular only); ``None`` on the before row itself
+  and wherever ``low`` is.
 - ``status``: ``ok``; ``diverged`` or ``failed`` on a *status row* (split ``""``, modality
   ``all``, metric ``status``, value ``None``, ``detail`` saying what happened) — a cell that
   did not finish has that single row instead of measurements.
@@ -67,6 +71,8 @@ class ResultRow:
     detail: str | None = None
     low: float | None = None
     high: float | None = None
+    change_low: float | None = None
+    change_high: float | None = None
 
     @property
     def cell(self) -> tuple[str, str, str, int]:

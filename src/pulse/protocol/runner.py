@@ -20,7 +20,7 @@ from typing import Any
 from pulse.data.splits import read_split, write_split
 from pulse.errors import ConfigError, PulseError
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
-from pulse.protocol.measure import CellId, Measurer
+from pulse.protocol.measure import CellId, Measurement, Measurer
 from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources, check_sources, local_sources, world_sources
 from pulse.protocol.splits import forget_retain, partition, sequential_splits
@@ -265,15 +265,15 @@ class Runner:
 
     def _before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
         cell = CellId(scenario, scenario, "before", "", 0, requests)
+        stage = f"{scenario}/before"
+        self.stage(stage, lambda: self._measure_before(group).split_rows(cell, splits))
 
-        def compute() -> list[ResultRow]:
-            state = f"model:{group.model.resolve()}"
-            measured = self.measurer.measure(
-                state, self.model_loader(group.model), group.config, group.people
-            )
-            return measured.split_rows(cell, splits)
-
-        self.stage(f"{scenario}/before", compute)
+    def _measure_before(self, group: Population) -> Measurement:
+        """The model before any request, on the group's people (evaluated once, then cached)."""
+        state = f"model:{group.model.resolve()}"
+        return self.measurer.measure(
+            state, self.model_loader(group.model), group.config, group.people
+        )
 
     def _after(
         self, cell: CellId, outcome: RequestOutcome, group: Population, splits: Splits
@@ -290,7 +290,9 @@ class Runner:
             group.people,
         )
         self._timing(outcome, time.perf_counter() - started)
-        return measured.split_rows(cell, splits)
+        # Against the before state of the same people (its evaluation is cached): the rows'
+        # changes get paired intervals.
+        return measured.split_rows(cell, splits, self._measure_before(group))
 
     def _request_stage(
         self,

@@ -15,14 +15,22 @@ def _precise(value: float | None) -> str:
 
 def table_csv(table: Table) -> str:
     """One line per table row; per column its value, its 95 % interval (``_low`` /
-    ``_high``, empty where none was measured) and its delta, ``best`` lists the columns
+    ``_high``, empty where none was measured), its delta and the delta's paired interval
+    (``_delta_low`` / ``_delta_high``), ``best`` lists the columns
     where the row holds the best value, ``status`` / ``detail`` say why a row has none."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     value_headers = [
         name
         for c in table.columns
-        for name in (c.key, f"{c.key}_low", f"{c.key}_high", f"{c.key}_delta")
+        for name in (
+            c.key,
+            f"{c.key}_low",
+            f"{c.key}_high",
+            f"{c.key}_delta",
+            f"{c.key}_delta_low",
+            f"{c.key}_delta_high",
+        )
     ]
     writer.writerow([*table.header, "status", *value_headers, "best", "detail"])
     for row in table.rows:
@@ -30,7 +38,8 @@ def table_csv(table: Table) -> str:
         best = []
         for column in table.columns:
             cell = row.cells[column.key]
-            values += [_precise(v) for v in (cell.value, cell.low, cell.high, cell.delta)]
+            numbers = (cell.value, cell.low, cell.high, cell.delta, cell.delta_low, cell.delta_high)
+            values += [_precise(v) for v in numbers]
             if cell.best:
                 best.append(column.key)
         writer.writerow([*row.keys, row.status, *values, " ".join(best), row.detail or ""])

@@ -139,7 +139,12 @@ def _cell(cell: Cell, column: Column) -> str:
         improved = cell.delta < 0 if column.lower_is_better else cell.delta > 0
         worsened = cell.delta > 0 if column.lower_is_better else cell.delta < 0
         tone = " good" if improved else " bad" if worsened else ""
-        delta = f'<span class="delta{tone}">{escape(signed_points(cell.delta))}</span>'
+        title = ""
+        if cell.delta_low is not None and cell.delta_high is not None:
+            bounds = f"{signed_points(cell.delta_low)} to {signed_points(cell.delta_high)}"
+            title = f' title="95 % interval of the change (paired): {bounds} points"'
+        text = escape(signed_points(cell.delta))
+        delta = f'<span class="delta{tone}"{title}>{text}</span>'
     spread = ""
     if cell.low is not None and cell.high is not None:
         span = f"95 % interval {percent(cell.low)}–{percent(cell.high)}"

@@ -146,12 +146,17 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
     candidates = {label: costs[label] for label in drops if label in costs and drops[label] > 0}
     if len(candidates) < 2:
         return []
-    free = [label for label, loss in candidates.items() if loss < KEPT]
+    by_label = {r.label: r for r in rows}
+    free = [label for label in candidates if _kept(by_label[label], costs[label])]
     if free:
         label = max(free, key=drops.__getitem__)
+        spread = by_label[label].delta_interval("general")
+        bounds = (
+            f"; 95 % interval {spread[0] * 100:+.1f} to {spread[1] * 100:+.1f}" if spread else ""
+        )
         return [
             f"In {table.scenario}, {label} forgets {_pts(drops[label])} while keeping its general "
-            f"capability (change {-costs[label] * 100:+.1f} points)."
+            f"capability (change {-costs[label] * 100:+.1f} points{bounds})."
         ]
     ratios = {label: drops[label] / loss for label, loss in candidates.items()}
     best = _leader(ratios)
@@ -163,6 +168,14 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
         f"{ratios[best]:.2f} points of forget accuracy per point ({_pts(drops[best])} forgotten, "
         f"{_pts(costs[best])} lost), against {ratios[runner_up]:.2f} for {runner_up}."
     ]
+
+
+def _kept(row: TableRow, loss: float) -> bool:
+    """General capability counts as kept when the loss is below ``KEPT``, or when the paired
+    95 % interval of its change reaches zero: a ratio over a loss the questions cannot tell
+    from none would crown noise."""
+    spread = row.delta_interval("general")
+    return loss < KEPT or (spread is not None and spread[1] >= 0)
 
 
 def _modality(table: Table) -> list[str]:

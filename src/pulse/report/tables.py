@@ -65,6 +65,8 @@ class Cell:
     best: bool = False
     low: float | None = None  # the value's 95 % interval, when the run measured one
     high: float | None = None
+    delta_low: float | None = None  # the delta's 95 % interval (paired against before)
+    delta_high: float | None = None
 
     @property
     def half_width(self) -> float | None:
@@ -107,6 +109,13 @@ class TableRow:
         if cell is None or cell.low is None or cell.high is None:
             return None
         return (cell.low, cell.high)
+
+    def delta_interval(self, key: str) -> tuple[float, float] | None:
+        """The 95 % interval of the change against before, when the run measured one."""
+        cell = self.cells.get(key)
+        if cell is None or cell.delta_low is None or cell.delta_high is None:
+            return None
+        return (cell.delta_low, cell.delta_high)
 
 
 @dataclass(frozen=True)
@@ -311,7 +320,14 @@ def _measure(rows: Sequence[ResultRow], column: Column) -> Cell:
     found.sort(key=lambda r: r.modality != "all")
     if not found:
         return Cell()
-    return Cell(found[0].value, low=found[0].low, high=found[0].high)
+    row = found[0]
+    return Cell(
+        row.value,
+        low=row.low,
+        high=row.high,
+        delta_low=row.change_low,
+        delta_high=row.change_high,
+    )
 
 
 def _missing_requests(
