@@ -54,6 +54,13 @@ def test_mcq_records_per_item_and_modality_aggregates(result, world):
     correct = sum(r["correct"] for r in mcq["records"])
     assert mcq["summary"]["overall"]["total"] == correct
     assert all(set(r["extras"]["logprobs"]) == {"A", "B", "C", "D"} for r in mcq["records"])
+    # 95 % intervals over the people, around each mean.
+    for key, tally in (("overall", mcq["summary"]["overall"]), ("text", by["text"])):
+        low, high = mcq["intervals"][key]
+        assert low <= tally["mean"] <= high, key
+    mm = value["tasks"]["mmbench"]
+    low, high = mm["intervals"]["circular"]
+    assert low <= mm["circular"]["mean"] <= high
 
 
 def test_cloze_and_generation_tasks(result, world):
@@ -91,7 +98,10 @@ def test_render_table(result):
     assert table.row_count == 1 + 1 + 3 + 2  # mcq, cloze, 3 ROUGE, circular + vanilla
     console = Console(width=120, record=True)
     console.print(table)
-    assert "accuracy (letter)" in console.export_text()
+    text = console.export_text()
+    assert "accuracy (letter)" in text
+    overall = value["tasks"]["mcq"]["intervals"]["overall"]
+    assert f"±{50 * (overall[1] - overall[0]):.1f}" in text
 
 
 def test_mllmu_scorer_end_to_end_and_its_pool(tiny_dir, world):

@@ -14,8 +14,10 @@ or ``DATA`` when it is a TSV file. Every input is checked before the model is lo
 
 The result is plain JSON: ``{tasks: {name: {...summary..., records}}, meta: {...}}``; accuracy
 summaries hold a tally (``n``, ``total``, ``mean``) overall, per modality, per entity and per
-(entity, modality). The ``mllmu`` scorer's few-shot examples come from profiles that are neither
-in the split nor in any ``forget_*`` config (``fewshot_pool`` overrides).
+(entity, modality); ``intervals`` gives the 95 % interval ``[low, high]`` (or ``null``) of the
+overall and per-modality means (a bootstrap over entities; MMBench: Wilson over questions, see
+:mod:`pulse.eval.intervals`). The ``mllmu`` scorer's few-shot examples come from profiles that
+are neither in the split nor in any ``forget_*`` config (``fewshot_pool`` overrides).
 
 Re-exported here for one import: :func:`probe` (knowledge probing) and :func:`pebench_eval`.
 """
@@ -36,6 +38,7 @@ from pulse.data.mmbench import MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import ConfigError, DataError
 from pulse.eval.generation import GenConfig, score_cloze, score_generation
+from pulse.eval.intervals import Interval, person_bootstrap, wilson
 from pulse.eval.mcq import MCQConfig, check_scorer, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.pebench import pebench_eval
@@ -48,6 +51,7 @@ __all__ = ["TASKS", "evaluate", "parse_tasks", "pebench_eval", "probe", "render_
 
 TASKS = ("mcq", "cloze", "gen", "mmbench")
 _KIND = {"mcq": ItemKind.MCQ, "cloze": ItemKind.CLOZE, "gen": ItemKind.GENERATION}
+METRICS = ("circular", "vanilla")  # MMBench
 
 
 def parse_tasks(tasks: str | Sequence[str]) -> list[str]:
@@ -176,10 +180,9 @@ def evaluate(
         },
         "cloze": lambda: _summarised(score_cloze(model, processor, items["cloze"], gen_cfg)),
         "gen": lambda: _with_rouge(score_generation(model, processor, items["gen"], gen_cfg)),
-        "mmbench": lambda: {
-            "file": str(mmbench_path),
-            **evaluate_mmbench(model, processor, rows, mcq_cfg),
-        },
+        "mmbench": lambda: _with_wilson(
+            {"file": str(mmbench_path), **evaluate_mmbench(model, processor, rows, mcq_cfg)}
+        ),
     }
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
@@ -212,7 +215,25 @@ def evaluate(
 
 
 def _summarised(records: list[ItemRecord]) -> dict[str, Any]:
-    return {"summary": summarise(records).to_dict(), "records": records_to_dicts(records)}
+    by_modality = {
+        m: _bounds(person_bootstrap(r for r in records if r.modality.value == m))
+        for m in sorted({r.modality.value for r in records})
+    }
+    return {
+        "summary": summarise(records).to_dict(),
+        "intervals": {"overall": _bounds(person_bootstrap(records)), **by_modality},
+        "records": records_to_dicts(records),
+    }
+
+
+def _with_wilson(result: dict[str, Any]) -> dict[str, Any]:
+    """MMBench's circular and vanilla accuracy with their Wilson intervals over questions."""
+    intervals = {m: _bounds(wilson(result[m]["total"], result[m]["n"])) for m in METRICS}
+    return {**result, "intervals": intervals}
+
+
+def _bounds(interval: Interval | None) -> list[float] | None:
+    return None if interval is None else [interval.low, interval.high]
 
 
 def _with_rouge(records: list[ItemRecord]) -> dict[str, Any]:
@@ -256,7 +277,7 @@ def render_table(result: dict[str, Any]) -> Table:
     for name in ("mcq", "cloze"):
         if name in tasks:
             label = f"accuracy ({tasks[name]['scorer']})" if name == "mcq" else "accuracy"
-            table.add_row(name, label, *_summary_cells(tasks[name]["summary"]))
+            table.add_row(name, label, *_summary_cells(tasks[name]))
     if "gen" in tasks:
         rouge = tasks["gen"]["rouge"]
         n = str(tasks["gen"]["summary"]["overall"]["n"])
@@ -272,12 +293,12 @@ def render_table(result: dict[str, Any]) -> Table:
             )
     if "mmbench" in tasks:
         mm = tasks["mmbench"]
-        for metric in ("circular", "vanilla"):
+        for metric in METRICS:
             tally = mm[metric]
             table.add_row(
                 "mmbench",
                 f"{metric} ({mm['scorer']})",
-                _pct(tally["mean"]),
+                _pct(tally["mean"], mm.get("intervals", {}).get(metric)),
                 "-",
                 "-",
                 str(tally["n"]),
@@ -285,15 +306,21 @@ def render_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def _summary_cells(summary: dict[str, Any]) -> list[str]:
+def _summary_cells(task: dict[str, Any]) -> list[str]:
+    summary, intervals = task["summary"], task.get("intervals", {})
     by = summary["by_modality"]
     return [
-        _pct(summary["overall"]["mean"]),
-        _pct(by.get("multimodal", {}).get("mean")),
-        _pct(by.get("text", {}).get("mean")),
+        _pct(summary["overall"]["mean"], intervals.get("overall")),
+        _pct(by.get("multimodal", {}).get("mean"), intervals.get("multimodal")),
+        _pct(by.get("text", {}).get("mean"), intervals.get("text")),
         str(summary["overall"]["n"]),
     ]
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+def _pct(value: float | None, bounds: list[float] | None = None) -> str:
+    """``93.5%``, with ``±`` half the 95 % interval when there is one."""
+    if value is None:
+        return "-"
+    if not bounds:
+        return f"{100 * value:.1f}%"
+    return f"{100 * value:.1f}% ±{50 * (bounds[1] - bounds[0]):.1f}"
