@@ -57,10 +57,26 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
     sizes = {
         (r.request, r.split): r.n
         for r in rows
-        if r.scenario == "sequential" and r.method == "ga" and r.modality == "all"
+        if r.scenario == "sequential"
+        and r.method == "ga"
+        and r.modality == "all"
+        and r.metric == "accuracy"
     }
     assert sizes[(1, "current")] == sizes[(1, "forgotten")] == 2 * 10
     assert sizes[(2, "forgotten")] == sizes[(2, "forget")] == 4 * 10
+    # The sequential-vs-batch gap: request K minus the batch, in request K's cell, with the
+    # paired interval of the difference.
+    seq_rows = {
+        (r.setting, r.request, r.split, r.modality, r.metric): r
+        for r in rows
+        if r.scenario == "sequential" and r.method == "ga"
+    }
+    for split, modality, metric in (("forget", "text", "accuracy"), ("general", "all", "circular")):
+        gap = seq_rows[("sequential", 2, split, modality, "gap")]
+        last = seq_rows[("sequential", 2, split, modality, metric)]
+        batch = seq_rows[("batch", 1, split, modality, metric)]
+        assert gap.value == pytest.approx(last.value - batch.value)
+        assert gap.low - 1e-9 <= gap.value <= gap.high + 1e-9
     # scope: one row set per scope label; the request of scope "llm" is the finetuned one.
     assert {r.setting for r in rows if r.scenario == "scope" and r.method != "before"} == {
         "llm",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pulse.protocol.results import ResultRow
 from pulse.report.reading import build_reading
 from pulse.report.tables import build_tables
 
@@ -117,6 +118,32 @@ def test_a_general_loss_within_its_paired_interval_counts_as_kept():
     )
     # An interval below zero: the loss is measured, the ratio stands.
     assert "per point" in " ".join(reading(npo_general(-0.04, -0.005)))
+
+
+def test_the_paired_sequential_gap_replaces_the_overlap_note():
+    def gap(split, modality, value, low, high):
+        return ResultRow(
+            "sequential", "sequential", "ga", "sequential", 3, 3, split, modality, "gap", value,
+            10, low=low, high=high,
+        )  # fmt: skip
+
+    rows = with_intervals(full_rows(), 0.02)  # the marginal intervals overlap on forgetting
+    rows += [
+        gap("general", "all", -0.30, -0.38, -0.22),
+        gap("forget", "multimodal", -0.02, -0.06, 0.02),
+    ]
+    sentences = reading(rows)
+    general = sentence(sentences, "After 3 sequential requests, ga keeps")
+    assert general.endswith(
+        "(-30.0 points; paired 95 % interval of the gap -38.0 to -22.0 points: "
+        "a measured difference)."
+    )
+    forget = sentence(sentences, "ends at 10.0% sequentially")
+    assert forget.endswith(
+        "in one batch (paired 95 % interval of the gap -6.0 to +2.0 points: within noise)."
+    )
+    # The gap rows are not table columns: the table is the same without them.
+    assert build_tables(rows)[2].rows == build_tables(rows[:-2])[2].rows
 
 
 def test_an_interrupted_sequential_chain_is_said_to_be_incomplete():

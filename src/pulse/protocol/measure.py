@@ -32,7 +32,7 @@ from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
 from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts, tally
 from pulse.protocol.config import EvalConfig
-from pulse.protocol.results import ResultRow, status_row
+from pulse.protocol.results import GAP, ResultRow, status_row
 from pulse.protocol.store import RunStore, content_key
 
 MODALITIES = ("multimodal", "text")
@@ -117,11 +117,11 @@ class Measurement:
             for metric in ("circular", "vanilla"):
                 t = self.general[metric]
                 interval = wilson(t["total"], t["n"])
-                change = self._general_change(before) if metric == "circular" else None
+                change = self.general_change(before) if metric == "circular" else None
                 rows.append(cell.row("general", "all", metric, t["mean"], t["n"], interval, change))
         return rows
 
-    def _general_change(self, before: Measurement | None) -> Interval | None:
+    def general_change(self, before: Measurement | None) -> Interval | None:
         """The paired interval of the circular accuracy's change, question by question
         (evaluations cached by earlier versions kept no per-question verdicts: none)."""
         if before is None or before.general is None or self.general is None:
@@ -139,6 +139,36 @@ class Measurement:
         if len(odds) != len(records):
             return []
         return [cell.row(split, modality, "chance", sum(odds) / len(odds), len(odds))]
+
+
+def gap_rows(
+    cell: CellId,
+    later: Measurement,
+    earlier: Measurement,
+    splits: Mapping[str, Sequence[str]],
+) -> list[ResultRow]:
+    """``gap`` rows: ``later``'s accuracy minus ``earlier``'s on the same people and questions
+    (per split and modality, and general capability under CircularEval), each with the paired
+    95 % interval of the difference. The sequential scenario compares its last request with the
+    one-batch request this way."""
+    rows = []
+    for split, people in splits.items():
+        for modality in (*MODALITIES, "all"):
+            after, before = (
+                _select(later.mcq, people, modality),
+                _select(earlier.mcq, people, modality),
+            )
+            if after and before:
+                value = tally(after).mean - tally(before).mean
+                interval = paired_person_bootstrap(after, before)
+                rows.append(cell.row(split, modality, GAP, value, len(after), interval))
+    if later.general is not None and earlier.general is not None:
+        value = later.general["circular"]["mean"] - earlier.general["circular"]["mean"]
+        interval = later.general_change(earlier)
+        rows.append(
+            cell.row("general", "all", GAP, value, later.general["circular"]["n"], interval)
+        )
+    return rows
 
 
 def _select(

@@ -21,8 +21,11 @@ Fields:
 - ``modality``: ``multimodal``, ``text`` or ``all``.
 - ``metric``: ``accuracy`` (MCQ), ``chance`` (the accuracy of guessing on the same items: the
   floor an accuracy can fall to), ``circular`` / ``vanilla`` (general capability), ``score``
-  (PEBench, higher is better). Timings are not results (they differ from run to run): the
-  manifest keeps each stage's ``seconds``, ``train_seconds`` and ``eval_seconds``.
+  (PEBench, higher is better), ``gap`` (sequential scenario, in the last request's cell: its
+  value minus the one-batch request's on the same people and questions, with ``low`` /
+  ``high`` the paired 95 % interval of that difference). Timings are not results (they differ
+  from run to run): the manifest keeps each stage's ``seconds``, ``train_seconds`` and
+  ``eval_seconds``.
 - ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
   by a bootstrap over people, general capability by the Wilson interval over questions;
   ``None`` on other metrics, with fewer than two people, and in rows of earlier versions.
@@ -51,6 +54,7 @@ from pulse.files import write_text
 
 RESULTS_FILE = "results.jsonl"
 LOWER_IS_BETTER_SPLITS = frozenset({"forget", "current", "forgotten"})
+GAP = "gap"  # metric of the sequential-vs-batch rows
 STATUSES = ("ok", "diverged", "failed")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from pulse.data.splits import read_split, write_split
 from pulse.errors import ConfigError, PulseError
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
-from pulse.protocol.measure import CellId, Measurement, Measurer
+from pulse.protocol.measure import CellId, Measurement, Measurer, gap_rows
 from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources, check_sources, local_sources, world_sources
 from pulse.protocol.splits import forget_retain, partition, sequential_splits
@@ -281,18 +281,22 @@ class Runner:
         """The rows of a request's cell: its measurements, or its status when it did not finish."""
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
-        assert outcome.out_dir is not None
         started = time.perf_counter()
-        measured = self.measurer.measure(
+        measured = self._measure_request(outcome, group)
+        self._timing(outcome, time.perf_counter() - started)
+        # Against the before state of the same people (its evaluation is cached): the rows'
+        # changes get paired intervals.
+        return measured.split_rows(cell, splits, self._measure_before(group))
+
+    def _measure_request(self, outcome: RequestOutcome, group: Population) -> Measurement:
+        """The model a finished request left, on the group's people (cached like any state)."""
+        assert outcome.out_dir is not None
+        return self.measurer.measure(
             f"request:{outcome.out_dir.name}",
             self.model_loader(group.model, outcome.out_dir),
             group.config,
             group.people,
         )
-        self._timing(outcome, time.perf_counter() - started)
-        # Against the before state of the same people (its evaluation is cached): the rows'
-        # changes get paired intervals.
-        return measured.split_rows(cell, splits, self._measure_before(group))
 
     def _request_stage(
         self,
@@ -304,9 +308,9 @@ class Runner:
         forget: Sequence[str],
         retain: Sequence[str],
         scope: ScopeConfig | None = None,
-    ) -> None:
-        """One stage = one request on ``group.model`` and its measurements."""
-        self.stage(
+    ) -> list[ResultRow]:
+        """One stage = one request on ``group.model`` and its measurements (its rows)."""
+        return self.stage(
             stage,
             lambda: self._after(
                 cell,
@@ -400,12 +404,34 @@ class Runner:
         before = {**sequential_splits(subsets, 0), "retain": retain}
         self._before("sequential", group, before, requests=k)
         for entry in self.config.methods_of("sequential"):
-            self._sequence(entry, group, subsets, retain, spec.reference_policy)
+            last = self._sequence(entry, group, subsets, retain, spec.reference_policy)
             if spec.batch:
                 cell = CellId("sequential", "sequential", entry.name, "batch", 1, 1)
                 splits = {"forget": forget, "forgotten": forget, "retain": retain}
                 stage = f"sequential/batch/{entry.name}"
-                self._request_stage(stage, cell, group, splits, entry, forget, retain)
+                rows = self._request_stage(stage, cell, group, splits, entry, forget, retain)
+                if last.ok and all(row.status == "ok" for row in rows):
+                    batch = self.request(group.model, forget, retain, entry, "sequential")
+                    self._gap(entry, group, k, last, batch, {"forget": forget, "retain": retain})
+
+    def _gap(
+        self,
+        entry: MethodEntry,
+        group: Population,
+        k: int,
+        last: RequestOutcome,
+        batch: RequestOutcome,
+        splits: Splits,
+    ) -> None:
+        """The sequential-vs-batch gap of one method: request K's state against the one-batch
+        state, paired on the same people and questions (both evaluations are cached)."""
+        cell = CellId("sequential", "sequential", entry.name, "sequential", k, k)
+
+        def compute() -> list[ResultRow]:
+            later, earlier = self._measure_request(last, group), self._measure_request(batch, group)
+            return gap_rows(cell, later, earlier, splits)
+
+        self.stage(f"sequential/gap/{entry.name}", compute)
 
     def _sequence(
         self,
@@ -414,8 +440,9 @@ class Runner:
         subsets: list[list[str]],
         retain: list[str],
         reference: str,
-    ) -> None:
-        """Requests 1..K of one method, each on the adapter the previous one left."""
+    ) -> RequestOutcome:
+        """Requests 1..K of one method, each on the adapter the previous one left; returns
+        the last request's outcome (``failed`` when the chain stopped early)."""
         k = len(subsets)
 
         def request(r: int, previous: RequestOutcome | None) -> RequestOutcome:
@@ -444,6 +471,8 @@ class Runner:
             rows = self.stage(f"sequential/sequential/{entry.name}/{r}", compute)
             finished = all(row.status == "ok" for row in rows)
             previous = request(r, previous) if finished else RequestOutcome("failed", None)
+        assert previous is not None  # K >= 1
+        return previous
 
     def _subsets(self, forget: list[str], k: int) -> list[list[str]]:
         folder = self.store.path("splits", "sequential")

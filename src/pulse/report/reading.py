@@ -75,6 +75,19 @@ def _overlap_note(a: TableRow, b: TableRow, key: str, name: str | None = None) -
     return f"its 95 % interval overlaps {name}'s"
 
 
+def _gap_note(table: Table, method: str, split: str, modality: str) -> str:
+    """The paired 95 % interval of the sequential-vs-batch gap, when the run measured it:
+    tighter than two overlapping intervals, since both states answer the same questions."""
+    gap = table.batch_gaps.get((method, split, modality))
+    if gap is None or gap.low is None or gap.high is None:
+        return ""
+    verdict = "within noise" if gap.low <= 0 <= gap.high else "a measured difference"
+    return (
+        f"paired 95 % interval of the gap {gap.low * 100:+.1f} to {gap.high * 100:+.1f} "
+        f"points: {verdict}"
+    )
+
+
 def _also(clause: str, before: str, after: str = "") -> str:
     """``clause`` between ``before`` and ``after``, or nothing when it is empty."""
     return f"{before}{clause}{after}" if clause else ""
@@ -219,20 +232,25 @@ def _sequential(table: Table) -> list[str]:
         last = chain[-1]
         general = (last.value("general"), batch.value("general"))
         if None not in general:
+            note = _gap_note(table, method, "general", "all") or _overlap_note(
+                last, batch, "general"
+            )
             out.append(
                 f"After {last.requests} sequential requests, {method} keeps "
                 f"{_pct(general[0])} general capability against {_pct(general[1])} when the "
                 f"same data is unlearned in one batch ({(general[0] - general[1]) * 100:+.1f} "
-                f"points{_also(_overlap_note(last, batch, 'general'), '; ')})."
+                f"points{_also(note, '; ')})."
             )
-        for key in ("forget_multimodal", "forget_text"):
-            forget = (last.value(key), batch.value(key))
+        for column in table.columns:
+            if column.split != "forget":
+                continue
+            forget = (last.value(column.key), batch.value(column.key))
             if None not in forget:
-                column = next(c for c in table.columns if c.key == key)
+                note = _gap_note(table, method, "forget", column.modality or "all")
+                note = note or _overlap_note(last, batch, column.key)
                 out.append(
                     f"Its {column.label} forget accuracy ends at {_pct(forget[0])} sequentially "
-                    f"against {_pct(forget[1])} in one batch"
-                    f"{_also(_overlap_note(last, batch, key), ' (', ')')}."
+                    f"against {_pct(forget[1])} in one batch{_also(note, ' (', ')')}."
                 )
                 break
     return out

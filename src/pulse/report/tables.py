@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pulse.protocol.results import LOWER_IS_BETTER_SPLITS, ResultRow
+from pulse.protocol.results import GAP, LOWER_IS_BETTER_SPLITS, ResultRow
 
 BEFORE = "before"
 STATUS_METRIC = "status"
@@ -127,6 +127,9 @@ class Table:
     columns: tuple[Column, ...]
     rows: tuple[TableRow, ...]
     chance: float | None = None  # guessing accuracy on the forget items (a "chance" row)
+    # Sequential scenario: request K minus the one-batch request, per (method, split,
+    # modality), with the paired interval of the difference (``gap`` rows).
+    batch_gaps: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -256,7 +259,12 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
         ),
         None,
     )
-    return Table(scenario, kind, title, header, columns, tuple(table_rows), chance)
+    gaps = {
+        (r.method, r.split, r.modality): Cell(r.value, low=r.low, high=r.high)
+        for r in rows
+        if r.metric == GAP and r.value is not None
+    }
+    return Table(scenario, kind, title, header, columns, tuple(table_rows), chance, gaps)
 
 
 _CellKey = tuple[str, str, int, int]  # method, setting, request, requests
