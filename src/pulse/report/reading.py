@@ -82,10 +82,12 @@ def _gap_note(table: Table, method: str, split: str, modality: str) -> str:
     if gap is None or gap.low is None or gap.high is None:
         return ""
     verdict = "within noise" if gap.low <= 0 <= gap.high else "a measured difference"
-    return (
-        f"paired 95 % interval of the gap {gap.low * 100:+.1f} to {gap.high * 100:+.1f} "
-        f"points: {verdict}"
-    )
+    return f"paired 95 % interval of the gap {_span(gap.low, gap.high)} points: {verdict}"
+
+
+def _span(low: float, high: float) -> str:
+    """``-6.0 to +2.0``: an interval of fractions, in signed points."""
+    return f"{low * 100:+.1f} to {high * 100:+.1f}"
 
 
 def _also(clause: str, before: str, after: str = "") -> str:
@@ -96,8 +98,7 @@ def _also(clause: str, before: str, after: str = "") -> str:
 def _lead_note(values: dict[str, float], rows: dict[str, TableRow], key: str, lowest: bool) -> str:
     """``; <overlap clause>`` of the leader of ``values`` against the runner-up, or empty."""
     leader, second = sorted(values, key=values.__getitem__, reverse=not lowest)[:2]
-    note = _overlap_note(rows[leader], rows[second], key, second)
-    return f"; {note}" if note else ""
+    return _also(_overlap_note(rows[leader], rows[second], key, second), "; ")
 
 
 def _forget_drop(table: Table, row: TableRow) -> float | None:
@@ -164,9 +165,7 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
     if free:
         label = max(free, key=drops.__getitem__)
         spread = by_label[label].delta_interval("general")
-        bounds = (
-            f"; 95 % interval {spread[0] * 100:+.1f} to {spread[1] * 100:+.1f}" if spread else ""
-        )
+        bounds = f"; 95 % interval {_span(*spread)}" if spread else ""
         return [
             f"In {table.scenario}, {label} forgets {_pts(drops[label])} while keeping its general "
             f"capability (change {-costs[label] * 100:+.1f} points{bounds})."
