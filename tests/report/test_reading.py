@@ -120,6 +120,15 @@ def test_a_general_loss_within_its_paired_interval_counts_as_kept():
     assert "per point" in " ".join(reading(npo_general(-0.04, -0.005)))
 
 
+def test_a_leader_within_the_runner_ups_intervals_says_so():
+    lead = "In finetuned, ga forgets the most"
+    assert sentence(reading(with_intervals(full_rows(), 0.005)), lead).endswith("questions.")
+    wide = sentence(reading(with_intervals(full_rows(), 0.2)), lead)
+    assert wide.endswith("questions (its 95 % intervals overlap ga_kl's in both modalities).")
+    retain = sentence(reading(with_intervals(full_rows(), 0.2)), "most retain", "finetuned")
+    assert retain.startswith("ga_kl keeps") and "overlap ga's" in retain
+
+
 def test_the_paired_sequential_gap_replaces_the_overlap_note():
     def gap(split, modality, value, low, high):
         return ResultRow(

@@ -137,9 +137,10 @@ def _forgetting(table: Table) -> list[str]:
             "over multimodal and text-only questions."
         )
     elif leader:
+        note = _runner_up_note(drops, rows, FORGET_KEYS)
         out.append(
             f"In {table.scenario}, {leader} forgets the most: forget accuracy falls by "
-            f"{_pts(drops[leader])} on average over multimodal and text-only questions."
+            f"{_pts(drops[leader])} on average over multimodal and text-only questions{note}."
         )
     out += _per_point(table, rows, drops)
     retained = {
@@ -147,11 +148,23 @@ def _forgetting(table: Table) -> list[str]:
     }
     label = _leader(retained)
     if label:
+        note = _runner_up_note(retained, rows, RETAIN_KEYS)
         out.append(
             f"{label} keeps the most retain accuracy in {table.scenario} "
-            f"({_pct(retained[label])} on average)."
+            f"({_pct(retained[label])} on average){note}."
         )
     return out
+
+
+def _runner_up_note(scores: dict[str, float], rows: Sequence[TableRow], keys: Sequence[str]) -> str:
+    """`` (its 95 % intervals overlap X's in both modalities)`` when the leader of ``scores``
+    (highest first) and the runner-up X have overlapping intervals in every column of
+    ``keys``: the ranking may be the questions' noise."""
+    leader, second = sorted(scores, key=scores.__getitem__, reverse=True)[:2]
+    by_label = {r.label: r for r in rows}
+    if all(_overlap_note(by_label[leader], by_label[second], key) for key in keys):
+        return f" (its 95 % intervals overlap {second}'s in both modalities)"
+    return ""
 
 
 def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) -> list[str]:
