@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import replace
 
@@ -11,6 +12,8 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
+from pulse.errors import DataError
+from pulse.protocol.results import read_results
 from pulse.report import headline_table, write_report
 
 from .conftest import CONFIG, full_rows, make_run, manifest
@@ -179,6 +182,20 @@ def test_a_damaged_results_line_is_skipped_and_named(write_run):
     lines = len((run / "results.jsonl").read_text(encoding="utf-8").splitlines())
     assert f"results.jsonl: 1 unreadable line(s) skipped ({lines})" in md
     assert "| ga | **10.0** (-70.0)" in md
+
+
+def test_a_results_line_with_a_non_numeric_interval_is_named(write_run, tmp_path):
+    run = write_run(full_rows(), manifest())
+    path = run / "results.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    row = json.loads(lines[0])
+    lines[0] = json.dumps({**row, "low": "x"})
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as error:
+        read_results(path)
+    assert str(error.value) == f"{path}, row 1: field 'low' must be a number or null, got 'x'"
+    md = write_report(run).markdown.read_text(encoding="utf-8")
+    assert "results.jsonl: 1 unreadable line(s) skipped (1)" in md
 
 
 def test_stale_figures_and_tables_are_removed(write_run):

@@ -323,4 +323,4 @@ def _pct(value: float | None, bounds: list[float] | None = None) -> str:
         return "-"
     if not bounds:
         return f"{100 * value:.1f}%"
-    return f"{100 * value:.1f}% ±{50 * (bounds[1] - bounds[0]):.1f}"
+    return f"{100 * value:.1f}% ±{100 * Interval(*bounds).half_width:.1f}"

@@ -8,7 +8,8 @@ splits (current, forgotten, pending) are read from the same per-item records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from pulse.protocol.results import GAP, ResultRow, status_row
 from pulse.protocol.store import RunStore, content_key
 
 MODALITIES = ("multimodal", "text")
+RECENT_MEASUREMENTS = 4  # before states of two scenarios, and the gap's two request states
 
 
 @dataclass(frozen=True)
@@ -96,23 +98,18 @@ class Measurement:
         its 95 % interval and, given the ``before`` measurement of the same people, the paired
         interval of its change (see :mod:`pulse.eval.intervals`)."""
         rows = []
-        for split, people in splits.items():
-            if not people:
-                continue
-            for modality in (*MODALITIES, "all"):
-                chosen = _select(self.mcq, people, modality)
-                if chosen:
-                    t = tally(chosen)
-                    interval = person_bootstrap(chosen)
-                    change = (
-                        paired_person_bootstrap(chosen, _select(before.mcq, people, modality))
-                        if before is not None
-                        else None
-                    )
-                    rows.append(
-                        cell.row(split, modality, "accuracy", t.mean, t.n, interval, change)
-                    )
-                    rows += self._chance_row(cell, split, modality, chosen)
+        for split, people, modality in _groups(splits):
+            chosen = _select(self.mcq, people, modality)
+            if chosen:
+                t = tally(chosen)
+                interval = person_bootstrap(chosen)
+                change = (
+                    paired_person_bootstrap(chosen, _select(before.mcq, people, modality))
+                    if before is not None
+                    else None
+                )
+                rows.append(cell.row(split, modality, "accuracy", t.mean, t.n, interval, change))
+                rows += self._chance_row(cell, split, modality, chosen)
         if self.general is not None:
             for metric in ("circular", "vanilla"):
                 t = self.general[metric]
@@ -152,16 +149,13 @@ def gap_rows(
     95 % interval of the difference. The sequential scenario compares its last request with the
     one-batch request this way."""
     rows = []
-    for split, people in splits.items():
-        for modality in (*MODALITIES, "all"):
-            after, before = (
-                _select(later.mcq, people, modality),
-                _select(earlier.mcq, people, modality),
-            )
-            if after and before:
-                value = tally(after).mean - tally(before).mean
-                interval = paired_person_bootstrap(after, before)
-                rows.append(cell.row(split, modality, GAP, value, len(after), interval))
+    for split, people, modality in _groups(splits):
+        after = _select(later.mcq, people, modality)
+        before = _select(earlier.mcq, people, modality)
+        if after and before:
+            value = tally(after).mean - tally(before).mean
+            interval = paired_person_bootstrap(after, before)
+            rows.append(cell.row(split, modality, GAP, value, len(after), interval))
     if later.general is not None and earlier.general is not None:
         value = later.general["circular"]["mean"] - earlier.general["circular"]["mean"]
         interval = later.general_change(earlier)
@@ -169,6 +163,14 @@ def gap_rows(
             cell.row("general", "all", GAP, value, later.general["circular"]["n"], interval)
         )
     return rows
+
+
+def _groups(splits: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, Sequence[str], str]]:
+    """(split, its people, modality) for every non-empty split and each modality, pooled last."""
+    for split, people in splits.items():
+        if people:
+            for modality in (*MODALITIES, "all"):
+                yield split, people, modality
 
 
 def _select(
@@ -199,6 +201,10 @@ class Measurer:
         self.mllmu = mllmu
         self.seed = seed
         self._items: dict[str, dict[str, list[QAItem]]] = {}
+        # The last few measurements in memory: every request's rows read the before state
+        # again and the sequential gap two request states (each file holds every per-item
+        # record); bounded, so a long run does not keep every state it measured.
+        self._recent: OrderedDict[str, Measurement] = OrderedDict()
         # Every model state is scored on the same questions: encode them once per run.
         self.encodings = EncodingCache()
         self.general_rows: list[MMBenchRow] = []
@@ -236,11 +242,16 @@ class Measurer:
         returns (model, processor) and is called only when the result is not cached."""
         people = sorted(people)
         key = content_key(state, config, people, self.cfg.model_dump(mode="json"), self.seed)
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key]
         cached = self.store.read_json("evals", f"{key}.json")
         if cached is not None:
-            return _measurement_from(cached)
+            return self._remember(key, _measurement_from(cached))
         model, processor = model_loader()
-        measurement = self.evaluate(model, processor, self.items(config, people))
+        measurement = self._remember(
+            key, self.evaluate(model, processor, self.items(config, people))
+        )
         self.store.write_json(
             {
                 "state": state,
@@ -253,6 +264,12 @@ class Measurer:
             "evals",
             f"{key}.json",
         )
+        return measurement
+
+    def _remember(self, key: str, measurement: Measurement) -> Measurement:
+        self._recent[key] = measurement
+        if len(self._recent) > RECENT_MEASUREMENTS:
+            self._recent.popitem(last=False)
         return measurement
 
     def evaluate(self, model: nn.Module, processor: Any, items: Sequence[QAItem]) -> Measurement:

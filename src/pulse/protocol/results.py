@@ -91,6 +91,7 @@ class ResultRow:
 
 
 _FIELDS = {f.name: f for f in fields(ResultRow)}
+NUMBER_FIELDS = ("value", "low", "high", "change_low", "change_high")
 _REQUIRED = [f.name for f in fields(ResultRow) if f.default is MISSING]
 
 
@@ -131,6 +132,10 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
         raise ValueError(f"{where}: unknown field {unknown[0]!r}")
     if data.get("status", "ok") not in STATUSES:
         raise ValueError(f"{where}: status must be one of {', '.join(STATUSES)}")
+    for name in NUMBER_FIELDS:
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{where}: field {name!r} must be a number or null, got {value!r}")
     return ResultRow(**data)
 
 

@@ -140,14 +140,14 @@ def _cell(cell: Cell, column: Column) -> str:
         worsened = cell.delta > 0 if column.lower_is_better else cell.delta < 0
         tone = " good" if improved else " bad" if worsened else ""
         title = ""
-        if cell.delta_low is not None and cell.delta_high is not None:
-            bounds = f"{signed_points(cell.delta_low)} to {signed_points(cell.delta_high)}"
+        if cell.delta_interval is not None:
+            bounds = " to ".join(signed_points(v) for v in cell.delta_interval)
             title = f' title="95 % interval of the change (paired): {bounds} points"'
         text = escape(signed_points(cell.delta))
         delta = f'<span class="delta{tone}"{title}>{text}</span>'
     spread = ""
-    if cell.low is not None and cell.high is not None:
-        span = f"95 % interval {percent(cell.low)}–{percent(cell.high)}"
+    if cell.interval is not None:
+        span = "95 % interval " + "–".join(percent(v) for v in cell.interval)
         spread = f'<span class="pm" title="{span}">{escape(plus_minus(cell))}</span>'
     css = "num best" if cell.best else "num"
     return f'<td class="{css}">{percent(cell.value)}{spread}{delta}</td>'

@@ -79,10 +79,11 @@ def _gap_note(table: Table, method: str, split: str, modality: str) -> str:
     """The paired 95 % interval of the sequential-vs-batch gap, when the run measured it:
     tighter than two overlapping intervals, since both states answer the same questions."""
     gap = table.batch_gaps.get((method, split, modality))
-    if gap is None or gap.low is None or gap.high is None:
+    if gap is None or gap.interval is None:
         return ""
-    verdict = "within noise" if gap.low <= 0 <= gap.high else "a measured difference"
-    return f"paired 95 % interval of the gap {_span(gap.low, gap.high)} points: {verdict}"
+    low, high = gap.interval
+    verdict = "within noise" if low <= 0 <= high else "a measured difference"
+    return f"paired 95 % interval of the gap {_span(low, high)} points: {verdict}"
 
 
 def _span(low: float, high: float) -> str:

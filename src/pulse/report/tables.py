@@ -69,11 +69,19 @@ class Cell:
     delta_high: float | None = None
 
     @property
+    def interval(self) -> tuple[float, float] | None:
+        return None if self.low is None or self.high is None else (self.low, self.high)
+
+    @property
+    def delta_interval(self) -> tuple[float, float] | None:
+        if self.delta_low is None or self.delta_high is None:
+            return None
+        return (self.delta_low, self.delta_high)
+
+    @property
     def half_width(self) -> float | None:
         """Half the interval's width (``±`` in the tables)."""
-        if self.low is None or self.high is None:
-            return None
-        return (self.high - self.low) / 2
+        return None if self.interval is None else (self.interval[1] - self.interval[0]) / 2
 
 
 @dataclass(frozen=True)
@@ -105,17 +113,11 @@ class TableRow:
         return cell.value if cell else None
 
     def interval(self, key: str) -> tuple[float, float] | None:
-        cell = self.cells.get(key)
-        if cell is None or cell.low is None or cell.high is None:
-            return None
-        return (cell.low, cell.high)
+        return self.cells.get(key, Cell()).interval
 
     def delta_interval(self, key: str) -> tuple[float, float] | None:
         """The 95 % interval of the change against before, when the run measured one."""
-        cell = self.cells.get(key)
-        if cell is None or cell.delta_low is None or cell.delta_high is None:
-            return None
-        return (cell.delta_low, cell.delta_high)
+        return self.cells.get(key, Cell()).delta_interval
 
 
 @dataclass(frozen=True)
