@@ -10,8 +10,12 @@ from pulse.data.schema import ItemKind, Modality
 from pulse.eval.intervals import (
     Interval,
     paired_person_bootstrap,
+    paired_person_bootstrap_over_seeds,
     paired_question_bootstrap,
+    paired_question_bootstrap_over_seeds,
     person_bootstrap,
+    person_bootstrap_over_seeds,
+    question_bootstrap_over_seeds,
     wilson,
 )
 from pulse.eval.records import ItemRecord, tally
@@ -87,3 +91,42 @@ def test_paired_question_change():
     change = paired_question_bootstrap(after, before)
     assert change.low < -0.25 + 1e-9 < change.high < 0
     assert paired_question_bootstrap({"1": True}, {"2": True}) is None
+
+
+def test_seeds_that_agree_give_the_one_seed_interval():
+    rng = random.Random(5)
+    data = records([[rng.random() < 0.5 for _ in range(6)] for _ in range(12)])
+    assert person_bootstrap_over_seeds([data, data, data]) == person_bootstrap(data)
+
+
+def test_seeds_that_disagree_widen_the_interval_to_their_spread():
+    # Two seeds, one knowing everyone and one no one: the mean over a draw of two seeds is
+    # 0, 0.5 or 1 (probabilities 1/4, 1/2, 1/4), so the 95 % interval is [0, 1], while each
+    # seed alone has no spread at all over people.
+    everyone, no_one = records([[True] * 3] * 6), records([[False] * 3] * 6)
+    assert person_bootstrap(everyone) == Interval(1.0, 1.0)
+    assert person_bootstrap_over_seeds([everyone, no_one]) == Interval(0.0, 1.0)
+
+
+def test_paired_over_seeds_pairs_each_seed_or_broadcasts_one_before():
+    rng = random.Random(8)
+    before = records([[rng.random() < 0.9 for _ in range(5)] for _ in range(10)])
+    after = [records([[rng.random() < p for _ in range(5)] for _ in range(10)]) for p in (0.2, 0.3)]
+    broadcast = paired_person_bootstrap_over_seeds(after, [before])
+    assert broadcast == paired_person_bootstrap_over_seeds(after, [before, before])
+    change = sum(tally(a).mean for a in after) / 2 - tally(before).mean
+    assert broadcast.low < change < broadcast.high < 0
+    # Other items in one seed, or a before list of the wrong length: no interval.
+    assert paired_person_bootstrap_over_seeds(after, [before[:-1]]) is None
+    assert paired_person_bootstrap_over_seeds(after, [before] * 3) is None
+    assert person_bootstrap_over_seeds([after[0], after[1][:-1]]) is None
+
+
+def test_question_verdicts_over_seeds():
+    one = {f"q{i}": float(i % 2) for i in range(20)}
+    other = {f"q{i}": 1.0 for i in range(20)}
+    pooled = question_bootstrap_over_seeds([one, other])
+    assert pooled.low < 0.75 < pooled.high
+    assert question_bootstrap_over_seeds([one, {}]) is None
+    change = paired_question_bootstrap_over_seeds([other, other], [one])
+    assert change == paired_question_bootstrap(other, one)

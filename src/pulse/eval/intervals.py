@@ -14,6 +14,12 @@ the noise of the questions asked.
   with both of their verdicts. It is narrower than the two accuracies' intervals suggest: the
   same hard questions tend to be hard before and after.
 
+- **Several training seeds** (a run's ``repeats``: the same request trained under seeds
+  s, s+1, ...): the value is the mean over seeds of each seed's accuracy, and the interval a
+  *hierarchical* bootstrap that draws seeds and, within the draw, people (or questions) with
+  replacement: it covers how the result varies with the training run as well as with the
+  questions asked. With one seed it is exactly the bootstrap above.
+
 Each is ``None`` where it cannot be estimated: no items, or fewer than two people (one
 person's accuracy says nothing about how it would vary over people).
 """
@@ -21,8 +27,9 @@ person's accuracy says nothing about how it would vary over people).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +55,17 @@ def person_bootstrap(
 ) -> Interval | None:
     """The 95 % percentile-bootstrap interval of the pooled accuracy of ``records``, drawing
     people (``entity_id``) with replacement, each with all of their items."""
-    return _cluster_bootstrap(((r.entity_id, r.value) for r in records), seed, resamples)
+    return person_bootstrap_over_seeds([list(records)], seed, resamples)
+
+
+def person_bootstrap_over_seeds(
+    runs: Sequence[Sequence[ItemRecord]], seed: int = 0, resamples: int = RESAMPLES
+) -> Interval | None:
+    """The interval of the mean over ``runs`` (one record list per training seed, on the same
+    items) of their pooled accuracies: seeds and people drawn with replacement."""
+    return _cluster_bootstrap(
+        [[(r.entity_id, r.value) for r in run] for run in runs], seed, resamples
+    )
 
 
 def paired_person_bootstrap(
@@ -59,12 +76,28 @@ def paired_person_bootstrap(
 ) -> Interval | None:
     """The 95 % interval of accuracy(after) − accuracy(before) on the items both hold, drawing
     people with all of their items' verdict pairs (``None`` when the item sets differ)."""
-    earlier = {r.item_id: r.value for r in before}
-    later = list(after)
-    if not later or {r.item_id for r in later} != set(earlier):
+    return paired_person_bootstrap_over_seeds([list(after)], [list(before)], seed, resamples)
+
+
+def paired_person_bootstrap_over_seeds(
+    after: Sequence[Sequence[ItemRecord]],
+    before: Sequence[Sequence[ItemRecord]],
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> Interval | None:
+    """The same over training seeds: ``after[i]`` is paired with ``before[i]`` (the same seed's
+    other state), or with ``before[0]`` for every ``i`` when ``before`` is one state (the model
+    before any request, which no seed changes)."""
+    befores = _paired_with(after, before)
+    if befores is None:
         return None
-    pairs = ((r.entity_id, r.value - earlier[r.item_id]) for r in later)
-    return _cluster_bootstrap(pairs, seed, resamples)
+    runs = []
+    for later, earlier_run in zip(after, befores, strict=True):
+        earlier = {r.item_id: r.value for r in earlier_run}
+        if not later or {r.item_id for r in later} != set(earlier):
+            return None
+        runs.append([(r.entity_id, r.value - earlier[r.item_id]) for r in later])
+    return _cluster_bootstrap(runs, seed, resamples)
 
 
 def paired_question_bootstrap(
@@ -75,31 +108,84 @@ def paired_question_bootstrap(
 ) -> Interval | None:
     """The same for verdicts keyed by question (general capability): each question its own
     unit, so this is a paired bootstrap of the difference of two proportions."""
-    if not after or set(after) != set(before):
+    return paired_question_bootstrap_over_seeds([after], [before], seed, resamples)
+
+
+def paired_question_bootstrap_over_seeds(
+    after: Sequence[Mapping[str, float]],
+    before: Sequence[Mapping[str, float]],
+    seed: int = 0,
+    resamples: int = RESAMPLES,
+) -> Interval | None:
+    """Per-question verdicts over training seeds, paired as in
+    :func:`paired_person_bootstrap_over_seeds`."""
+    befores = _paired_with(after, before)
+    if befores is None:
         return None
-    pairs = ((q, float(after[q]) - float(before[q])) for q in after)
-    return _cluster_bootstrap(pairs, seed, resamples)
+    runs = []
+    for later, earlier in zip(after, befores, strict=True):
+        if not later or set(later) != set(earlier):
+            return None
+        runs.append([(q, float(later[q]) - float(earlier[q])) for q in later])
+    return _cluster_bootstrap(runs, seed, resamples)
+
+
+def question_bootstrap_over_seeds(
+    runs: Sequence[Mapping[str, float]], seed: int = 0, resamples: int = RESAMPLES
+) -> Interval | None:
+    """The interval of the mean over seeds of a proportion of per-question verdicts (one
+    seed's proportion takes the Wilson interval instead)."""
+    if any(not run for run in runs):
+        return None
+    return _cluster_bootstrap(
+        [[(q, float(v)) for q, v in run.items()] for run in runs], seed, resamples
+    )
+
+
+def _paired_with(after: Sequence[Any], before: Sequence[Any]) -> Sequence[Any] | None:
+    if not after or len(before) not in (1, len(after)):
+        return None
+    return list(before) * len(after) if len(before) == 1 else before
 
 
 def _cluster_bootstrap(
-    values: Iterable[tuple[str, float]], seed: int, resamples: int
+    runs: Sequence[Sequence[tuple[str, float]]], seed: int, resamples: int
 ) -> Interval | None:
-    """Percentile interval of Σ value / #values, resampling the clusters (first element)."""
+    """Percentile interval of the mean over runs of each run's Σ value / #values, resampling
+    the clusters (first element) and, with several runs, the runs. Every run must hold the
+    same clusters with the same number of values (the same questions, other verdicts)."""
+    tallies = [_tally(run) for run in runs]
+    if not tallies:
+        return None
+    # Sorted by cluster, so the interval does not depend on the order of the values.
+    clusters = sorted(tallies[0])
+    if len(clusters) < 2:
+        return None
+    counts = np.array([tallies[0][c][1] for c in clusters])
+    if any(sorted(t) != clusters or [t[c][1] for c in clusters] != list(counts) for t in tallies):
+        return None
+    sums = np.array([[t[c][0] for c in clusters] for t in tallies])  # [runs, clusters]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(clusters), size=(resamples, len(clusters)))
+    per_run = sums[:, draws].sum(axis=2) / counts[draws].sum(axis=1)  # [runs, resamples]
+    if len(runs) == 1:
+        means = per_run[0]
+    else:
+        # Drawn after the clusters: one run's interval is the same as without this step.
+        picks = rng.integers(0, len(runs), size=(resamples, len(runs)))
+        means = per_run[picks, np.arange(resamples)[:, None]].mean(axis=1)
+    tail = (1 - LEVEL) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return Interval(float(low), float(high))
+
+
+def _tally(values: Iterable[tuple[str, float]]) -> dict[str, list[float]]:
     totals: dict[str, list[float]] = {}
     for cluster, value in values:
         entry = totals.setdefault(cluster, [0.0, 0.0])
         entry[0] += value
         entry[1] += 1
-    if len(totals) < 2:
-        return None
-    # Sorted by cluster, so the interval does not depend on the order of the values.
-    sums = np.array([totals[c][0] for c in sorted(totals)])
-    counts = np.array([totals[c][1] for c in sorted(totals)])
-    draws = np.random.default_rng(seed).integers(0, len(sums), size=(resamples, len(sums)))
-    means = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    tail = (1 - LEVEL) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
-    return Interval(float(low), float(high))
+    return totals
 
 
 def wilson(successes: float, n: int) -> Interval | None:

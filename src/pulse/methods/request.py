@@ -318,6 +318,7 @@ def run_request(
         "n_retain_examples": len(retain_pairs),
         "pairs_per_id": pairs_per_id,
         "reference": reference,
+        "seed": seed,
         "adapter_in": str(adapter_path.resolve()) if adapter_path else None,
         "adapter": ADAPTER_DIR if result.ok else None,
         "applies_on": {"model": str(Path(model_dir).resolve()), "merged": merged},

@@ -333,6 +333,10 @@ SCENARIOS = tuple(Scenarios.model_fields)
 
 class RunConfig(Section):
     seed: int = 0
+    # Each request trained under this many seeds (seed, seed + 1, ...) on the same splits and
+    # questions: the results pool them, and their intervals cover the training's randomness
+    # as well as the questions' (see pulse.protocol.results). The before state never repeats.
+    repeats: int = Field(1, ge=1)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -360,6 +364,10 @@ class RunConfig(Section):
         own = getattr(self.scenarios, scenario).methods
         return list(own) if own is not None else list(self.methods)
 
+    def training_seeds(self) -> list[int]:
+        """The seeds every request is trained under, in repeat order."""
+        return [self.seed + r for r in range(self.repeats)]
+
     def enabled(self) -> list[str]:
         return [name for name in SCENARIOS if getattr(self.scenarios, name).enabled]
 
@@ -368,7 +376,11 @@ class RunConfig(Section):
 
     def digest(self) -> str:
         """A hash of the resolved config: a run directory belongs to one config."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        data = self.to_dict()
+        if data["repeats"] == 1:
+            # Absent from versions before repeats existed: their run directories still resume.
+            del data["repeats"]
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ splits (current, forgotten, pending) are read from the same per-item records.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,10 @@ from pulse.errors import DataError
 from pulse.eval.encodings import EncodingCache
 from pulse.eval.intervals import (
     Interval,
-    paired_person_bootstrap,
-    paired_question_bootstrap,
-    person_bootstrap,
+    paired_person_bootstrap_over_seeds,
+    paired_question_bootstrap_over_seeds,
+    person_bootstrap_over_seeds,
+    question_bootstrap_over_seeds,
     wilson,
 )
 from pulse.eval.mcq import MCQConfig, score_mcq
@@ -61,6 +62,7 @@ class CellId:
         n: int,
         interval: Interval | None = None,
         change: Interval | None = None,
+        seeds: int = 1,
     ) -> ResultRow:
         low, high = (interval.low, interval.high) if interval else (None, None)
         change_low, change_high = (change.low, change.high) if change else (None, None)
@@ -75,6 +77,7 @@ class CellId:
             high=high,
             change_low=change_low,
             change_high=change_high,
+            seeds=seeds,
         )
 
     def status(self, status: str, detail: str) -> ResultRow:
@@ -97,72 +100,133 @@ class Measurement:
         """Accuracy per split and modality (and pooled), plus general capability, each with
         its 95 % interval and, given the ``before`` measurement of the same people, the paired
         interval of its change (see :mod:`pulse.eval.intervals`)."""
-        rows = []
-        for split, people, modality in _groups(splits):
-            chosen = _select(self.mcq, people, modality)
-            if chosen:
-                t = tally(chosen)
-                interval = person_bootstrap(chosen)
-                change = (
-                    paired_person_bootstrap(chosen, _select(before.mcq, people, modality))
-                    if before is not None
-                    else None
-                )
-                rows.append(cell.row(split, modality, "accuracy", t.mean, t.n, interval, change))
-                rows += self._chance_row(cell, split, modality, chosen)
-        if self.general is not None:
-            for metric in ("circular", "vanilla"):
-                t = self.general[metric]
-                interval = wilson(t["total"], t["n"])
-                change = self.general_change(before) if metric == "circular" else None
-                rows.append(cell.row("general", "all", metric, t["mean"], t["n"], interval, change))
-        return rows
+        return pooled_rows(cell, [self], splits, before)
 
-    def general_change(self, before: Measurement | None) -> Interval | None:
-        """The paired interval of the circular accuracy's change, question by question
-        (evaluations cached by earlier versions kept no per-question verdicts: none)."""
-        if before is None or before.general is None or self.general is None:
-            return None
-        after_q, before_q = self.general.get("questions"), before.general.get("questions")
-        if not after_q or not before_q:
-            return None
-        return paired_question_bootstrap(after_q, before_q)
 
-    def _chance_row(
-        self, cell: CellId, split: str, modality: str, records: list[ItemRecord]
-    ) -> list[ResultRow]:
-        """The accuracy of guessing on the same items: a model near it knew nothing to forget."""
-        odds = [self.chance[r.item_id] for r in records if r.item_id in self.chance]
-        if len(odds) != len(records):
-            return []
-        return [cell.row(split, modality, "chance", sum(odds) / len(odds), len(odds))]
+def pooled_rows(
+    cell: CellId,
+    runs: Sequence[Measurement],
+    splits: Mapping[str, Sequence[str]],
+    before: Measurement | None = None,
+) -> list[ResultRow]:
+    """The rows of ``runs`` — one measurement per training seed of the same request, on the
+    same people and questions — pooled: each value the mean over the seeds, its interval and
+    its change's interval drawn over seeds and people (or questions). One run gives exactly
+    that run's rows (general capability then takes the Wilson interval)."""
+    seeds = len(runs)
+    rows = []
+    for split, people, modality in _groups(splits):
+        chosen = [_select(run.mcq, people, modality) for run in runs]
+        if all(chosen):
+            value = _mean(tally(c).mean for c in chosen)
+            interval = person_bootstrap_over_seeds(chosen)
+            change = (
+                paired_person_bootstrap_over_seeds(chosen, [_select(before.mcq, people, modality)])
+                if before is not None
+                else None
+            )
+            n = len(chosen[0])
+            rows.append(cell.row(split, modality, "accuracy", value, n, interval, change, seeds))
+            rows += _chance_row(cell, split, modality, chosen[0], runs[0].chance)
+    generals = [run.general for run in runs]
+    if all(g is not None for g in generals):
+        for metric in ("circular", "vanilla"):
+            tallies = [g[metric] for g in generals]
+            value = _mean(t["mean"] for t in tallies)
+            if seeds == 1:
+                interval = wilson(tallies[0]["total"], tallies[0]["n"])
+            elif metric == "circular":
+                interval = question_bootstrap_over_seeds(_verdicts(generals))
+            else:  # per-question vanilla verdicts are not kept
+                interval = None
+            change = (
+                _general_change(generals, [before.general] if before else [])
+                if metric == "circular"
+                else None
+            )
+            rows.append(
+                cell.row("general", "all", metric, value, tallies[0]["n"], interval, change, seeds)
+            )
+    return rows
 
 
 def gap_rows(
     cell: CellId,
-    later: Measurement,
-    earlier: Measurement,
+    later: Sequence[Measurement],
+    earlier: Sequence[Measurement],
     splits: Mapping[str, Sequence[str]],
 ) -> list[ResultRow]:
-    """``gap`` rows: ``later``'s accuracy minus ``earlier``'s on the same people and questions
-    (per split and modality, and general capability under CircularEval), each with the paired
-    95 % interval of the difference. The sequential scenario compares its last request with the
-    one-batch request this way."""
+    """``gap`` rows: the ``later`` states' accuracy minus the ``earlier`` states' on the same
+    people and questions (per split and modality, and general capability under CircularEval),
+    each with the paired 95 % interval of the difference. ``later[i]`` pairs with
+    ``earlier[i]`` (the same training seed); several seeds pool as in :func:`pooled_rows`.
+    The sequential scenario compares its last request with the one-batch request this way."""
+    seeds = len(later)
     rows = []
     for split, people, modality in _groups(splits):
-        after = _select(later.mcq, people, modality)
-        before = _select(earlier.mcq, people, modality)
-        if after and before:
-            value = tally(after).mean - tally(before).mean
-            interval = paired_person_bootstrap(after, before)
-            rows.append(cell.row(split, modality, GAP, value, len(after), interval))
-    if later.general is not None and earlier.general is not None:
-        value = later.general["circular"]["mean"] - earlier.general["circular"]["mean"]
-        interval = later.general_change(earlier)
-        rows.append(
-            cell.row("general", "all", GAP, value, later.general["circular"]["n"], interval)
+        after = [_select(m.mcq, people, modality) for m in later]
+        before = [_select(m.mcq, people, modality) for m in earlier]
+        if all(after) and all(before):
+            value = _mean(tally(a).mean - tally(b).mean for a, b in zip(after, before, strict=True))
+            interval = paired_person_bootstrap_over_seeds(after, before)
+            rows.append(cell.row(split, modality, GAP, value, len(after[0]), interval, None, seeds))
+    late, early = [m.general for m in later], [m.general for m in earlier]
+    if all(g is not None for g in (*late, *early)):
+        value = _mean(
+            a["circular"]["mean"] - b["circular"]["mean"] for a, b in zip(late, early, strict=True)
         )
+        interval = _general_change(late, early)
+        n = late[0]["circular"]["n"]
+        rows.append(cell.row("general", "all", GAP, value, n, interval, None, seeds))
     return rows
+
+
+def mean_rows(cell: CellId, runs: Sequence[Sequence[ResultRow]]) -> list[ResultRow]:
+    """Rows of several training seeds pooled by their values alone: the mean of each measured
+    number over the seeds that have it, without an interval (for scores that have none, such
+    as PEBench's)."""
+    values: dict[tuple[str, str, str], list[ResultRow]] = {}
+    for run in runs:
+        for row in run:
+            if row.value is not None:
+                values.setdefault((row.split, row.modality, row.metric), []).append(row)
+    return [
+        cell.row(*key, _mean(r.value for r in found), found[0].n, seeds=len(found))
+        for key, found in values.items()
+    ]
+
+
+def _general_change(
+    after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]]
+) -> Interval | None:
+    """The paired interval of the circular accuracy's change, question by question
+    (evaluations cached by earlier versions kept no per-question verdicts: none)."""
+    if not before:
+        return None
+    later, earlier = _verdicts(after), _verdicts(before)
+    if later is None or earlier is None:
+        return None
+    return paired_question_bootstrap_over_seeds(later, earlier)
+
+
+def _verdicts(generals: Sequence[dict[str, Any] | None]) -> list[dict[str, float]] | None:
+    verdicts = [g.get("questions") if g else None for g in generals]
+    return None if any(not v for v in verdicts) else verdicts  # type: ignore[return-value]
+
+
+def _chance_row(
+    cell: CellId, split: str, modality: str, records: list[ItemRecord], chance: Mapping[str, float]
+) -> list[ResultRow]:
+    """The accuracy of guessing on the same items: a model near it knew nothing to forget."""
+    odds = [chance[r.item_id] for r in records if r.item_id in chance]
+    if len(odds) != len(records):
+        return []
+    return [cell.row(split, modality, "chance", sum(odds) / len(odds), len(odds))]
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return values[0] if len(values) == 1 else sum(values) / len(values)
 
 
 def _groups(splits: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, Sequence[str], str]]:

@@ -18,7 +18,7 @@ from pulse.data.pebench import PEBenchRow, read_pebench
 from pulse.data.schema import TrainPair
 from pulse.errors import ConfigError
 from pulse.eval.pebench import QUESTIONS, SEEN_SPLITS, pebench_eval
-from pulse.protocol.measure import CellId
+from pulse.protocol.measure import CellId, mean_rows
 from pulse.protocol.results import ResultRow
 from pulse.protocol.splits import seeded_order
 from pulse.protocol.store import content_key
@@ -120,10 +120,18 @@ def run_pebench(runner: Runner) -> None:
         for entry in runner.config.methods_of("pebench"):
             cell = CellId("pebench", "pebench", entry.name, kind, 1, 1)
 
-            def compute(e=entry, c=cell, k=kind, t=targets, f=forget, r=retain) -> list[ResultRow]:
-                outcome = runner.request(
-                    model, [f"{k}:{x}" for x in t], [], e, "pebench", pairs=lambda: (f, r)
+            def train(seed: int, e=entry, k=kind, t=targets, f=forget, r=retain):
+                return runner.request(
+                    model,
+                    [f"{k}:{x}" for x in t],
+                    [],
+                    e,
+                    "pebench",
+                    pairs=lambda: (f, r),
+                    seed=seed,
                 )
+
+            def rows_of(outcome, c=cell, k=kind, t=targets) -> list[ResultRow]:
                 if not outcome.ok:
                     return [c.status(outcome.status, outcome.detail or outcome.status)]
                 assert outcome.out_dir is not None
@@ -137,7 +145,15 @@ def run_pebench(runner: Runner) -> None:
                     t,
                 )
 
-            runner.stage(f"pebench/{kind}/{entry.name}", compute)
+            runner.cell_stage(
+                f"pebench/{kind}/{entry.name}",
+                cell,
+                train,
+                rows_of,
+                lambda outcomes, c=cell, rows_of=rows_of: mean_rows(
+                    c, [rows_of(o) for o in outcomes]
+                ),
+            )
 
 
 def _measure(

@@ -33,6 +33,13 @@ Fields:
   (this value minus before's, on the same questions), by a *paired* bootstrap over people
   (MCQ) or questions (general capability, circular only); ``None`` on the before row itself
   and wherever ``low`` is.
+- ``repeat`` / ``seeds``: with a run's ``repeats`` above 1 every request is trained under
+  ``repeats`` seeds (``seed``, ``seed + 1``, ...) on the same people and questions. A row of
+  one seed's training has ``repeat`` = its index (0-based); the cell's result pools them:
+  ``repeat`` ``None``, ``seeds`` = how many finished, ``value`` the mean over those seeds,
+  ``low`` / ``high`` and the change's interval from a bootstrap that draws seeds as well as
+  people or questions (:mod:`pulse.eval.intervals`). Without repeats every row is the cell's
+  result (``repeat`` ``None``, ``seeds`` 1); the before row never repeats (nothing trains).
 - ``status``: ``ok``; ``diverged`` or ``failed`` on a *status row* (split ``""``, modality
   ``all``, metric ``status``, value ``None``, ``detail`` saying what happened) — a cell that
   did not finish has that single row instead of measurements.
@@ -77,6 +84,8 @@ class ResultRow:
     high: float | None = None
     change_low: float | None = None
     change_high: float | None = None
+    repeat: int | None = None  # one training seed's row (index), or None: the cell's result
+    seeds: int = 1  # training seeds the value pools
 
     @property
     def cell(self) -> tuple[str, str, str, int]:
@@ -84,7 +93,12 @@ class ResultRow:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (*self.cell, self.split, self.modality, self.metric)
+        return (*self.cell, self.split, self.modality, self.metric, self.repeat)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the row is its cell's result (not one training seed's among several)."""
+        return self.repeat is None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,6 +146,11 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
         raise ValueError(f"{where}: unknown field {unknown[0]!r}")
     if data.get("status", "ok") not in STATUSES:
         raise ValueError(f"{where}: status must be one of {', '.join(STATUSES)}")
+    repeat, seeds = data.get("repeat"), data.get("seeds", 1)
+    if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int)):
+        raise ValueError(f"{where}: field 'repeat' must be an integer or null, got {repeat!r}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"{where}: field 'seeds' must be a positive integer, got {seeds!r}")
     for name in NUMBER_FIELDS:
         value = data.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -176,6 +195,7 @@ def _sort_key(row: ResultRow) -> tuple[Any, ...]:
         row.method != "before",
         row.method,
         row.request,
+        -1 if row.repeat is None else row.repeat,
         row.split,
         row.modality,
         row.metric,

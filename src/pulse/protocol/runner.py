@@ -5,6 +5,11 @@ of a sequence). Finished stages are read back on a re-run; a request that blows 
 raised) becomes a status row and the run goes on. Requests are cached by everything that
 determines them, so the sequential scenario's one-batch comparison and the scope ablation's LLM
 row reuse the finetuned scenario's request when their settings match.
+
+With ``repeats`` above 1 a cell trains its request under every training seed: a stage per seed
+(``<cell's stage>/repeat-<r>``, rows tagged with the repeat) and the cell's own stage, which
+pools the seeds that finished (:func:`pulse.protocol.measure.pooled_rows`). A sequence of
+requests runs one chain per seed.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pulse.data.splits import read_split, write_split
 from pulse.errors import ConfigError, PulseError
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
-from pulse.protocol.measure import CellId, Measurement, Measurer, gap_rows
+from pulse.protocol.measure import CellId, Measurement, Measurer, gap_rows, pooled_rows
 from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources, check_sources, local_sources, world_sources
 from pulse.protocol.splits import forget_retain, partition, sequential_splits
@@ -41,6 +46,7 @@ class RequestOutcome:
 
 
 Splits = dict[str, list[str]]
+Outcomes = dict[int, RequestOutcome]  # training seed -> the request it trained
 
 
 @dataclass(frozen=True)
@@ -143,10 +149,13 @@ class Runner:
         adapter: Path | None = None,
         reference: str = "initial",
         pairs: Callable[[], tuple[list, list]] | None = None,
+        seed: int | None = None,
     ) -> RequestOutcome:
-        """Run (or reuse) one unlearning request; never raises for a failing method."""
+        """Run (or reuse) one unlearning request, trained under ``seed`` (default: the run's);
+        never raises for a failing method."""
         from pulse.methods.request import RESULT_FILE, run_request, train_pairs
 
+        seed = self.config.seed if seed is None else seed
         train = entry.train(self.config.train_of(scenario))
         scope = scope or train.scope
         key = content_key(
@@ -159,7 +168,7 @@ class Runner:
             train.model_dump(mode="json", exclude={"scope"}),
             scope.model_dump(mode="json"),
             reference,
-            self.config.seed,
+            seed,
         )
         out = self.store.path("requests", key)
         done = out / RESULT_FILE
@@ -188,7 +197,7 @@ class Runner:
                 lr=train.lr,
                 batch_size=train.batch_size,
                 grad_accum=train.grad_accum,
-                seed=self.config.seed,
+                seed=seed,
                 reference=reference,  # type: ignore[arg-type]
                 pairs_per_id=train.pairs_per_id,
                 dtype=self.config.models.dtype,
@@ -308,17 +317,72 @@ class Runner:
         forget: Sequence[str],
         retain: Sequence[str],
         scope: ScopeConfig | None = None,
-    ) -> list[ResultRow]:
-        """One stage = one request on ``group.model`` and its measurements (its rows)."""
-        return self.stage(
+    ) -> tuple[list[ResultRow], Outcomes]:
+        """One request on ``group.model`` per training seed and its measurements (the cell's
+        rows) and the requests that finished."""
+
+        def train(seed: int) -> RequestOutcome:
+            return self.request(
+                group.model, forget, retain, entry, cell.scenario, scope=scope, seed=seed
+            )
+
+        return self.cell_stage(
             stage,
-            lambda: self._after(
-                cell,
-                self.request(group.model, forget, retain, entry, cell.scenario, scope=scope),
-                group,
-                splits,
-            ),
+            cell,
+            train,
+            lambda outcome: self._after(cell, outcome, group, splits),
+            lambda outcomes: self._pooled(cell, outcomes, group, splits),
         )
+
+    def cell_stage(
+        self,
+        stage: str,
+        cell: CellId,
+        train: Callable[[int], RequestOutcome],
+        rows_of: Callable[[RequestOutcome], list[ResultRow]],
+        pool: Callable[[list[RequestOutcome]], list[ResultRow]],
+    ) -> tuple[list[ResultRow], Outcomes]:
+        """A cell's stage(s): ``train(seed)`` under every training seed, ``rows_of`` its
+        outcome (a status row when it did not finish); with several seeds each is a stage of
+        its own (rows tagged with the repeat) and ``pool`` turns the finished ones into the
+        cell's rows. Returns those rows and the outcome of every seed (reused from the request
+        cache when finished; ``failed`` otherwise)."""
+        seeds = self.config.training_seeds()
+        if len(seeds) == 1:
+            rows = self.stage(stage, lambda: rows_of(train(seeds[0])))
+            return rows, {seeds[0]: self._finished(rows, train, seeds[0])}
+        outcomes: Outcomes = {}
+        for r, seed in enumerate(seeds):
+            seed_rows = self.stage(
+                f"{stage}/repeat-{r}",
+                lambda r=r, seed=seed: [replace(x, repeat=r) for x in rows_of(train(seed))],
+            )
+            outcomes[seed] = self._finished(seed_rows, train, seed)
+
+        def pooled() -> list[ResultRow]:
+            finished = [o for o in outcomes.values() if o.ok]
+            if finished:
+                return pool(finished)
+            return [cell.status("failed", f"no training seed of {len(seeds)} finished")]
+
+        return self.stage(stage, pooled), outcomes
+
+    @staticmethod
+    def _finished(
+        rows: Sequence[ResultRow], train: Callable[[int], RequestOutcome], seed: int
+    ) -> RequestOutcome:
+        """The request of a stage whose rows are all ``ok`` (read back from the request
+        cache), else a failed outcome: a failed request is not trained again."""
+        if rows and all(row.status == "ok" for row in rows):
+            return train(seed)
+        return RequestOutcome("failed", None, "did not finish")
+
+    def _pooled(
+        self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
+    ) -> list[ResultRow]:
+        """The cell's rows pooled over the training seeds that finished."""
+        runs = [self._measure_request(o, group) for o in outcomes]
+        return pooled_rows(cell, runs, splits, self._measure_before(group))
 
     def _timing(self, outcome: RequestOutcome, eval_seconds: float) -> None:
         """Where the current stage's time went (the sequential-cost benchmark reads this)."""
@@ -409,29 +473,41 @@ class Runner:
                 cell = CellId("sequential", "sequential", entry.name, "batch", 1, 1)
                 splits = {"forget": forget, "forgotten": forget, "retain": retain}
                 stage = f"sequential/batch/{entry.name}"
-                rows = self._request_stage(stage, cell, group, splits, entry, forget, retain)
-                if last.ok and all(row.status == "ok" for row in rows):
-                    batch = self.request(group.model, forget, retain, entry, "sequential")
-                    self._gap(entry, group, k, last, batch, {"forget": forget, "retain": retain})
+                _, batch = self._request_stage(stage, cell, group, splits, entry, forget, retain)
+                self._gap(entry, group, k, last, batch, {"forget": forget, "retain": retain})
 
     def _gap(
         self,
         entry: MethodEntry,
         group: Population,
         k: int,
-        last: RequestOutcome,
-        batch: RequestOutcome,
+        last: Outcomes,
+        batch: Outcomes,
         splits: Splits,
     ) -> None:
         """The sequential-vs-batch gap of one method: request K's state against the one-batch
-        state, paired on the same people and questions (both evaluations are cached)."""
+        state, paired on the same people and questions (both evaluations are cached) and, with
+        several training seeds, seed by seed: a gap stage per seed and one pooling them.
+        Seeds where either side did not finish have no gap."""
         cell = CellId("sequential", "sequential", entry.name, "sequential", k, k)
+        seeds = [s for s in self.config.training_seeds() if last[s].ok and batch[s].ok]
+        if not seeds:
+            return
 
-        def compute() -> list[ResultRow]:
-            later, earlier = self._measure_request(last, group), self._measure_request(batch, group)
+        def compute(chosen: list[int]) -> list[ResultRow]:
+            later = [self._measure_request(last[s], group) for s in chosen]
+            earlier = [self._measure_request(batch[s], group) for s in chosen]
             return gap_rows(cell, later, earlier, splits)
 
-        self.stage(f"sequential/gap/{entry.name}", compute)
+        stage = f"sequential/gap/{entry.name}"
+        if self.config.repeats > 1:
+            for r, seed in enumerate(self.config.training_seeds()):
+                if seed in seeds:
+                    self.stage(
+                        f"{stage}/repeat-{r}",
+                        lambda r=r, seed=seed: [replace(x, repeat=r) for x in compute([seed])],
+                    )
+        self.stage(stage, lambda: compute(seeds))
 
     def _sequence(
         self,
@@ -440,38 +516,41 @@ class Runner:
         subsets: list[list[str]],
         retain: list[str],
         reference: str,
-    ) -> RequestOutcome:
-        """Requests 1..K of one method, each on the adapter the previous one left; returns
-        the last request's outcome (``failed`` when the chain stopped early)."""
+    ) -> Outcomes:
+        """Requests 1..K of one method, each on the adapter the previous one left (a chain
+        per training seed); returns every seed's last request (``failed`` when its chain
+        stopped early)."""
         k = len(subsets)
-
-        def request(r: int, previous: RequestOutcome | None) -> RequestOutcome:
-            # Cached by its inputs: on resume this reads the finished request back.
-            adapter = previous.out_dir / "adapter" if previous and previous.out_dir else None
-            return self.request(
-                group.model,
-                subsets[r - 1],
-                retain,
-                entry,
-                "sequential",
-                adapter=adapter,
-                reference=reference,
-            )
-
-        previous: RequestOutcome | None = None
+        previous: Outcomes = {}
         for r in range(1, k + 1):
             cell = CellId("sequential", "sequential", entry.name, "sequential", r, k)
             splits = {**sequential_splits(subsets, r), "retain": retain}
 
-            def compute(cell=cell, splits=splits, r=r, previous=previous) -> list[ResultRow]:
-                if r > 1 and (previous is None or not previous.ok):
-                    return [cell.status("failed", f"request {r - 1} did not finish")]
-                return self._after(cell, request(r, previous), group, splits)
+            def train(seed: int, r: int = r, earlier: Outcomes = previous) -> RequestOutcome:
+                before = earlier.get(seed)
+                if r > 1 and (before is None or not before.ok):
+                    return RequestOutcome("failed", None, f"request {r - 1} did not finish")
+                # Cached by its inputs: on resume this reads the finished request back.
+                return self.request(
+                    group.model,
+                    subsets[r - 1],
+                    retain,
+                    entry,
+                    "sequential",
+                    adapter=before.out_dir / "adapter" if before and before.out_dir else None,
+                    reference=reference,
+                    seed=seed,
+                )
 
-            rows = self.stage(f"sequential/sequential/{entry.name}/{r}", compute)
-            finished = all(row.status == "ok" for row in rows)
-            previous = request(r, previous) if finished else RequestOutcome("failed", None)
-        assert previous is not None  # K >= 1
+            _, previous = self.cell_stage(
+                f"sequential/sequential/{entry.name}/{r}",
+                cell,
+                train,
+                lambda outcome, cell=cell, splits=splits: self._after(cell, outcome, group, splits),
+                lambda outcomes, cell=cell, splits=splits: self._pooled(
+                    cell, outcomes, group, splits
+                ),
+            )
         return previous
 
     def _subsets(self, forget: list[str], k: int) -> list[list[str]]:

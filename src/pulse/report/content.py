@@ -24,6 +24,22 @@ TABLE_LEGEND = (
 )
 
 
+def seeds_legend(tables: list[Table]) -> str:
+    """What the tables' values are when they pool several training seeds (empty otherwise)."""
+    counts = sorted(
+        {cell.seeds for t in tables for row in t.rows for cell in row.cells.values()} - {1}
+    )
+    if not counts:
+        return ""
+    how_many = " or ".join(str(c) for c in counts)
+    return (
+        f" Values of unlearned models are the mean over {how_many} training seeds of the same "
+        "request, and their ± covers the seeds as well as the questions (a bootstrap that "
+        "draws both); the seeds' own lowest and highest values are in the CSV and the HTML "
+        "tooltips."
+    )
+
+
 @dataclass(frozen=True)
 class ReportContent:
     run: RunDir
@@ -40,6 +56,11 @@ class ReportContent:
     @property
     def complete(self) -> bool:
         return not self.gaps
+
+    @property
+    def legend(self) -> str:
+        """How to read every table, said once above them."""
+        return TABLE_LEGEND + seeds_legend(self.tables)
 
 
 def build_content(run_dir: str | Path) -> ReportContent:

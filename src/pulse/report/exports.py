@@ -17,7 +17,8 @@ def table_csv(table: Table) -> str:
     """One line per table row; per column its value, its 95 % interval (``_low`` /
     ``_high``, empty where none was measured), its delta and the delta's paired interval
     (``_delta_low`` / ``_delta_high``), ``best`` lists the columns
-    where the row holds the best value, ``status`` / ``detail`` say why a row has none."""
+    where the row holds the best value, ``status`` / ``detail`` say why a row has none. A run
+    with repeats adds ``_seeds`` / ``_seed_low`` / ``_seed_high`` per column."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     value_headers = [
@@ -32,6 +33,15 @@ def table_csv(table: Table) -> str:
             f"{c.key}_delta_high",
         )
     ]
+    # A run with repeats adds, per column, how many training seeds a value pools and their
+    # own lowest and highest values.
+    seeded = any(cell.seeds > 1 for row in table.rows for cell in row.cells.values())
+    if seeded:
+        value_headers += [
+            name
+            for c in table.columns
+            for name in (f"{c.key}_seeds", f"{c.key}_seed_low", f"{c.key}_seed_high")
+        ]
     writer.writerow([*table.header, "status", *value_headers, "best", "detail"])
     for row in table.rows:
         values = []
@@ -42,6 +52,11 @@ def table_csv(table: Table) -> str:
             values += [_precise(v) for v in numbers]
             if cell.best:
                 best.append(column.key)
+        if seeded:
+            for column in table.columns:
+                cell = row.cells[column.key]
+                seeds = str(cell.seeds) if cell.value is not None else ""
+                values += [seeds, _precise(cell.seed_low), _precise(cell.seed_high)]
         writer.writerow([*row.keys, row.status, *values, " ".join(best), row.detail or ""])
     return buffer.getvalue()
 

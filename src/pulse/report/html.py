@@ -7,7 +7,7 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
-from pulse.report.content import TABLE_LEGEND, ReportContent, table_files
+from pulse.report.content import ReportContent, table_files
 from pulse.report.tables import Cell, Column, Table, TableRow, percent, plus_minus, signed_points
 
 CSS = """
@@ -50,7 +50,7 @@ def render_html(content: ReportContent) -> str:
     sections = [
         ("reading", "Reading", _reading(content)),
         ("missing", "What is missing", _list(content.gaps, "gaps")) if content.gaps else None,
-        ("tables", "Tables", _tables(content.tables)),
+        ("tables", "Tables", _tables(content.tables, content.legend)),
         ("figures", "Figures", _figures(content)) if content.figures else None,
         ("run", "Run", _run(content)),
     ]
@@ -90,10 +90,10 @@ def _reading(content: ReportContent) -> str:
     return _list(content.reading, "reading")
 
 
-def _tables(tables: Sequence[Table]) -> str:
+def _tables(tables: Sequence[Table], legend: str) -> str:
     if not tables:
         return "<p>No results yet.</p>\n"
-    parts = [f'<p class="legend">{escape(TABLE_LEGEND)}</p>\n']
+    parts = [f'<p class="legend">{escape(legend)}</p>\n']
     for table in tables:
         csv_path, tex_path = table_files(table)
         parts.append(
@@ -145,10 +145,15 @@ def _cell(cell: Cell, column: Column) -> str:
             title = f' title="95 % interval of the change (paired): {bounds} points"'
         text = escape(signed_points(cell.delta))
         delta = f'<span class="delta{tone}"{title}>{text}</span>'
-    spread = ""
+    notes = []
     if cell.interval is not None:
-        span = "95 % interval " + "–".join(percent(v) for v in cell.interval)
-        spread = f'<span class="pm" title="{span}">{escape(plus_minus(cell))}</span>'
+        notes.append("95 % interval " + "–".join(percent(v) for v in cell.interval))
+    if cell.seed_range is not None:
+        low, high = (percent(v) for v in cell.seed_range)
+        notes.append(f"mean of {cell.seeds} training seeds, from {low} to {high}")
+    spread = ""
+    if notes:
+        spread = f'<span class="pm" title="{"; ".join(notes)}">{escape(plus_minus(cell))}</span>'
     css = "num best" if cell.best else "num"
     return f'<td class="{css}">{percent(cell.value)}{spread}{delta}</td>'
 

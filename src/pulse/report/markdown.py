@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pulse.report.content import FIGURES_DIR, TABLE_LEGEND, ReportContent, table_files
+from pulse.report.content import FIGURES_DIR, ReportContent, table_files
 from pulse.report.tables import Table, TableRow, percent, plus_minus, signed_points
 
 
@@ -56,7 +56,7 @@ def render_markdown(content: ReportContent) -> str:
     lines.append("")
     if content.gaps:
         lines += ["## What is missing", "", *[f"- {g}" for g in content.gaps], ""]
-    lines += ["## Tables", "", TABLE_LEGEND, ""]
+    lines += ["## Tables", "", content.legend, ""]
     if not content.tables:
         lines += ["No results yet.", ""]
     for table in content.tables:

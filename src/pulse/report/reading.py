@@ -33,8 +33,27 @@ def build_reading(tables: Sequence[Table]) -> list[str]:
         else:
             sentences += _forgetting(table)
         sentences += _modality(table)
+        sentences += _partial_seeds(table)
     sentences += _knowledge_source(tables)
     return sentences
+
+
+def _partial_seeds(table: Table) -> list[str]:
+    """Rows that pool fewer training seeds than others of the table (some of theirs did not
+    finish): their mean and interval rest on fewer runs."""
+    seeds = {
+        row.label: max(cell.seeds for cell in row.cells.values())
+        for row in _ok(table.method_rows)
+        if row.cells
+    }
+    most = max(seeds.values(), default=1)
+    short = [f"{label} ({count})" for label, count in seeds.items() if count < most]
+    if most < 2 or not short:
+        return []
+    return [
+        f"In {table.title}, fewer than {most} training seeds finished for "
+        f"{', '.join(short)}: those values pool only the seeds that did."
+    ]
 
 
 def _pct(value: float) -> str:

@@ -67,6 +67,9 @@ class Cell:
     high: float | None = None
     delta_low: float | None = None  # the delta's 95 % interval (paired against before)
     delta_high: float | None = None
+    seeds: int = 1  # training seeds the value is the mean of
+    seed_low: float | None = None  # the lowest and highest of those seeds' own values
+    seed_high: float | None = None
 
     @property
     def interval(self) -> tuple[float, float] | None:
@@ -77,6 +80,13 @@ class Cell:
         if self.delta_low is None or self.delta_high is None:
             return None
         return (self.delta_low, self.delta_high)
+
+    @property
+    def seed_range(self) -> tuple[float, float] | None:
+        """The seeds' own values, lowest and highest, when the value pools several."""
+        if self.seeds < 2 or self.seed_low is None or self.seed_high is None:
+            return None
+        return (self.seed_low, self.seed_high)
 
     @property
     def half_width(self) -> float | None:
@@ -231,8 +241,12 @@ def build_tables(rows: Sequence[ResultRow]) -> list[Table]:
 
 
 def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]) -> Table:
+    """The scenario's table from its cells' results; the rows of single training seeds (a run
+    with repeats) only give each pooled value its seeds' range."""
     kind = rows[0].kind
     layout = _LAYOUTS.get(kind, _Layout(kind, MCQ_COLUMNS, "setting"))
+    per_seed = _cells([r for r in rows if not r.pooled])
+    rows = [r for r in rows if r.pooled]
     cells = _cells(rows)
 
     # Columns nothing measured are dropped, so a table only shows what the run produced.
@@ -245,7 +259,10 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
         )
     )
     header = _header(layout, cells)
-    table_rows = [_table_row(layout, header, cell, group, columns) for cell, group in cells.items()]
+    table_rows = [
+        _table_row(layout, header, cell, group, columns, per_seed.get(cell, []))
+        for cell, group in cells.items()
+    ]
     table_rows += _missing_requests(layout, header, cells)
     table_rows.sort(key=_row_order(layout, methods))
     table_rows = _with_deltas_and_best(table_rows, columns, layout.best_group)
@@ -262,7 +279,9 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
         None,
     )
     gaps = {
-        (r.method, r.split, r.modality): Cell(r.value, low=r.low, high=r.high)
+        (r.method, r.split, r.modality): replace(
+            _seed_spread(r, per_seed.get(_cell_key(r), [])), value=r.value, low=r.low, high=r.high
+        )
         for r in rows
         if r.metric == GAP and r.value is not None
     }
@@ -272,10 +291,14 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
 _CellKey = tuple[str, str, int, int]  # method, setting, request, requests
 
 
+def _cell_key(row: ResultRow) -> _CellKey:
+    return (row.method, row.setting, row.request, row.requests)
+
+
 def _cells(rows: Sequence[ResultRow]) -> dict[_CellKey, list[ResultRow]]:
     groups: dict[_CellKey, list[ResultRow]] = {}
     for row in rows:
-        groups.setdefault((row.method, row.setting, row.request, row.requests), []).append(row)
+        groups.setdefault(_cell_key(row), []).append(row)
     return groups
 
 
@@ -310,15 +333,32 @@ def _table_row(
     cell: _CellKey,
     rows: list[ResultRow],
     columns: Sequence[Column],
+    seed_rows: Sequence[ResultRow] = (),
 ) -> TableRow:
     status_rows = [r for r in rows if r.metric == STATUS_METRIC or r.status != "ok"]
     status = status_rows[0].status if status_rows else "ok"
     detail = status_rows[0].detail if status_rows else None
-    cells = {c.key: _measure(rows, c) for c in columns}
+    cells = {c.key: _measure(rows, c, seed_rows) for c in columns}
     return TableRow(*cell, _keys(layout, header, cell), status, detail, cells)
 
 
-def _measure(rows: Sequence[ResultRow], column: Column) -> Cell:
+def _measure(rows: Sequence[ResultRow], column: Column, seed_rows: Sequence[ResultRow]) -> Cell:
+    found = _matching(rows, column)
+    if not found:
+        return Cell()
+    row = found[0]
+    return replace(
+        _seed_spread(row, seed_rows),
+        value=row.value,
+        low=row.low,
+        high=row.high,
+        delta_low=row.change_low,
+        delta_high=row.change_high,
+    )
+
+
+def _matching(rows: Sequence[ResultRow], column: Column) -> list[ResultRow]:
+    """The rows that measure ``column``, the pooled modality ("all") first."""
     found = [
         r
         for r in rows
@@ -328,16 +368,20 @@ def _measure(rows: Sequence[ResultRow], column: Column) -> Cell:
         and column.modality in (None, r.modality)
     ]
     found.sort(key=lambda r: r.modality != "all")
-    if not found:
-        return Cell()
-    row = found[0]
-    return Cell(
-        row.value,
-        low=row.low,
-        high=row.high,
-        delta_low=row.change_low,
-        delta_high=row.change_high,
-    )
+    return found
+
+
+def _seed_spread(row: ResultRow, seed_rows: Sequence[ResultRow]) -> Cell:
+    """A cell holding how many seeds ``row`` pools and the range of their own values."""
+    values = [
+        r.value
+        for r in seed_rows
+        if (r.split, r.modality, r.metric) == (row.split, row.modality, row.metric)
+        and r.value is not None
+    ]
+    if row.seeds < 2 or not values:
+        return Cell(seeds=row.seeds)
+    return Cell(seeds=row.seeds, seed_low=min(values), seed_high=max(values))
 
 
 def _missing_requests(
