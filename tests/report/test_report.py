@@ -256,3 +256,71 @@ def test_intervals_show_as_plus_minus_in_every_format(write_run):
     assert title in html
     tex = (run / "tables/finetuned.tex").read_text(encoding="utf-8")
     assert r"ga & \textbf{10.0} {\scriptsize $\pm$6.0} {\scriptsize ($-$70.0)} &" in tex
+
+
+def gap_row(method, split, modality, value, low, high, repeat=None, seeds=1):
+    return replace(
+        full_rows()[0],
+        scenario="sequential",
+        kind="sequential",
+        method=method,
+        setting="sequential",
+        request=3,
+        requests=3,
+        split=split,
+        modality=modality,
+        metric="gap",
+        value=value,
+        low=low,
+        high=high,
+        repeat=repeat,
+        seeds=seeds,
+    )
+
+
+def test_the_sequential_gap_is_a_table_of_its_own_and_csv_columns(write_run, tmp_path):
+    rows = [
+        *full_rows(),
+        gap_row("ga", "forget", "multimodal", 0.084, 0.016, 0.148),
+        gap_row("ga", "general", "all", -0.005, -0.075, 0.065),
+    ]
+    files = write_report(write_run(rows, manifest()))
+    md = files.markdown.read_text(encoding="utf-8")
+    assert "Sequential against one batch: the last request's value minus" in md
+    assert "| method | Forget accuracy multimodal | General capability circular |" in md
+    assert "| ga | +8.4 ±6.6 | -0.5 ±7.0 |" in md
+    html = files.html.read_text(encoding="utf-8")
+    assert 'title="paired 95 % interval: +1.6 to +14.8 points">+8.4 ±6.6</td>' in html
+    table = list(csv.DictReader((files.html.parent / "tables/sequential.csv").open()))
+    last = next(r for r in table if (r["method"], r["request"]) == ("ga", "3/3"))
+    assert (last["forget_multimodal_gap"], last["forget_multimodal_gap_low"]) == ("8.40", "1.60")
+    assert last["general_gap_high"] == "6.50"
+    earlier = next(r for r in table if (r["method"], r["request"]) == ("ga", "2/3"))
+    assert earlier["forget_multimodal_gap"] == ""
+    # Without gap rows nothing of it shows.
+    plain_run = make_run(tmp_path, full_rows(), manifest(), name="plain")
+    plain = write_report(plain_run).markdown.read_text(encoding="utf-8")
+    assert "Sequential against one batch: the last" not in plain
+
+
+def test_pooled_seeds_show_their_range_and_the_legend_says_what_they_are(write_run, tmp_path):
+    # finetuned ga pooled over two seeds (forget multimodal 0.10 = mean of 0.06 and 0.14).
+    pooled = [replace(r, seeds=2) for r in full_rows() if r.cell == ("finetuned", "ga", "", 1)]
+    seeds = [
+        replace(r, repeat=k, value=r.value + (0.04 if k else -0.04)) for r in pooled for k in (0, 1)
+    ]
+    rows = [r for r in full_rows() if r.cell != ("finetuned", "ga", "", 1)] + pooled + seeds
+    files = write_report(write_run(rows, manifest()))
+    md = files.markdown.read_text(encoding="utf-8")
+    assert "| ga | **10.0** (-70.0) | **40.0** (-38.0) |" in md  # the pooled values only
+    assert "mean over 2 training seeds of the same request" in md
+    table = list(csv.DictReader((files.html.parent / "tables/finetuned.csv").open()))
+    ga = next(r for r in table if r["method"] == "ga")
+    assert (ga["forget_multimodal_seeds"], ga["forget_multimodal_seed_low"]) == ("2", "6.00")
+    assert ga["forget_multimodal_seed_high"] == "14.00"
+    assert next(r for r in table if r["method"] == "before")["forget_multimodal_seeds"] == "1"
+    # A run without repeats keeps its CSV columns and legend.
+    plain = write_report(make_run(tmp_path, full_rows(), manifest(), name="plain"))
+    assert "training seeds" not in plain.markdown.read_text(encoding="utf-8")
+    header = (plain.html.parent / "tables/finetuned.csv").read_text().splitlines()[0]
+    assert "_seeds" not in header

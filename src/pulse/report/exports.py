@@ -18,7 +18,9 @@ def table_csv(table: Table) -> str:
     ``_high``, empty where none was measured), its delta and the delta's paired interval
     (``_delta_low`` / ``_delta_high``), ``best`` lists the columns
     where the row holds the best value, ``status`` / ``detail`` say why a row has none. A run
-    with repeats adds ``_seeds`` / ``_seed_low`` / ``_seed_high`` per column."""
+    with repeats adds ``_seeds`` / ``_seed_low`` / ``_seed_high`` per column, a sequential
+    table ``_gap`` / ``_gap_low`` / ``_gap_high`` (request K minus the one-batch request, in
+    points, with the paired interval) on each method's last request."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     value_headers = [
@@ -42,6 +44,13 @@ def table_csv(table: Table) -> str:
             for c in table.columns
             for name in (f"{c.key}_seeds", f"{c.key}_seed_low", f"{c.key}_seed_high")
         ]
+    # The sequential scenario adds the sequential-vs-batch gap, on the last request's rows.
+    gap_columns = table.gap_columns
+    value_headers += [
+        name
+        for c in gap_columns
+        for name in (f"{c.key}_gap", f"{c.key}_gap_low", f"{c.key}_gap_high")
+    ]
     writer.writerow([*table.header, "status", *value_headers, "best", "detail"])
     for row in table.rows:
         values = []
@@ -57,6 +66,11 @@ def table_csv(table: Table) -> str:
                 cell = row.cells[column.key]
                 seeds = str(cell.seeds) if cell.value is not None else ""
                 values += [seeds, _precise(cell.seed_low), _precise(cell.seed_high)]
+        last = row.requests > 1 and row.request == row.requests
+        for column in gap_columns:
+            gap = table.gap(row.method, column) if last else None
+            numbers = (gap.value, gap.low, gap.high) if gap else (None, None, None)
+            values += [_precise(v) for v in numbers]
         writer.writerow([*row.keys, row.status, *values, " ".join(best), row.detail or ""])
     return buffer.getvalue()
 

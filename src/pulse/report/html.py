@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from html import escape
 
 from pulse.report.content import ReportContent, table_files
-from pulse.report.tables import Cell, Column, Table, TableRow, percent, plus_minus, signed_points
+from pulse.report.tables import (
+    GAP_CAPTION,
+    Cell,
+    Column,
+    Table,
+    TableRow,
+    gap_text,
+    percent,
+    plus_minus,
+    signed_points,
+)
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330;
@@ -99,6 +109,7 @@ def _tables(tables: Sequence[Table], legend: str) -> str:
         parts.append(
             f"<h3>{escape(table.title)}</h3>\n"
             f'<div class="scroll">{_table(table)}</div>\n'
+            f"{_gap_table(table)}"
             f'<p class="files">As <a href="{escape(csv_path)}">CSV</a> and '
             f'<a href="{escape(tex_path)}">LaTeX</a>.</p>\n'
         )
@@ -116,6 +127,30 @@ def _table(table: Table) -> str:
     head = f'<thead><tr><th colspan="{keys}"></th>{groups}</tr><tr>{labels}</tr></thead>'
     body = "".join(_row(table, row) for row in table.rows)
     return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def _gap_table(table: Table) -> str:
+    """The sequential-vs-batch gap of every method, in points (interval in the tooltip)."""
+    columns = table.gap_columns
+    if not columns:
+        return ""
+    labels = "".join(f"<th>{escape(c.group)}, {escape(c.label)}</th>" for c in columns)
+    body = ""
+    for method in table.gap_methods:
+        cells = ""
+        for column in columns:
+            cell = table.gap(method, column)
+            title = ""
+            if cell is not None and cell.interval is not None:
+                bounds = " to ".join(signed_points(v) for v in cell.interval)
+                title = f' title="paired 95 % interval: {bounds} points"'
+            cells += f'<td class="num"{title}>{escape(gap_text(cell))}</td>'
+        body += f'<tr><td class="key">{escape(method)}</td>{cells}</tr>'
+    head = f'<thead><tr><th class="key">method</th>{labels}</tr></thead>'
+    return (
+        f'<p class="legend">{escape(GAP_CAPTION)}</p>\n'
+        f'<div class="scroll"><table>{head}<tbody>{body}</tbody></table></div>\n'
+    )
 
 
 def _row(table: Table, row: TableRow) -> str:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pulse.report.content import FIGURES_DIR, ReportContent, table_files
-from pulse.report.tables import Table, TableRow, percent, plus_minus, signed_points
+from pulse.report.tables import (
+    GAP_CAPTION,
+    Table,
+    TableRow,
+    gap_text,
+    percent,
+    plus_minus,
+    signed_points,
+)
 
 
 def _escape(text: str) -> str:
@@ -42,9 +50,22 @@ def _table(table: Table) -> list[str]:
         "",
         *_grid(header, rows, len(table.header)),
         "",
+        *_gap_table(table),
         f"As [CSV]({csv_path}) and [LaTeX]({tex_path}).",
         "",
     ]
+
+
+def _gap_table(table: Table) -> list[str]:
+    """The sequential-vs-batch gap of every method, in points, ± half its paired interval."""
+    columns = table.gap_columns
+    if not columns:
+        return []
+    header = ["method"] + [f"{c.group} {c.label}" for c in columns]
+    rows = [
+        [method, *(gap_text(table.gap(method, c)) for c in columns)] for method in table.gap_methods
+    ]
+    return [GAP_CAPTION, "", *_grid(header, rows, 1), ""]
 
 
 def render_markdown(content: ReportContent) -> str:

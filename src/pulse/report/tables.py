@@ -161,6 +161,25 @@ class Table:
         """One row per method and setting: the last request of a multi-request cell."""
         return [r for r in self.method_rows if r.request == r.requests or r.requests <= 1]
 
+    @property
+    def gap_columns(self) -> tuple[Column, ...]:
+        """The columns the sequential-vs-batch gap is measured in (forget, retain, general:
+        after the last request "forgotten so far" is the forget set)."""
+        if not self.batch_gaps:
+            return ()
+        measured = {(split, modality) for _, split, modality in self.batch_gaps}
+        return tuple(c for c in self.columns if (c.split, c.modality or "all") in measured)
+
+    def gap(self, method: str, column: Column) -> Cell | None:
+        """``method``'s gap in ``column``: request K minus the one-batch request."""
+        return self.batch_gaps.get((method, column.split, column.modality or "all"))
+
+    @property
+    def gap_methods(self) -> list[str]:
+        """The methods with a measured gap, in the table's order."""
+        have = {method for method, _, _ in self.batch_gaps}
+        return list(dict.fromkeys(r.method for r in self.method_rows if r.method in have))
+
     def drop(self, row: TableRow, key: str) -> float | None:
         """Before minus ``row``'s value: how far the column fell (forgotten, or lost)."""
         before = self.before
@@ -450,6 +469,20 @@ def _with_deltas_and_best(
             )
         updated.append(replace(row, cells=cells))
     return updated
+
+
+GAP_CAPTION = (
+    "Sequential against one batch: the last request's value minus the one-batch request's, in "
+    "points, ± half the paired 95 % interval of the difference (the same people and questions "
+    "in both states)."
+)
+
+
+def gap_text(cell: Cell | None) -> str:
+    """``+5.1 ±9.2``: a gap in signed points with half its interval; ``–`` when unmeasured."""
+    if cell is None or cell.value is None:
+        return "–"
+    return f"{signed_points(cell.value)} {plus_minus(cell)}".rstrip()
 
 
 def percent(value: float | None) -> str:
