@@ -61,6 +61,8 @@ def test_method_labels_and_defaults():
         ),
         ({"models": {"world": None}}, "no model"),
         ({"train": {"pack_tokens": -1}}, "train.pack_tokens: "),
+        ({"repeats": 0}, "repeats: Input should be greater than or equal to 1, got 0"),
+        ({"repeats": "three"}, "repeats: "),
     ],
 )
 def test_bad_configs_fail_in_one_line(data, message):
@@ -110,3 +112,13 @@ def test_a_scenario_replaces_the_train_keys_it_gives():
         parse_config({"scenarios": {"sequential": {"train": {"epochs": "two"}}}})
     with pytest.raises(ConfigError, match=r"scenarios\.scope\.train\.nope: unknown key"):
         parse_config({"scenarios": {"scope": {"train": {"nope": 1}}}})
+
+
+def test_repeats_give_the_training_seeds_and_leave_older_run_directories_resumable():
+    assert parse_config({"seed": 4, "repeats": 3}).training_seeds() == [4, 5, 6]
+    assert RunConfig().training_seeds() == [0]
+    # The config hash of a run without repeats is the one versions before repeats wrote in
+    # their manifests (these values come from that version), so those directories resume.
+    assert RunConfig().digest() == "ab98d35481e3cfaf"
+    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "71e8d27514d206c0"
+    assert parse_config({"repeats": 2}).digest() != RunConfig().digest()

@@ -114,3 +114,25 @@ def test_a_seed_that_fails_leaves_the_others_pooled(mini_config, tmp_path, monke
     )
     text = write_report(store.root).markdown.read_text()
     assert "fewer than 2 training seeds finished for npo (1)" in text
+
+
+def test_an_interrupted_run_with_repeats_resumes_to_the_same_rows(mini_config, tmp_path):
+    from pulse.protocol.runner import Interrupt
+
+    config = parse_config(repeated(mini_config, sequential={"requests": 2, "batch": False}))
+    whole = run_protocol(config, tmp_path / "whole", progress=False)
+    # Stopped inside the first request's seeds: repeat-0 done, repeat-1 and the pooling not.
+    with pytest.raises(Interrupt):
+        run_protocol(config, tmp_path / "stopped", progress=False, stop_after=2)
+    stages = json.loads((tmp_path / "stopped" / "manifest.json").read_text())["stages"]
+    assert set(stages) == {"sequential/before", "sequential/sequential/ga/1/repeat-0"}
+    resumed = run_protocol(config, tmp_path / "stopped", progress=False)
+
+    def measured(store):
+        return {
+            r.key: (r.value, r.low, r.high, r.change_low, r.change_high, r.seeds)
+            for r in read_results(store.root / RESULTS_FILE)
+        }
+
+    assert measured(resumed) == measured(whole)
+    assert any(key[-1] == 1 for key in measured(whole))  # the second seed's rows are there
