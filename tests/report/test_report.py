@@ -324,3 +324,20 @@ def test_pooled_seeds_show_their_range_and_the_legend_says_what_they_are(write_r
     assert "training seeds" not in plain.markdown.read_text(encoding="utf-8")
     header = (plain.html.parent / "tables/finetuned.csv").read_text().splitlines()[0]
     assert "_seeds" not in header
+
+
+def test_figures_draw_the_intervals_when_the_run_measured_them():
+    from pulse.report.figures import build_figures
+    from pulse.report.tables import build_tables, method_order
+
+    from .test_reading import with_intervals
+
+    def pngs(rows):
+        figures = build_figures(build_tables(rows), method_order(rows))
+        return {f.name: f.png for f in figures}
+
+    plain, bands = pngs(full_rows()), pngs(with_intervals(full_rows(), 0.05))
+    for name in ("sustainability_sequential.png", "tradeoff_finetuned.png"):
+        assert plain[name] != bands[name], name
+    # Figures that show no intervals are the same either way.
+    assert plain["modality_gap.png"] == bands["modality_gap.png"]

@@ -35,6 +35,7 @@ MODALITY_COLOURS = {"multimodal": "#0072B2", "text-only": "#E69F00"}
 BEFORE_COLOUR = "#444444"
 STATUS_COLOUR = "#b45309"
 BATCH_OFFSET = 0.18  # the one-batch star sits just right of the last request, not on its dot
+BAND_ALPHA = 0.13  # shaded 95 % intervals: visible, yet lines of other methods read through
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,17 @@ def _grid(count: int, max_cols: int, width: float, height: float) -> tuple[Figur
     return fig, axes[:count]
 
 
+def _interval(row: TableRow, key: str) -> tuple[float, float] | None:
+    """A value's 95 % interval in percent, when the run measured one."""
+    bounds = row.interval(key)
+    return None if bounds is None else (bounds[0] * 100, bounds[1] * 100)
+
+
+def _error(value: float, bounds: tuple[float, float] | None) -> list[list[float]] | None:
+    """matplotlib's asymmetric error bar (below, above) around ``value``."""
+    return None if bounds is None else [[value - bounds[0]], [bounds[1] - value]]
+
+
 def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
     fig, axes = _grid(len(table.columns), 4, 2.9, 2.4)
     before = table.before
@@ -96,20 +108,36 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
         base = _pct(before.value(column.key)) if before else None
         for method, colour in colours.items():
             steps = sorted(
-                (r.request, _pct(r.value(column.key)))
+                (r.request, _pct(r.value(column.key)), _interval(r, column.key))
                 for r in table.method_rows
                 if r.method == method and r.requests > 1 and r.value(column.key) is not None
             )
             if base is not None and steps:
-                steps.insert(0, (0, base))
+                assert before is not None
+                steps.insert(0, (0, base, _interval(before, column.key)))
             if steps:
-                xs, ys = zip(*steps, strict=True)
+                xs, ys, bounds = zip(*steps, strict=True)
                 ax.plot(xs, ys, marker="o", markersize=3.5, color=colour, linewidth=1.4)
+                if all(b is not None for b in bounds):
+                    lows, highs = zip(*bounds, strict=True)
+                    ax.fill_between(xs, lows, highs, color=colour, alpha=BAND_ALPHA, linewidth=0)
             for row in table.method_rows:
                 if row.method == method and row.requests <= 1 and row.value(column.key) is not None:
+                    value = _pct(row.value(column.key))
+                    error = _error(value, _interval(row, column.key))
+                    if error is not None:
+                        ax.errorbar(
+                            [last + BATCH_OFFSET],
+                            [value],
+                            yerr=error,
+                            fmt="none",
+                            ecolor=colour,
+                            elinewidth=0.9,
+                            capsize=2,
+                        )
                     ax.plot(
                         [last + BATCH_OFFSET],
-                        [_pct(row.value(column.key))],
+                        [value],
                         marker="*",
                         markersize=11,
                         color=colour,
@@ -133,8 +161,9 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
     return FigureFile(
         f"sustainability_{table.slug}.png",
         f"Sustainability: {table.scenario}",
-        "Accuracy and general capability after each request, one line per method; the star is "
-        "the same forget data unlearned in one batch.",
+        "Accuracy and general capability after each request, one line per method, shaded over "
+        "its 95 % intervals where the run measured them; the star is the same forget data "
+        "unlearned in one batch, with its interval as a bar.",
         _png(fig),
     )
 
@@ -168,6 +197,22 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
             x, y = _pct(row.value(forget)), _pct(row.value(retain))
             batch = chained and row.requests <= 1 and not row.is_before
             marker = "D" if row.is_before else "*" if batch else "o"
+            # Intervals on the rows a reader compares (before, each method's last request);
+            # on every intermediate request they would bury the path.
+            if row.request == row.requests or row.is_before:
+                xerr = _error(x, _interval(row, forget))
+                yerr = _error(y, _interval(row, retain))
+                if xerr is not None or yerr is not None:
+                    ax.errorbar(
+                        [x],
+                        [y],
+                        xerr=xerr,
+                        yerr=yerr,
+                        fmt="none",
+                        ecolor=colour,
+                        elinewidth=0.7,
+                        alpha=0.55,
+                    )
             ax.plot(
                 [x],
                 [y],
@@ -216,8 +261,9 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
     return FigureFile(
         f"tradeoff_{table.slug}.png",
         f"Trade-off: {table.scenario}",
-        "Forget accuracy against retain accuracy, per modality; the top-left corner is the "
-        "goal (forgotten, and the rest kept).",
+        "Forget accuracy against retain accuracy, per modality, with their 95 % intervals as "
+        "bars where the run measured them; the top-left corner is the goal (forgotten, and "
+        "the rest kept).",
         _png(fig),
     )
 
