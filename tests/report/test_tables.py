@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pulse.report.tables import build_tables, percent, signed_points
@@ -140,3 +142,16 @@ def test_columns_nothing_measured_are_dropped():
     rows = [r for r in full_rows() if r.scenario == "finetuned" and r.modality != "text"]
     (table,) = build_tables(rows)
     assert [c.key for c in table.columns] == ["forget_multimodal", "retain_multimodal", "general"]
+
+
+def test_a_change_interval_without_a_change_is_not_shown():
+    # "Forgotten so far" has no before value, so no delta: its change interval goes too.
+    rows = [
+        replace(r, change_low=-0.5, change_high=-0.3) if r.split in ("forgotten", "forget") else r
+        for r in full_rows()
+    ]
+    sequential = build_tables(rows)[2]
+    last = next(r for r in sequential.rows if (r.method, r.request) == ("ga", 3))
+    assert last.cells["forgotten_multimodal"].delta is None
+    assert last.delta_interval("forgotten_multimodal") is None
+    assert last.delta_interval("forget_multimodal") == (-0.5, -0.3)

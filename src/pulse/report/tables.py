@@ -464,9 +464,12 @@ def _with_deltas_and_best(
             base = before.value(column.key) if before and not row.is_before else None
             delta = value - base if value is not None and base is not None else None
             best_here = (index, column.key) in best
-            cells[column.key] = replace(
-                row.cells.get(column.key, Cell()), delta=delta, best=best_here
-            )
+            cell = replace(row.cells.get(column.key, Cell()), delta=delta, best=best_here)
+            if delta is None:
+                # A column the before row lacks ("forgotten so far"): the change's interval
+                # (against before on the same people) would stand beside no change.
+                cell = replace(cell, delta_low=None, delta_high=None)
+            cells[column.key] = cell
         updated.append(replace(row, cells=cells))
     return updated
 
