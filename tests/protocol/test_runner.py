@@ -49,6 +49,24 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
         change = ft[key].value - first[key].value
         assert ft[key].change_low - 1e-9 <= change <= ft[key].change_high + 1e-9, key
         assert first[key].change_low is None
+    # Every pair of methods compared on the same people and questions: ga minus npo.
+    npo = {
+        (r.split, r.modality, r.metric): r for r in rows if r.cell == ("finetuned", "npo", "", 1)
+    }
+    contrasts = {
+        (r.split, r.modality): r
+        for r in rows
+        if r.cell == ("finetuned", "ga", "", 1) and r.metric == "contrast"
+    }
+    assert {r.versus for r in contrasts.values()} == {"npo"}
+    for split, modality in (("forget", "text"), ("retain", "all")):
+        row, metric = contrasts[(split, modality)], (split, modality, "accuracy")
+        assert row.value == pytest.approx(ft[metric].value - npo[metric].value)
+        assert row.low - 1e-9 <= row.value <= row.high + 1e-9
+    assert contrasts[("general", "all")].value == pytest.approx(
+        ft[("general", "all", "circular")].value - npo[("general", "all", "circular")].value
+    )
+    assert any(r.metric == "contrast" and r.scenario == "pretrained" for r in rows)
     # sequential: K = 2 requests per method plus the batch row; the bookkeeping in the rows.
     seq = {(r.method, r.setting, r.request, r.split) for r in rows if r.scenario == "sequential"}
     assert ("npo", "sequential", 1, "pending") in seq

@@ -215,3 +215,42 @@ def test_a_forget_set_known_only_at_chance_is_flagged():
     known += mcq(ft, ft, "ga", forget=(0.2, 0.3), retain=(0.7, 0.7), general=0.7)
     assert not [s for s in reading([*known, chance_row(0.25)]) if "guessing" in s]
     assert not [s for s in reading(rows) if "guessing" in s]
+
+
+def contrast(split, modality, value, low, high, method="ga", versus="ga_kl"):
+    return ResultRow(
+        "finetuned", "finetuned", method, "", 1, 1, split, modality, "contrast", value, 10,
+        low=low, high=high, versus=versus,
+    )  # fmt: skip
+
+
+def test_paired_contrasts_decide_whether_a_leader_stands_out():
+    # ga forgets the most in finetuned, ga_kl is the runner-up; ga_kl keeps the most retain
+    # accuracy. The contrast rows are stored as ga minus ga_kl: the retain claim reads them
+    # the other way round.
+    rows = with_intervals(full_rows(), 0.2)  # marginal intervals that overlap everywhere
+    clear = [
+        contrast("forget", "multimodal", -0.20, -0.30, -0.10),
+        contrast("forget", "text", -0.10, -0.18, -0.02),
+        contrast("retain", "multimodal", -0.40, -0.50, -0.30),
+        contrast("retain", "text", -0.22, -0.30, -0.14),
+    ]
+    sentences = reading(rows + clear)
+    lead = sentence(sentences, "In finetuned, ga forgets the most")
+    assert lead.endswith(
+        "(a measured difference: the paired 95 % interval of its difference to ga_kl leaves "
+        "zero in both modalities)."
+    )
+    retain = sentence(sentences, "keeps the most retain accuracy in finetuned")
+    assert retain.startswith("ga_kl keeps") and retain.endswith(
+        "to ga leaves zero in both modalities)."
+    )
+    noisy = [*clear[:1], contrast("forget", "text", -0.10, -0.18, 0.02), *clear[2:]]
+    lead = sentence(reading(rows + noisy), "In finetuned, ga forgets the most")
+    assert lead.endswith(
+        "(within noise of ga_kl: the paired 95 % interval of their difference holds zero in "
+        "text-only)."
+    )
+    # Without contrasts the marginal intervals speak, as before.
+    lead = sentence(reading(rows), "In finetuned, ga forgets the most")
+    assert lead.endswith("(its 95 % intervals overlap ga_kl's in both modalities).")

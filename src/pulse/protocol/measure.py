@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
 from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts, tally
 from pulse.protocol.config import EvalConfig
-from pulse.protocol.results import GAP, ResultRow, status_row
+from pulse.protocol.results import CONTRAST, GAP, ResultRow, status_row
 from pulse.protocol.store import RunStore, content_key
 
 MODALITIES = ("multimodal", "text")
@@ -156,11 +156,36 @@ def gap_rows(
     earlier: Sequence[Measurement],
     splits: Mapping[str, Sequence[str]],
 ) -> list[ResultRow]:
-    """``gap`` rows: the ``later`` states' accuracy minus the ``earlier`` states' on the same
-    people and questions (per split and modality, and general capability under CircularEval),
-    each with the paired 95 % interval of the difference. ``later[i]`` pairs with
-    ``earlier[i]`` (the same training seed); several seeds pool as in :func:`pooled_rows`.
-    The sequential scenario compares its last request with the one-batch request this way."""
+    """``gap`` rows: the sequential scenario's last request against its one-batch request
+    (see :func:`difference_rows`)."""
+    return difference_rows(cell, later, earlier, splits, GAP)
+
+
+def contrast_rows(
+    cell: CellId,
+    runs: Sequence[Measurement],
+    other: Sequence[Measurement],
+    versus: str,
+    splits: Mapping[str, Sequence[str]],
+) -> list[ResultRow]:
+    """``contrast`` rows: ``cell``'s method against the method ``versus`` (see
+    :func:`difference_rows`); the reading ranks methods by them."""
+    rows = difference_rows(cell, runs, other, splits, CONTRAST)
+    return [replace(row, versus=versus) for row in rows]
+
+
+def difference_rows(
+    cell: CellId,
+    later: Sequence[Measurement],
+    earlier: Sequence[Measurement],
+    splits: Mapping[str, Sequence[str]],
+    metric: str,
+) -> list[ResultRow]:
+    """Rows of ``metric``: the ``later`` states' accuracy minus the ``earlier`` states' on the
+    same people and questions (per split and modality, and general capability under
+    CircularEval), each with the paired 95 % interval of the difference. ``later[i]`` pairs
+    with ``earlier[i]`` (the same training seed); several seeds pool as in
+    :func:`pooled_rows`."""
     seeds = len(later)
     rows = []
     for split, people, modality in _groups(splits):
@@ -169,7 +194,9 @@ def gap_rows(
         if all(after) and all(before):
             value = _mean(tally(a).mean - tally(b).mean for a, b in zip(after, before, strict=True))
             interval = paired_person_bootstrap_over_seeds(after, before)
-            rows.append(cell.row(split, modality, GAP, value, len(after[0]), interval, None, seeds))
+            rows.append(
+                cell.row(split, modality, metric, value, len(after[0]), interval, None, seeds)
+            )
     late, early = [m.general for m in later], [m.general for m in earlier]
     if all(g is not None for g in (*late, *early)):
         value = _mean(
@@ -177,7 +204,7 @@ def gap_rows(
         )
         interval = _general_change(late, early)
         n = late[0]["circular"]["n"]
-        rows.append(cell.row("general", "all", GAP, value, n, interval, None, seeds))
+        rows.append(cell.row("general", "all", metric, value, n, interval, None, seeds))
     return rows
 
 

@@ -23,9 +23,12 @@ Fields:
   floor an accuracy can fall to), ``circular`` / ``vanilla`` (general capability), ``score``
   (PEBench, higher is better), ``gap`` (sequential scenario, in the last request's cell: its
   value minus the one-batch request's on the same people and questions, with ``low`` /
-  ``high`` the paired 95 % interval of that difference). Timings are not results (they differ
-  from run to run): the manifest keeps each stage's ``seconds``, ``train_seconds`` and
-  ``eval_seconds``.
+  ``high`` the paired 95 % interval of that difference), ``contrast`` (finetuned and
+  pretrained scenarios, in the cell of ``method``: its value minus the method named in
+  ``versus`` on the same people and questions, with the paired 95 % interval; one row per
+  pair of methods that finished, the earlier method of the config first). Timings are not
+  results (they differ from run to run): the manifest keeps each stage's ``seconds``,
+  ``train_seconds`` and ``eval_seconds``.
 - ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
   by a bootstrap over people, general capability by the Wilson interval over questions;
   ``None`` on other metrics, with fewer than two people, and in rows of earlier versions.
@@ -62,6 +65,7 @@ from pulse.files import write_text
 RESULTS_FILE = "results.jsonl"
 LOWER_IS_BETTER_SPLITS = frozenset({"forget", "current", "forgotten"})
 GAP = "gap"  # metric of the sequential-vs-batch rows
+CONTRAST = "contrast"  # metric of the method-against-method rows
 STATUSES = ("ok", "diverged", "failed")
 
 
@@ -86,6 +90,7 @@ class ResultRow:
     change_high: float | None = None
     repeat: int | None = None  # one training seed's row (index), or None: the cell's result
     seeds: int = 1  # training seeds the value pools
+    versus: str | None = None  # contrast rows: the method this one is compared with
 
     @property
     def cell(self) -> tuple[str, str, str, int]:
@@ -93,7 +98,7 @@ class ResultRow:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (*self.cell, self.split, self.modality, self.metric, self.repeat)
+        return (*self.cell, self.split, self.modality, self.metric, self.repeat, self.versus)
 
     @property
     def pooled(self) -> bool:
@@ -151,6 +156,9 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
         raise ValueError(f"{where}: field 'repeat' must be an integer or null, got {repeat!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"{where}: field 'seeds' must be a positive integer, got {seeds!r}")
+    versus = data.get("versus")
+    if versus is not None and not isinstance(versus, str):
+        raise ValueError(f"{where}: field 'versus' must be a method label or null, got {versus!r}")
     for name in NUMBER_FIELDS:
         value = data.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
@@ -199,4 +207,5 @@ def _sort_key(row: ResultRow) -> tuple[Any, ...]:
         row.split,
         row.modality,
         row.metric,
+        row.versus or "",
     )

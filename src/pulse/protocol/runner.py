@@ -25,7 +25,14 @@ from typing import Any
 from pulse.data.splits import read_split, write_split
 from pulse.errors import ConfigError, PulseError
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig, parse_scope_label
-from pulse.protocol.measure import CellId, Measurement, Measurer, gap_rows, pooled_rows
+from pulse.protocol.measure import (
+    CellId,
+    Measurement,
+    Measurer,
+    contrast_rows,
+    gap_rows,
+    pooled_rows,
+)
 from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources, check_sources, local_sources, world_sources
 from pulse.protocol.splits import forget_retain, partition, sequential_splits
@@ -407,10 +414,47 @@ class Runner:
         group, forget, retain = self._fictitious()
         splits = {"forget": forget, "retain": retain}
         self._before("finetuned", group, splits)
-        for entry in self.config.methods_of("finetuned"):
-            cell = CellId("finetuned", "finetuned", entry.name, "", 1, 1)
-            stage = f"finetuned/{entry.name}"
-            self._request_stage(stage, cell, group, splits, entry, forget, retain)
+        self._methods("finetuned", group, splits, forget, retain)
+
+    def _methods(
+        self, scenario: str, group: Population, splits: Splits, forget: list[str], retain: list[str]
+    ) -> None:
+        """One request per method of a one-request scenario, then every pair of the methods
+        that finished compared on the same people and questions (``contrast`` rows)."""
+        finished: dict[str, Outcomes] = {}
+        for entry in self.config.methods_of(scenario):
+            cell = CellId(scenario, scenario, entry.name, "", 1, 1)
+            stage = f"{scenario}/{entry.name}"
+            _, outcomes = self._request_stage(stage, cell, group, splits, entry, forget, retain)
+            finished[entry.name] = outcomes
+        self._contrasts(scenario, group, splits, finished)
+
+    def _contrasts(
+        self, scenario: str, group: Population, splits: Splits, methods: dict[str, Outcomes]
+    ) -> None:
+        """Each method against each later one, paired on the same people and questions and
+        seed by seed (the seeds where both finished), in one stage; the reading ranks methods
+        by these paired intervals rather than by two overlapping ones."""
+        seeds = self.config.training_seeds()
+        pairs = [
+            (a, b, common)
+            for i, a in enumerate(methods)
+            for b in list(methods)[i + 1 :]
+            if (common := [s for s in seeds if methods[a][s].ok and methods[b][s].ok])
+        ]
+        if not pairs:
+            return
+
+        def compute() -> list[ResultRow]:
+            rows = []
+            for a, b, common in pairs:
+                cell = CellId(scenario, scenario, a, "", 1, 1)
+                runs = [self._measure_request(methods[a][s], group) for s in common]
+                other = [self._measure_request(methods[b][s], group) for s in common]
+                rows += contrast_rows(cell, runs, other, b, splits)
+            return rows
+
+        self.stage(f"{scenario}/contrasts", compute)
 
     def pretrained(self) -> None:
         assert self.sources.base is not None
@@ -421,10 +465,7 @@ class Runner:
         # The before row reads the probe's own evaluation (every celebrity).
         self._before("pretrained", Population(self.sources.base, config, everyone), splits)
         group = Population(self.sources.base, config, forget + retain)
-        for entry in self.config.methods_of("pretrained"):
-            cell = CellId("pretrained", "pretrained", entry.name, "", 1, 1)
-            stage = f"pretrained/{entry.name}"
-            self._request_stage(stage, cell, group, splits, entry, forget, retain)
+        self._methods("pretrained", group, splits, forget, retain)
 
     def _probed_split(
         self, model: Path, config: str, everyone: list[str]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pulse.report.tables import Table, TableRow
+from pulse.report.tables import Column, Table, TableRow
 
 FORGET_KEYS = ("forget_multimodal", "forget_text")
 RETAIN_KEYS = ("retain_multimodal", "retain_text")
@@ -157,7 +157,7 @@ def _forgetting(table: Table) -> list[str]:
             "over multimodal and text-only questions."
         )
     elif leader:
-        note = _runner_up_note(drops, rows, FORGET_KEYS)
+        note = _runner_up_note(table, drops, rows, FORGET_KEYS)
         out.append(
             f"In {table.scenario}, {leader} forgets the most: forget accuracy falls by "
             f"{_pts(drops[leader])} on average over multimodal and text-only questions{note}."
@@ -168,23 +168,55 @@ def _forgetting(table: Table) -> list[str]:
     }
     label = _leader(retained)
     if label:
-        note = _runner_up_note(retained, rows, RETAIN_KEYS)
+        note = _runner_up_note(table, retained, rows, RETAIN_KEYS)
         out.append(
-            f"{label} keeps the most retain accuracy in {table.scenario} "
-            f"({_pct(retained[label])} on average){note}."
+            f"{label} keeps the most retain accuracy in {table.scenario}: "
+            f"{_pct(retained[label])} on average{note}."
         )
     return out
 
 
-def _runner_up_note(scores: dict[str, float], rows: Sequence[TableRow], keys: Sequence[str]) -> str:
-    """`` (its 95 % intervals overlap X's in both modalities)`` when the leader of ``scores``
-    (highest first) and the runner-up X have overlapping intervals in every column of
-    ``keys``: the ranking may be the questions' noise."""
+def _runner_up_note(
+    table: Table, scores: dict[str, float], rows: Sequence[TableRow], keys: Sequence[str]
+) -> str:
+    """How the leader of ``scores`` (highest first) stands against the runner-up X in the
+    columns ``keys`` (one per modality). With the run's paired contrasts (the same people and
+    questions in both states): whether their difference's interval leaves zero, in the
+    leader's favour, in every modality. Without: `` (its 95 % intervals overlap X's in both
+    modalities)`` when the two marginal intervals overlap in every column (the ranking may be
+    the questions' noise)."""
     leader, second = sorted(scores, key=scores.__getitem__, reverse=True)[:2]
     by_label = {r.label: r for r in rows}
-    if all(_overlap_note(by_label[leader], by_label[second], key) for key in keys):
+    first, other = by_label[leader], by_label[second]
+    columns = [c for key in keys if (c := table.column(key)) is not None]
+    paired = [table.contrast(first.method, other.method, c) for c in columns]
+    if columns and all(p is not None and p.interval is not None for p in paired):
+        unclear = [
+            c.label
+            for c, p in zip(columns, paired, strict=True)
+            if not _favours(p.interval, c.lower_is_better)  # type: ignore[union-attr, arg-type]
+        ]
+        if not unclear:
+            return (
+                f" (a measured difference: the paired 95 % interval of its difference to "
+                f"{second} leaves zero in {_modalities(columns)})"
+            )
+        return (
+            f" (within noise of {second}: the paired 95 % interval of their difference holds "
+            f"zero in {_modalities(columns) if len(unclear) == len(columns) else unclear[0]})"
+        )
+    if all(_overlap_note(first, other, key) for key in keys):
         return f" (its 95 % intervals overlap {second}'s in both modalities)"
     return ""
+
+
+def _favours(interval: tuple[float, float], lower_is_better: bool) -> bool:
+    """Whether a difference (leader minus runner-up) lies wholly on the leader's side."""
+    return interval[1] < 0 if lower_is_better else interval[0] > 0
+
+
+def _modalities(columns: Sequence[Column]) -> str:
+    return "both modalities" if len(columns) == 2 else " and ".join(c.label for c in columns)
 
 
 def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) -> list[str]:

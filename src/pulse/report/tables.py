@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pulse.protocol.results import GAP, LOWER_IS_BETTER_SPLITS, ResultRow
+from pulse.protocol.results import CONTRAST, GAP, LOWER_IS_BETTER_SPLITS, ResultRow
 
 BEFORE = "before"
 STATUS_METRIC = "status"
@@ -142,6 +142,9 @@ class Table:
     # Sequential scenario: request K minus the one-batch request, per (method, split,
     # modality), with the paired interval of the difference (``gap`` rows).
     batch_gaps: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
+    # Method against method on the same people and questions (``contrast`` rows), keyed by
+    # (method, versus, split, modality): the first minus the second, with its paired interval.
+    contrasts: dict[tuple[str, str, str, str], Cell] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -179,6 +182,23 @@ class Table:
         """The methods with a measured gap, in the table's order."""
         have = {method for method, _, _ in self.batch_gaps}
         return list(dict.fromkeys(r.method for r in self.method_rows if r.method in have))
+
+    def contrast(self, method: str, versus: str, column: Column) -> Cell | None:
+        """``method`` minus ``versus`` in ``column``, with the paired interval (either order
+        of the pair: the stored difference turned around when needed)."""
+        modality = column.modality or "all"
+        found = self.contrasts.get((method, versus, column.split, modality))
+        if found is not None:
+            return found
+        other = self.contrasts.get((versus, method, column.split, modality))
+        if other is None or other.value is None:
+            return None
+        flipped = None if other.interval is None else (-other.interval[1], -other.interval[0])
+        low, high = flipped if flipped else (None, None)
+        return Cell(-other.value, low=low, high=high)
+
+    def column(self, key: str) -> Column | None:
+        return next((c for c in self.columns if c.key == key), None)
 
     def drop(self, row: TableRow, key: str) -> float | None:
         """Before minus ``row``'s value: how far the column fell (forgotten, or lost)."""
@@ -304,7 +324,12 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
         for r in rows
         if r.metric == GAP and r.value is not None
     }
-    return Table(scenario, kind, title, header, columns, tuple(table_rows), chance, gaps)
+    contrasts = {
+        (r.method, r.versus, r.split, r.modality): Cell(r.value, low=r.low, high=r.high)
+        for r in rows
+        if r.metric == CONTRAST and r.value is not None and r.versus
+    }
+    return Table(scenario, kind, title, header, columns, tuple(table_rows), chance, gaps, contrasts)
 
 
 _CellKey = tuple[str, str, int, int]  # method, setting, request, requests
