@@ -135,8 +135,8 @@ def pooled_rows(
             value = _mean(t["mean"] for t in tallies)
             if seeds == 1:
                 interval = wilson(tallies[0]["total"], tallies[0]["n"])
-            elif metric == "circular":
-                interval = question_bootstrap_over_seeds(_verdicts(generals))
+            elif metric == "circular" and (verdicts := _verdicts(generals)):
+                interval = question_bootstrap_over_seeds(verdicts)
             else:  # per-question vanilla verdicts are not kept
                 interval = None
             change = (
