@@ -67,6 +67,18 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
         ft[("general", "all", "circular")].value - npo[("general", "all", "circular")].value
     )
     assert any(r.metric == "contrast" and r.scenario == "pretrained" for r in rows)
+    # The scope ablation compares one method's scopes: llm minus projector+llm for ga.
+    scoped = {
+        (r.setting, r.split, r.modality, r.metric): r
+        for r in rows
+        if r.scenario == "scope" and r.method == "ga"
+    }
+    llm_vs = scoped[("llm", "forget", "all", "contrast")]
+    assert llm_vs.versus == "projector+llm"
+    assert llm_vs.value == pytest.approx(
+        scoped[("llm", "forget", "all", "accuracy")].value
+        - scoped[("projector+llm", "forget", "all", "accuracy")].value
+    )
     # sequential: K = 2 requests per method plus the batch row; the bookkeeping in the rows.
     seq = {(r.method, r.setting, r.request, r.split) for r in rows if r.scenario == "sequential"}
     assert ("npo", "sequential", 1, "pending") in seq

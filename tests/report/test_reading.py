@@ -254,3 +254,27 @@ def test_paired_contrasts_decide_whether_a_leader_stands_out():
     # Without contrasts the marginal intervals speak, as before.
     lead = sentence(reading(rows), "In finetuned, ga forgets the most")
     assert lead.endswith("(its 95 % intervals overlap ga_kl's in both modalities).")
+
+
+def test_the_scope_leader_is_stated_with_the_paired_difference_between_scopes():
+    # Stored as llm minus projector+llm for ga; projector+llm leads, so the note turns it.
+    def scoped(split, modality, metric, value, low, high):
+        return ResultRow(
+            "scope", "scope", "ga", "llm", 1, 1, split, modality, "contrast", value, 10,
+            low=low, high=high, versus="projector+llm",
+        )  # fmt: skip
+
+    rows = [
+        *with_intervals(full_rows(), 0.10),
+        scoped("forget", "multimodal", "contrast", 0.15, 0.05, 0.25),
+        scoped("general", "all", "contrast", -0.22, -0.30, 0.01),
+    ]
+    scope = sentence(reading(rows), "For ga in scope")
+    assert (
+        "updating projector+llm forgets most (multimodal 10.0%; paired 95 % interval of the "
+        "difference to llm -25.0 to -5.0 points: a measured difference)"
+    ) in scope
+    assert (
+        "projector+llm keeps the most general capability (71.0%; paired 95 % interval of the "
+        "difference to llm -1.0 to +30.0 points: within noise)"
+    ) in scope

@@ -23,10 +23,11 @@ Fields:
   floor an accuracy can fall to), ``circular`` / ``vanilla`` (general capability), ``score``
   (PEBench, higher is better), ``gap`` (sequential scenario, in the last request's cell: its
   value minus the one-batch request's on the same people and questions, with ``low`` /
-  ``high`` the paired 95 % interval of that difference), ``contrast`` (finetuned and
-  pretrained scenarios, in the cell of ``method``: its value minus the method named in
-  ``versus`` on the same people and questions, with the paired 95 % interval; one row per
-  pair of methods that finished, the earlier method of the config first). Timings are not
+  ``high`` the paired 95 % interval of that difference), ``contrast`` (in a cell of the
+  finetuned or pretrained scenario: its value minus the method named in ``versus``; in a
+  cell of the scope ablation: minus the same method under the scope named in ``versus``; on
+  the same people and questions, with the paired 95 % interval; one row per pair that
+  finished, the earlier of the config first). Timings are not
   results (they differ from run to run): the manifest keeps each stage's ``seconds``,
   ``train_seconds`` and ``eval_seconds``.
 - ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
@@ -90,7 +91,7 @@ class ResultRow:
     change_high: float | None = None
     repeat: int | None = None  # one training seed's row (index), or None: the cell's result
     seeds: int = 1  # training seeds the value pools
-    versus: str | None = None  # contrast rows: the method this one is compared with
+    versus: str | None = None  # contrast rows: the method (or scope) compared with
 
     @property
     def cell(self) -> tuple[str, str, str, int]:

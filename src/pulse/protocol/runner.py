@@ -421,26 +421,28 @@ class Runner:
     ) -> None:
         """One request per method of a one-request scenario, then every pair of the methods
         that finished compared on the same people and questions (``contrast`` rows)."""
-        finished: dict[str, Outcomes] = {}
+        finished: dict[CellId, Outcomes] = {}
         for entry in self.config.methods_of(scenario):
             cell = CellId(scenario, scenario, entry.name, "", 1, 1)
             stage = f"{scenario}/{entry.name}"
-            _, outcomes = self._request_stage(stage, cell, group, splits, entry, forget, retain)
-            finished[entry.name] = outcomes
-        self._contrasts(scenario, group, splits, finished)
+            _, finished[cell] = self._request_stage(
+                stage, cell, group, splits, entry, forget, retain
+            )
+        self._contrasts(f"{scenario}/contrasts", group, splits, finished)
 
     def _contrasts(
-        self, scenario: str, group: Population, splits: Splits, methods: dict[str, Outcomes]
+        self, stage: str, group: Population, splits: Splits, cells: dict[CellId, Outcomes]
     ) -> None:
-        """Each method against each later one, paired on the same people and questions and
-        seed by seed (the seeds where both finished), in one stage; the reading ranks methods
-        by these paired intervals rather than by two overlapping ones."""
+        """Each cell against each later one (methods, or one method's scopes), paired on the
+        same people and questions and seed by seed (the seeds where both finished), in one
+        stage; the reading ranks them by these paired intervals rather than by two
+        overlapping ones."""
         seeds = self.config.training_seeds()
         pairs = [
             (a, b, common)
-            for i, a in enumerate(methods)
-            for b in list(methods)[i + 1 :]
-            if (common := [s for s in seeds if methods[a][s].ok and methods[b][s].ok])
+            for i, a in enumerate(cells)
+            for b in list(cells)[i + 1 :]
+            if (common := [s for s in seeds if cells[a][s].ok and cells[b][s].ok])
         ]
         if not pairs:
             return
@@ -448,13 +450,13 @@ class Runner:
         def compute() -> list[ResultRow]:
             rows = []
             for a, b, common in pairs:
-                cell = CellId(scenario, scenario, a, "", 1, 1)
-                runs = [self._measure_request(methods[a][s], group) for s in common]
-                other = [self._measure_request(methods[b][s], group) for s in common]
-                rows += contrast_rows(cell, runs, other, b, splits)
+                runs = [self._measure_request(cells[a][s], group) for s in common]
+                other = [self._measure_request(cells[b][s], group) for s in common]
+                versus = b.setting if a.method == b.method else b.method
+                rows += contrast_rows(a, runs, other, versus, splits)
             return rows
 
-        self.stage(f"{scenario}/contrasts", compute)
+        self.stage(stage, compute)
 
     def pretrained(self) -> None:
         assert self.sources.base is not None
@@ -608,12 +610,19 @@ class Runner:
         group, forget, retain = self._fictitious()
         splits = {"forget": forget, "retain": retain}
         self._before("scope", group, splits)
+        by_method: dict[str, dict[CellId, Outcomes]] = {}
         for label in self.config.scenarios.scope.scopes:
             scope = parse_scope_label(label, self.config.train_of("scope").scope)
             for entry in self.config.methods_of("scope"):
                 cell = CellId("scope", "scope", entry.name, label, 1, 1)
                 stage = f"scope/{label}/{entry.name}"
-                self._request_stage(stage, cell, group, splits, entry, forget, retain, scope)
+                _, outcomes = self._request_stage(
+                    stage, cell, group, splits, entry, forget, retain, scope
+                )
+                by_method.setdefault(entry.name, {})[cell] = outcomes
+        # The ablation compares one method's scopes with each other, not methods.
+        for method, cells in by_method.items():
+            self._contrasts(f"scope/contrasts/{method}", group, splits, cells)
 
     def pebench(self) -> None:
         from pulse.protocol.pebench import run_pebench

@@ -101,8 +101,12 @@ def _gap_note(table: Table, method: str, split: str, modality: str) -> str:
     if gap is None or gap.interval is None:
         return ""
     low, high = gap.interval
-    verdict = "within noise" if low <= 0 <= high else "a measured difference"
-    return f"paired 95 % interval of the gap {_span(low, high)} points: {verdict}"
+    return f"paired 95 % interval of the gap {_span(low, high)} points: {_verdict(low, high)}"
+
+
+def _verdict(low: float, high: float) -> str:
+    """What a paired interval of a difference says: does it hold zero?"""
+    return "within noise" if low <= 0 <= high else "a measured difference"
 
 
 def _span(low: float, high: float) -> str:
@@ -115,9 +119,20 @@ def _also(clause: str, before: str, after: str = "") -> str:
     return f"{before}{clause}{after}" if clause else ""
 
 
-def _lead_note(values: dict[str, float], rows: dict[str, TableRow], key: str, lowest: bool) -> str:
-    """``; <overlap clause>`` of the leader of ``values`` against the runner-up, or empty."""
+def _lead_note(
+    table: Table, values: dict[str, float], rows: dict[str, TableRow], key: str, lowest: bool
+) -> str:
+    """``; <clause>`` on the leader of ``values`` against the runner-up: the paired interval
+    of their difference when the run compared them, else whether their intervals overlap."""
     leader, second = sorted(values, key=values.__getitem__, reverse=not lowest)[:2]
+    column = table.column(key)
+    paired = table.contrast(rows[leader], rows[second], column) if column else None
+    if paired is not None and paired.interval is not None:
+        low, high = paired.interval
+        return (
+            f"; paired 95 % interval of the difference to {second} {_span(low, high)} points: "
+            f"{_verdict(low, high)}"
+        )
     return _also(_overlap_note(rows[leader], rows[second], key, second), "; ")
 
 
@@ -189,7 +204,7 @@ def _runner_up_note(
     by_label = {r.label: r for r in rows}
     first, other = by_label[leader], by_label[second]
     columns = [c for key in keys if (c := table.column(key)) is not None]
-    paired = [table.contrast(first.method, other.method, c) for c in columns]
+    paired = [table.contrast(first, other, c) for c in columns]
     if columns and all(p is not None and p.interval is not None for p in paired):
         unclear = [
             c.label
@@ -331,13 +346,13 @@ def _scope(table: Table) -> list[str]:
         if scope := _leader(forget, lowest=True):
             parts.append(
                 f"updating {scope} forgets most (multimodal {_pct(forget[scope])}"
-                + _lead_note(forget, by_setting, "forget_multimodal", lowest=True)
+                + _lead_note(table, forget, by_setting, "forget_multimodal", lowest=True)
                 + ")"
             )
         if scope := _leader(general):
             parts.append(
                 f"{scope} keeps the most general capability ({_pct(general[scope])}"
-                + _lead_note(general, by_setting, "general", lowest=False)
+                + _lead_note(table, general, by_setting, "general", lowest=False)
                 + ")"
             )
         if parts:

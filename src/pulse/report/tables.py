@@ -142,9 +142,10 @@ class Table:
     # Sequential scenario: request K minus the one-batch request, per (method, split,
     # modality), with the paired interval of the difference (``gap`` rows).
     batch_gaps: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
-    # Method against method on the same people and questions (``contrast`` rows), keyed by
-    # (method, versus, split, modality): the first minus the second, with its paired interval.
-    contrasts: dict[tuple[str, str, str, str], Cell] = field(default_factory=dict)
+    # Row against row on the same people and questions (``contrast`` rows), keyed by
+    # (method, setting, versus, split, modality): the first minus the second (another method,
+    # or another scope of the same method), with the difference's paired interval.
+    contrasts: dict[tuple[str, str, str, str, str], Cell] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -183,14 +184,20 @@ class Table:
         have = {method for method, _, _ in self.batch_gaps}
         return list(dict.fromkeys(r.method for r in self.method_rows if r.method in have))
 
-    def contrast(self, method: str, versus: str, column: Column) -> Cell | None:
-        """``method`` minus ``versus`` in ``column``, with the paired interval (either order
-        of the pair: the stored difference turned around when needed)."""
+    def contrast(self, row: TableRow, other: TableRow, column: Column) -> Cell | None:
+        """``row`` minus ``other`` in ``column``, with the paired interval, when the run
+        compared them (either order: the stored difference turned around when needed). Rows
+        of one method differ by their setting (the scope ablation), else by their method."""
         modality = column.modality or "all"
-        found = self.contrasts.get((method, versus, column.split, modality))
+
+        def stored(a: TableRow, b: TableRow) -> Cell | None:
+            versus = b.setting if a.method == b.method else b.method
+            return self.contrasts.get((a.method, a.setting, versus, column.split, modality))
+
+        found = stored(row, other)
         if found is not None:
             return found
-        other = self.contrasts.get((versus, method, column.split, modality))
+        other = stored(other, row)
         if other is None or other.value is None:
             return None
         flipped = None if other.interval is None else (-other.interval[1], -other.interval[0])
@@ -325,7 +332,7 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
         if r.metric == GAP and r.value is not None
     }
     contrasts = {
-        (r.method, r.versus, r.split, r.modality): Cell(r.value, low=r.low, high=r.high)
+        (r.method, r.setting, r.versus, r.split, r.modality): Cell(r.value, low=r.low, high=r.high)
         for r in rows
         if r.metric == CONTRAST and r.value is not None and r.versus
     }
