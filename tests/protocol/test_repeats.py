@@ -9,7 +9,7 @@ import pytest
 from pulse.protocol.config import parse_config
 from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import run_protocol
-from pulse.report import write_report
+from pulse.report import headline_table, write_report
 
 
 def repeated(mini_config, **scenarios):
@@ -72,6 +72,7 @@ def test_repeats_pool_the_seeds_and_the_first_seed_is_the_plain_run(mini_config,
     # The report shows the pooled values and says what they are.
     files = write_report(store.root)
     assert "mean over 2 training seeds" in files.markdown.read_text()
+    assert "means over 2 training seeds" in str(headline_table(store.root).title)
     csv = (store.root / "tables" / "finetuned.csv").read_text().splitlines()
     header, ga = csv[0].split(","), next(line for line in csv if line.startswith("ga,"))
     values = dict(zip(header, ga.split(","), strict=True))
