@@ -67,6 +67,11 @@ def test_every_scenario_end_to_end(mini_config, tmp_path):
         ft[("general", "all", "circular")].value - npo[("general", "all", "circular")].value
     )
     assert any(r.metric == "contrast" and r.scenario == "pretrained" for r in rows)
+    # The sequential chains' ends are compared too (request K = 2, ga minus npo).
+    ends = [
+        r for r in rows if r.scenario == "sequential" and r.metric == "contrast" and r.request == 2
+    ]
+    assert ends and {(r.method, r.setting, r.versus) for r in ends} == {("ga", "sequential", "npo")}
     # The scope ablation compares one method's scopes: llm minus projector+llm for ga.
     scoped = {
         (r.setting, r.split, r.modality, r.metric): r

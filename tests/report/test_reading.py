@@ -82,7 +82,7 @@ def test_comparisons_within_the_intervals_say_so():
     assert forget.endswith("against 12.0% in one batch.")
     wide = reading(with_intervals(full_rows(), 0.02))
     assert "overlap" not in sentence(wide, "After 3 sequential requests, ga keeps")
-    ga_kl = sentence(wide, "After 3 sequential requests, ga_kl keeps")  # 68 % against 70 %
+    ga_kl = sentence(wide, "After 3 sequential requests, ga_kl keeps", "general")  # 68 vs 70 %
     assert ga_kl.endswith("(-2.0 points; their 95 % intervals overlap).")
     forget = sentence(wide, "ends at 10.0% sequentially")
     assert forget.endswith("in one batch (their 95 % intervals overlap).")
@@ -278,3 +278,30 @@ def test_the_scope_leader_is_stated_with_the_paired_difference_between_scopes():
         "projector+llm keeps the most general capability (71.0%; paired 95 % interval of the "
         "difference to llm -1.0 to +30.0 points: within noise)"
     ) in scope
+
+
+def test_the_ends_of_the_sequential_chains_are_compared():
+    # After 3 requests: ga's forget accuracy 10 % / 40 %, ga_kl's higher; ga_kl keeps more
+    # retain accuracy. Without contrasts the marginal intervals speak; with them, the paired one.
+    sentences = reading(full_rows())
+    forgot = sentence(sentences, "After 3 sequential requests", "has forgotten the most")
+    assert forgot.startswith("After 3 sequential requests, ga has forgotten the most")
+    kept = sentence(sentences, "After 3 sequential requests", "keeps the most retain accuracy")
+    assert kept.startswith("After 3 sequential requests, ga_kl keeps the most retain accuracy")
+
+    def end(split, modality, value, low, high):
+        return ResultRow(
+            "sequential", "sequential", "ga", "sequential", 3, 3, split, modality, "contrast",
+            value, 10, low=low, high=high, versus="ga_kl",
+        )  # fmt: skip
+
+    rows = [
+        *full_rows(),
+        end("forget", "multimodal", -0.2, -0.3, -0.1),
+        end("forget", "text", -0.1, -0.2, 0.05),
+    ]
+    forgot = sentence(reading(rows), "After 3 sequential requests", "has forgotten the most")
+    assert forgot.endswith(
+        "(within noise of ga_kl: the paired 95 % interval of their difference holds zero in "
+        "text-only)."
+    )

@@ -24,7 +24,8 @@ Fields:
   (PEBench, higher is better), ``gap`` (sequential scenario, in the last request's cell: its
   value minus the one-batch request's on the same people and questions, with ``low`` /
   ``high`` the paired 95 % interval of that difference), ``contrast`` (in a cell of the
-  finetuned or pretrained scenario: its value minus the method named in ``versus``; in a
+  finetuned or pretrained scenario, or in the last request's cell of a sequential chain:
+  its value minus the method named in ``versus``; in a
   cell of the scope ablation: minus the same method under the scope named in ``versus``; on
   the same people and questions, with the paired 95 % interval; one row per pair that
   finished, the earlier of the config first). Timings are not

@@ -510,14 +510,18 @@ class Runner:
         k = len(subsets)
         before = {**sequential_splits(subsets, 0), "retain": retain}
         self._before("sequential", group, before, requests=k)
+        ends: dict[CellId, Outcomes] = {}
         for entry in self.config.methods_of("sequential"):
             last = self._sequence(entry, group, subsets, retain, spec.reference_policy)
+            ends[CellId("sequential", "sequential", entry.name, "sequential", k, k)] = last
             if spec.batch:
                 cell = CellId("sequential", "sequential", entry.name, "batch", 1, 1)
                 splits = {"forget": forget, "forgotten": forget, "retain": retain}
                 stage = f"sequential/batch/{entry.name}"
                 _, batch = self._request_stage(stage, cell, group, splits, entry, forget, retain)
                 self._gap(entry, group, k, last, batch, {"forget": forget, "retain": retain})
+        # Where the methods end after the last request, compared with each other.
+        self._contrasts("sequential/contrasts", group, {"forget": forget, "retain": retain}, ends)
 
     def _gap(
         self,

@@ -172,7 +172,7 @@ def _forgetting(table: Table) -> list[str]:
             "over multimodal and text-only questions."
         )
     elif leader:
-        note = _runner_up_note(table, drops, rows, FORGET_KEYS)
+        note = _runner_up_note(table, drops, {r.label: r for r in rows}, FORGET_KEYS)
         out.append(
             f"In {table.scenario}, {leader} forgets the most: forget accuracy falls by "
             f"{_pts(drops[leader])} on average over multimodal and text-only questions{note}."
@@ -183,7 +183,7 @@ def _forgetting(table: Table) -> list[str]:
     }
     label = _leader(retained)
     if label:
-        note = _runner_up_note(table, retained, rows, RETAIN_KEYS)
+        note = _runner_up_note(table, retained, {r.label: r for r in rows}, RETAIN_KEYS)
         out.append(
             f"{label} keeps the most retain accuracy in {table.scenario}: "
             f"{_pct(retained[label])} on average{note}."
@@ -192,7 +192,7 @@ def _forgetting(table: Table) -> list[str]:
 
 
 def _runner_up_note(
-    table: Table, scores: dict[str, float], rows: Sequence[TableRow], keys: Sequence[str]
+    table: Table, scores: dict[str, float], rows: dict[str, TableRow], keys: Sequence[str]
 ) -> str:
     """How the leader of ``scores`` (highest first) stands against the runner-up X in the
     columns ``keys`` (one per modality). With the run's paired contrasts (the same people and
@@ -201,8 +201,7 @@ def _runner_up_note(
     modalities)`` when the two marginal intervals overlap in every column (the ranking may be
     the questions' noise)."""
     leader, second = sorted(scores, key=scores.__getitem__, reverse=True)[:2]
-    by_label = {r.label: r for r in rows}
-    first, other = by_label[leader], by_label[second]
+    first, other = rows[leader], rows[second]
     columns = [c for key in keys if (c := table.column(key)) is not None]
     paired = [table.contrast(first, other, c) for c in columns]
     if columns and all(p is not None and p.interval is not None for p in paired):
@@ -332,6 +331,36 @@ def _sequential(table: Table) -> list[str]:
                     f"against {_pct(forget[1])} in one batch{_also(note, ' (', ')')}."
                 )
                 break
+    return out + _chain_ends(table)
+
+
+def _chain_ends(table: Table) -> list[str]:
+    """Which method ends its chain of requests having forgotten the most, and which keeps the
+    most retain accuracy, each against the runner-up (by their paired contrast when the run
+    measured it)."""
+    ends = {
+        r.method: r for r in _ok(table.method_rows) if r.requests > 1 and r.request == r.requests
+    }
+    if len(ends) < 2:
+        return []
+    k = next(iter(ends.values())).requests
+    out = []
+    drops = {m: d for m, r in ends.items() if (d := _forget_drop(table, r)) is not None}
+    if leader := _leader(drops):
+        note = _runner_up_note(table, drops, ends, FORGET_KEYS)
+        out.append(
+            f"After {k} sequential requests, {leader} has forgotten the most: forget accuracy "
+            f"fell by {_pts(drops[leader])} on average over both modalities{note}."
+        )
+    kept = {
+        m: v for m, r in ends.items() if (v := _mean([r.value(x) for x in RETAIN_KEYS])) is not None
+    }
+    if leader := _leader(kept):
+        note = _runner_up_note(table, kept, ends, RETAIN_KEYS)
+        out.append(
+            f"After {k} sequential requests, {leader} keeps the most retain accuracy: "
+            f"{_pct(kept[leader])} on average{note}."
+        )
     return out
 
 
