@@ -233,6 +233,14 @@ def test_pebench_person_and_event_targets(mini_config, tmp_path):
         for split in ("efficacy", "generality", "retain", "scope"):
             assert ("before", setting, split) in got and ("ga", setting, split) in got
     assert all(0.0 <= r.value <= 1.0 for r in rows)
+    # Each score has its 95 % interval, and the change against before its paired one.
+    by_key = {(r.method, r.setting, r.split): r for r in rows}
+    for setting in ("person", "event"):
+        for split in ("efficacy", "retain"):
+            row, first = by_key[("ga", setting, split)], by_key[("before", setting, split)]
+            assert row.low - 1e-9 <= row.value <= row.high + 1e-9, (setting, split)
+            change = row.value - first.value
+            assert row.change_low - 1e-9 <= change <= row.change_high + 1e-9, (setting, split)
     assert (store.root / "models/pebench/config.json").is_file()
 
 

@@ -43,7 +43,7 @@ class PEBenchGroup(StrEnum):
 
 
 # Groups where the score is of the forget target, so success is its absence.
-_FORGET_GROUPS = frozenset({PEBenchGroup.EFFICACY, PEBenchGroup.GENERALITY})
+FORGET_GROUPS = frozenset({PEBenchGroup.EFFICACY, PEBenchGroup.GENERALITY})
 
 
 def _phrase_pattern(words: Sequence[str], last_forms: Iterable[str] | None = None) -> str:
@@ -157,7 +157,7 @@ def pebench_summary(records: Sequence[ItemRecord], *, group_key: str = "group") 
         mean = tallies[g.value].mean
         if mean is None:
             return None
-        return 1.0 - mean if g in _FORGET_GROUPS else mean
+        return 1.0 - mean if g in FORGET_GROUPS else mean
 
     return PEBenchSummary(
         efficacy=metric(PEBenchGroup.EFFICACY),

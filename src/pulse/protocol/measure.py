@@ -208,21 +208,6 @@ def difference_rows(
     return rows
 
 
-def mean_rows(cell: CellId, runs: Sequence[Sequence[ResultRow]]) -> list[ResultRow]:
-    """Rows of several training seeds pooled by their values alone: the mean of each measured
-    number over the seeds that have it, without an interval (for scores that have none, such
-    as PEBench's)."""
-    values: dict[tuple[str, str, str], list[ResultRow]] = {}
-    for run in runs:
-        for row in run:
-            if row.value is not None:
-                values.setdefault((row.split, row.modality, row.metric), []).append(row)
-    return [
-        cell.row(*key, _mean(r.value for r in found), found[0].n, seeds=len(found))
-        for key, found in values.items()
-    ]
-
-
 def _general_change(
     after: Sequence[dict[str, Any]], before: Sequence[dict[str, Any]]
 ) -> Interval | None:

@@ -11,14 +11,22 @@ asked the same question (retain).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pulse.data.pebench import PEBenchRow, read_pebench
 from pulse.data.schema import TrainPair
 from pulse.errors import ConfigError
+from pulse.eval.intervals import (
+    Interval,
+    paired_person_bootstrap_over_seeds,
+    person_bootstrap_over_seeds,
+)
 from pulse.eval.pebench import QUESTIONS, SEEN_SPLITS, pebench_eval
-from pulse.protocol.measure import CellId, mean_rows
+from pulse.eval.pebench_metrics import FORGET_GROUPS
+from pulse.eval.records import ItemRecord, records_from_dicts, tally
+from pulse.protocol.measure import CellId
 from pulse.protocol.results import ResultRow
 from pulse.protocol.splits import seeded_order
 from pulse.protocol.store import content_key
@@ -96,6 +104,7 @@ def run_pebench(runner: Runner) -> None:
         finetuned_model(runner, rows) if spec.finetune_epochs > 0 else runner.sources.pebench_model
     )
     assert model is not None
+    before_state = f"model:{model.resolve()}"
     for kind, wanted in (("person", spec.persons), ("event", spec.events)):
         targets = choose_targets(rows, kind, wanted, runner.config.seed)
         if not targets:
@@ -105,16 +114,17 @@ def run_pebench(runner: Runner) -> None:
         )
         forget = [p for p in concept_pairs(rows, kind) if p.entity_id in set(targets)]
         retain = [p for p in concept_pairs(rows, kind) if p.entity_id not in set(targets)]
+
+        def evaluate(state, loader, k=kind, t=targets):
+            return _evaluation(runner, state, loader, rows, k, t)
+
+        def before(evaluate=evaluate):
+            return evaluate(before_state, runner.model_loader(model))
+
         runner.stage(
             f"pebench/{kind}/before",
-            lambda k=kind, t=targets: _measure(
-                runner,
-                CellId("pebench", "pebench", "before", k, 0, 1),
-                f"model:{model.resolve()}",
-                runner.model_loader(model),
-                rows,
-                k,
-                t,
+            lambda k=kind, before=before: pebench_rows(
+                CellId("pebench", "pebench", "before", k, 0, 1), [before()]
             ),
         )
         for entry in runner.config.methods_of("pebench"):
@@ -131,48 +141,91 @@ def run_pebench(runner: Runner) -> None:
                     seed=seed,
                 )
 
-            def rows_of(outcome, c=cell, k=kind, t=targets) -> list[ResultRow]:
+            def after(outcome, evaluate=evaluate) -> dict[str, Any]:
+                assert outcome.out_dir is not None
+                state = f"request:{outcome.out_dir.name}"
+                return evaluate(state, runner.model_loader(model, outcome.out_dir))
+
+            def rows_of(outcome, c=cell, after=after, before=before) -> list[ResultRow]:
                 if not outcome.ok:
                     return [c.status(outcome.status, outcome.detail or outcome.status)]
-                assert outcome.out_dir is not None
-                return _measure(
-                    runner,
-                    c,
-                    f"request:{outcome.out_dir.name}",
-                    runner.model_loader(model, outcome.out_dir),
-                    rows,
-                    k,
-                    t,
-                )
+                return pebench_rows(c, [after(outcome)], before())
 
             runner.cell_stage(
                 f"pebench/{kind}/{entry.name}",
                 cell,
                 train,
                 rows_of,
-                lambda outcomes, c=cell, rows_of=rows_of: mean_rows(
-                    c, [rows_of(o) for o in outcomes]
+                lambda outcomes, c=cell, after=after, before=before: pebench_rows(
+                    c, [after(o) for o in outcomes], before()
                 ),
             )
 
 
-def _measure(
-    runner: Runner, cell: CellId, state: str, loader, rows, kind: str, targets: list[str]
-) -> list[ResultRow]:
+def _evaluation(
+    runner: Runner, state: str, loader, rows, kind: str, targets: list[str]
+) -> dict[str, Any]:
+    """The PEBench evaluation of a model state (summary and per-item records), cached."""
     from pulse.eval.generation import GenConfig
 
     key = content_key("pebench", state, kind, targets, runner.config.eval.model_dump(mode="json"))
-    summary = runner.store.read_json("evals", f"{key}.json")
-    if summary is None:
+    evaluation = runner.store.read_json("evals", f"{key}.json")
+    if evaluation is None:
         model, processor = loader()
         cfg = GenConfig(runner.config.eval.batch_size, runner.config.eval.max_new_tokens, False)
         result = pebench_eval(model, processor, rows, targets, kind=kind, cfg=cfg)
-        summary = result["summary"]
-        runner.store.write_json({"state": state, **result}, "evals", f"{key}.json")
+        evaluation = {"state": state, **result}
+        runner.store.write_json(evaluation, "evals", f"{key}.json")
+    return evaluation
+
+
+def pebench_rows(
+    cell: CellId, runs: Sequence[dict[str, Any]], before: dict[str, Any] | None = None
+) -> list[ResultRow]:
+    """A cell's PEBench scores from its evaluations (one per training seed; several pool as
+    the MCQ rows do: the mean over seeds, intervals drawn over seeds and units), each with its
+    95 % interval and, given the before state's evaluation, the paired interval of its change.
+
+    The unit a bootstrap draws is the concept a record is about (a person or an event: its
+    images are not independent) when a group holds two or more of them, else the image (the
+    target's own images, when one person or event is forgotten). Efficacy and generality are
+    1 minus the mean score, so their bounds are turned around.
+    """
+    groups = [_by_group(run) for run in runs]
+    earlier = _by_group(before) if before is not None else None
     out = []
     for group in GROUPS:
-        value = summary.get(group)
-        if value is not None:
-            n = summary["tallies"][group]["n"]
-            out.append(cell.row(group, "multimodal", "score", value, n))
+        chosen = [_units(g.get(group, [])) for g in groups]
+        if not all(chosen):
+            continue
+        forget_side = group in FORGET_GROUPS
+        means = [tally(c).mean for c in chosen]
+        value = sum(1.0 - m if forget_side else m for m in means) / len(means)
+        interval = person_bootstrap_over_seeds(chosen)
+        change = None
+        if earlier is not None and earlier.get(group):
+            change = paired_person_bootstrap_over_seeds(chosen, [_units(earlier[group])])
+        if forget_side:
+            interval, change = _turned(interval, 1.0), _turned(change, 0.0)
+        n = len(chosen[0])
+        out.append(cell.row(group, "multimodal", "score", value, n, interval, change, len(runs)))
     return out
+
+
+def _by_group(evaluation: dict[str, Any]) -> dict[str, list[ItemRecord]]:
+    groups: dict[str, list[ItemRecord]] = {}
+    for record in records_from_dicts(evaluation.get("records") or []):
+        groups.setdefault(str(record.extras.get("group")), []).append(record)
+    return groups
+
+
+def _units(records: list[ItemRecord]) -> list[ItemRecord]:
+    """Records keyed by the unit a bootstrap draws (see :func:`pebench_rows`)."""
+    if len({r.entity_id for r in records}) >= 2:
+        return records
+    return [replace(r, entity_id=r.item_id) for r in records]
+
+
+def _turned(interval: Interval | None, offset: float) -> Interval | None:
+    """The interval of ``offset - x`` from that of x (1 - x for a score, -x for a change)."""
+    return None if interval is None else Interval(offset - interval.high, offset - interval.low)
