@@ -32,8 +32,9 @@ Fields:
   results (they differ from run to run): the manifest keeps each stage's ``seconds``,
   ``train_seconds`` and ``eval_seconds``.
 - ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
-  by a bootstrap over people, general capability by the Wilson interval over questions;
-  ``None`` on other metrics, with fewer than two people, and in rows of earlier versions.
+  by a bootstrap over people, general capability by the Wilson interval over questions,
+  PEBench scores by a bootstrap over people / events or images (:mod:`pulse.protocol.pebench`);
+  ``None`` on ``chance`` rows, with fewer than two units, and in rows of earlier versions.
 - ``change_low`` / ``change_high``: the 95 % interval of the change against the ``before`` row
   (this value minus before's, on the same questions), by a *paired* bootstrap over people
   (MCQ) or questions (general capability, circular only); ``None`` on the before row itself
