@@ -362,7 +362,7 @@ class Runner:
         for r, seed in enumerate(seeds):
             seed_rows = self.stage(
                 f"{stage}/repeat-{r}",
-                lambda r=r, seed=seed: [replace(x, repeat=r) for x in rows_of(train(seed))],
+                lambda r=r, seed=seed: _tagged(rows_of(train(seed)), r),
             )
             outcomes[seed] = self._finished(seed_rows, train, seed)
 
@@ -552,7 +552,7 @@ class Runner:
                 if seed in seeds:
                     self.stage(
                         f"{stage}/repeat-{r}",
-                        lambda r=r, seed=seed: [replace(x, repeat=r) for x in compute([seed])],
+                        lambda r=r, seed=seed: _tagged(compute([seed]), r),
                     )
         self.stage(stage, lambda: compute(seeds))
 
@@ -632,6 +632,11 @@ class Runner:
         from pulse.protocol.pebench import run_pebench
 
         run_pebench(self)
+
+
+def _tagged(rows: Sequence[ResultRow], repeat: int) -> list[ResultRow]:
+    """One training seed's rows, marked as such (the cell's own rows pool the seeds)."""
+    return [replace(row, repeat=repeat) for row in rows]
 
 
 def _outcome(record: dict[str, Any], out: Path, reused: bool = False) -> RequestOutcome:

@@ -197,12 +197,12 @@ class Table:
         found = stored(row, other)
         if found is not None:
             return found
-        other = stored(other, row)
-        if other is None or other.value is None:
+        reverse = stored(other, row)
+        if reverse is None or reverse.value is None:
             return None
-        flipped = None if other.interval is None else (-other.interval[1], -other.interval[0])
-        low, high = flipped if flipped else (None, None)
-        return Cell(-other.value, low=low, high=high)
+        bounds = reverse.interval
+        low, high = (-bounds[1], -bounds[0]) if bounds else (None, None)
+        return Cell(-reverse.value, low=low, high=high)
 
     def column(self, key: str) -> Column | None:
         return next((c for c in self.columns if c.key == key), None)
