@@ -341,3 +341,22 @@ def test_figures_draw_the_intervals_when_the_run_measured_them():
         assert plain[name] != bands[name], name
     # Figures that show no intervals are the same either way.
     assert plain["modality_gap.png"] == bands["modality_gap.png"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("seeds", 0, "field 'seeds' must be a positive integer, got 0"),
+        ("repeat", "first", "field 'repeat' must be an integer or null, got 'first'"),
+        ("versus", 3, "field 'versus' must be a method label or null, got 3"),
+    ],
+)
+def test_a_results_line_with_a_bad_repeat_field_is_named(write_run, field, value, message):
+    run = write_run(full_rows(), manifest())
+    path = run / "results.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), field: value})
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as error:
+        read_results(path)
+    assert str(error.value) == f"{path}, row 2: {message}"
