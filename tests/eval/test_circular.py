@@ -42,6 +42,7 @@ def test_circular_and_vanilla_accuracy():
     assert {k: t.mean for k, t in c.by_l2_category.items()} == {"perception": 0.5, "reasoning": 0.5}
     v = result.vanilla
     assert (v.overall.n, v.overall.total) == (4, 3.0)  # q1, q2, q5 right; q3 wrong; q4 absent
+    assert result.vanilla_questions == {1: True, 2: True, 3: False, 5: True}
     assert {k: (t.n, t.total) for k, t in v.by_category.items()} == {
         "logic": (1, 0.0),
         "ocr": (2, 2.0),

@@ -44,6 +44,10 @@ def test_repeats_pool_the_seeds_and_the_first_seed_is_the_plain_run(mini_config,
         assert pooled.value == pytest.approx((seeds[0].value + seeds[1].value) / 2)
         assert pooled.low <= pooled.value <= pooled.high
         assert pooled.change_low is not None
+    # General capability pools over seeds and questions, vanilla as well as circular.
+    for metric in ("circular", "vanilla"):
+        pooled = ft[None][("general", "all", metric)]
+        assert pooled.low <= pooled.value <= pooled.high, metric
     general = ft[None][("general", "all", "circular")]
     assert general.value == pytest.approx(
         sum(ft[r][("general", "all", "circular")].value for r in (0, 1)) / 2

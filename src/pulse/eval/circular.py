@@ -60,6 +60,8 @@ class CircularResult:
     vanilla: Breakdown
     questions: dict[int, bool]  # question (base index) -> circular verdict, sorted
     rotations: dict[int, int]  # question -> number of rotations present, sorted
+    # question -> its rotation 0's verdict (vanilla), for questions whose rotation 0 is present
+    vanilla_questions: dict[int, bool]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class CircularResult:
             # JSON object keys are strings.
             "questions": {str(q): v for q, v in self.questions.items()},
             "rotations": {str(q): v for q, v in self.rotations.items()},
+            "vanilla_questions": {str(q): v for q, v in self.vanilla_questions.items()},
         }
 
 
@@ -86,6 +89,7 @@ def circular_eval(rows: Iterable[CircularRow | Mapping[str, Any]]) -> CircularRe
     circular: list[tuple[bool, str | None, str | None]] = []
     vanilla: list[tuple[bool, str | None, str | None]] = []
     questions: dict[int, bool] = {}
+    vanilla_questions: dict[int, bool] = {}
     rotations: dict[int, int] = {}
     for q in sorted(by_question):
         group = sorted(by_question[q], key=lambda r: r.index)
@@ -101,7 +105,10 @@ def circular_eval(rows: Iterable[CircularRow | Mapping[str, Any]]) -> CircularRe
         circular.append((verdict, first.category, first.l2_category))
         if first.index < ROTATION_STRIDE:
             vanilla.append((first.correct, first.category, first.l2_category))
-    return CircularResult(_breakdown(circular), _breakdown(vanilla), questions, rotations)
+            vanilla_questions[q] = first.correct
+    return CircularResult(
+        _breakdown(circular), _breakdown(vanilla), questions, rotations, vanilla_questions
+    )
 
 
 def _breakdown(entries: list[tuple[bool, str | None, str | None]]) -> Breakdown:

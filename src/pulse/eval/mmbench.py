@@ -37,7 +37,8 @@ def evaluate_mmbench(
     *,
     cache: EncodingCache | None = None,
 ) -> dict[str, Any]:
-    """``{scorer, circular, vanilla, categories, l2, questions, records}``, JSON-ready.
+    """``{scorer, circular, vanilla, categories, l2, questions, vanilla_questions, records}``,
+    JSON-ready (``questions`` / ``vanilla_questions``: each question's verdict).
     ``cache``: encodings kept for the next model scored on ``rows`` (see ``score_mcq``).
 
     ``circular`` / ``vanilla`` are overall tallies (``n``, ``total``, ``mean``); ``categories``
@@ -57,6 +58,7 @@ def evaluate_mmbench(
         "categories": _groups(result.circular, result.vanilla, "by_category"),
         "l2": _groups(result.circular, result.vanilla, "by_l2_category"),
         "questions": {str(q): v for q, v in result.questions.items()},
+        "vanilla_questions": {str(q): v for q, v in result.vanilla_questions.items()},
         "records": records_to_dicts(records),
     }
 

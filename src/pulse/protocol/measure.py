@@ -38,6 +38,8 @@ from pulse.protocol.results import CONTRAST, GAP, ResultRow, status_row
 from pulse.protocol.store import RunStore, content_key
 
 MODALITIES = ("multimodal", "text")
+# Where a general-capability evaluation keeps each metric's per-question verdicts.
+VERDICTS = {"circular": "questions", "vanilla": "vanilla_questions"}
 RECENT_MEASUREMENTS = 4  # before states of two scenarios, and the gap's two request states
 
 
@@ -135,9 +137,9 @@ def pooled_rows(
             value = _mean(t["mean"] for t in tallies)
             if seeds == 1:
                 interval = wilson(tallies[0]["total"], tallies[0]["n"])
-            elif metric == "circular" and (verdicts := _verdicts(generals)):
+            elif verdicts := _verdicts(generals, VERDICTS[metric]):
                 interval = question_bootstrap_over_seeds(verdicts)
-            else:  # per-question vanilla verdicts are not kept
+            else:  # evaluations of earlier versions kept no per-question verdicts
                 interval = None
             change = (
                 _general_change(generals, [before.general] if before else [])
@@ -221,8 +223,10 @@ def _general_change(
     return paired_question_bootstrap_over_seeds(later, earlier)
 
 
-def _verdicts(generals: Sequence[dict[str, Any] | None]) -> list[dict[str, float]] | None:
-    verdicts = [g.get("questions") if g else None for g in generals]
+def _verdicts(
+    generals: Sequence[dict[str, Any] | None], key: str = "questions"
+) -> list[dict[str, float]] | None:
+    verdicts = [g.get(key) if g else None for g in generals]
     return None if any(not v for v in verdicts) else verdicts  # type: ignore[return-value]
 
 
@@ -366,6 +370,7 @@ class Measurer:
             # Per-question circular verdicts too: a change's paired interval needs them.
             keys = ("scorer", "circular", "vanilla", "categories", "questions")
             general = {k: result[k] for k in keys}
+            general["vanilla_questions"] = result["vanilla_questions"]
         chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
         return Measurement(records, general, chance)
 
