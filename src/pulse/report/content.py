@@ -25,12 +25,16 @@ TABLE_LEGEND = (
 
 
 def seeds_legend(tables: list[Table]) -> str:
-    """What the tables' values are when they pool several training seeds (empty otherwise)."""
+    """What the tables' values are when they pool several training seeds, or that they do
+    not when each request was trained once."""
     counts = sorted(
         {cell.seeds for t in tables for row in t.rows for cell in row.cells.values()} - {1}
     )
     if not counts:
-        return ""
+        return (
+            " The intervals cover the questions asked, not the randomness of training: each "
+            "request was trained once (a run's `repeats` trains it under several seeds)."
+        )
     how_many = " or ".join(str(c) for c in counts)
     return (
         f" Values of unlearned models are the mean over {how_many} training seeds of the same "
