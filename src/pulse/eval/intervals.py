@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -88,16 +87,13 @@ def paired_person_bootstrap_over_seeds(
     """The same over training seeds: ``after[i]`` is paired with ``before[i]`` (the same seed's
     other state), or with ``before[0]`` for every ``i`` when ``before`` is one state (the model
     before any request, which no seed changes)."""
-    befores = _paired_with(after, before)
-    if befores is None:
-        return None
-    runs = []
-    for later, earlier_run in zip(after, befores, strict=True):
-        earlier = {r.item_id: r.value for r in earlier_run}
-        if not later or {r.item_id for r in later} != set(earlier):
-            return None
-        runs.append([(r.entity_id, r.value - earlier[r.item_id]) for r in later])
-    return _cluster_bootstrap(runs, seed, resamples)
+
+    def verdicts(run: Sequence[ItemRecord]) -> dict[str, tuple[str, float]]:
+        return {r.item_id: (r.entity_id, r.value) for r in run}
+
+    return _paired(
+        [verdicts(run) for run in after], [verdicts(run) for run in before], seed, resamples
+    )
 
 
 def paired_question_bootstrap(
@@ -119,15 +115,13 @@ def paired_question_bootstrap_over_seeds(
 ) -> Interval | None:
     """Per-question verdicts over training seeds, paired as in
     :func:`paired_person_bootstrap_over_seeds`."""
-    befores = _paired_with(after, before)
-    if befores is None:
-        return None
-    runs = []
-    for later, earlier in zip(after, befores, strict=True):
-        if not later or set(later) != set(earlier):
-            return None
-        runs.append([(q, float(later[q]) - float(earlier[q])) for q in later])
-    return _cluster_bootstrap(runs, seed, resamples)
+
+    def verdicts(run: Mapping[str, float]) -> dict[str, tuple[str, float]]:
+        return {q: (q, float(v)) for q, v in run.items()}
+
+    return _paired(
+        [verdicts(run) for run in after], [verdicts(run) for run in before], seed, resamples
+    )
 
 
 def question_bootstrap_over_seeds(
@@ -142,10 +136,26 @@ def question_bootstrap_over_seeds(
     )
 
 
-def _paired_with(after: Sequence[Any], before: Sequence[Any]) -> Sequence[Any] | None:
+def _paired(
+    after: Sequence[Mapping[str, tuple[str, float]]],
+    before: Sequence[Mapping[str, tuple[str, float]]],
+    seed: int,
+    resamples: int,
+) -> Interval | None:
+    """The bootstrap of the differences item by item (each item: its cluster and verdict),
+    ``after[i]`` against ``before[i]`` or, with one ``before``, against that one; ``None``
+    when the runs do not hold the same items."""
     if not after or len(before) not in (1, len(after)):
         return None
-    return list(before) * len(after) if len(before) == 1 else before
+    befores = list(before) * len(after) if len(before) == 1 else before
+    runs = []
+    for later, earlier in zip(after, befores, strict=True):
+        if not later or set(later) != set(earlier):
+            return None
+        runs.append(
+            [(cluster, value - earlier[item][1]) for item, (cluster, value) in later.items()]
+        )
+    return _cluster_bootstrap(runs, seed, resamples)
 
 
 def _cluster_bootstrap(

@@ -242,7 +242,7 @@ def _chance_row(
 
 def _mean(values: Iterable[float]) -> float:
     values = list(values)
-    return values[0] if len(values) == 1 else sum(values) / len(values)
+    return sum(values) / len(values)
 
 
 def _groups(splits: Mapping[str, Sequence[str]]) -> Iterator[tuple[str, Sequence[str], str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +119,8 @@ def run_pebench(runner: Runner) -> None:
         def evaluate(state, loader, k=kind, t=targets):
             return _evaluation(runner, state, loader, rows, k, t)
 
-        def before(evaluate=evaluate):
-            return evaluate(before_state, runner.model_loader(model))
+        # Read once per target kind: every method's rows pair with it.
+        before = cache(partial(evaluate, before_state, runner.model_loader(model)))
 
         runner.stage(
             f"pebench/{kind}/before",

@@ -358,13 +358,8 @@ class Runner:
         if len(seeds) == 1:
             rows = self.stage(stage, lambda: rows_of(train(seeds[0])))
             return rows, {seeds[0]: self._finished(rows, train, seeds[0])}
-        outcomes: Outcomes = {}
-        for r, seed in enumerate(seeds):
-            seed_rows = self.stage(
-                f"{stage}/repeat-{r}",
-                lambda r=r, seed=seed: _tagged(rows_of(train(seed)), r),
-            )
-            outcomes[seed] = self._finished(seed_rows, train, seed)
+        per_seed = self._seed_stages(stage, seeds, lambda seed: rows_of(train(seed)))
+        outcomes = {seed: self._finished(per_seed[seed], train, seed) for seed in seeds}
 
         def pooled() -> list[ResultRow]:
             finished = [o for o in outcomes.values() if o.ok]
@@ -373,6 +368,20 @@ class Runner:
             return [cell.status("failed", f"no training seed of {len(seeds)} finished")]
 
         return self.stage(stage, pooled), outcomes
+
+    def _seed_stages(
+        self, stage: str, seeds: Sequence[int], rows_for: Callable[[int], list[ResultRow]]
+    ) -> dict[int, list[ResultRow]]:
+        """A stage per training seed of ``seeds`` (``<stage>/repeat-<r>``, ``r`` the seed's
+        place among the run's seeds), its rows marked with that repeat."""
+        repeats = {seed: r for r, seed in enumerate(self.config.training_seeds())}
+        return {
+            seed: self.stage(
+                f"{stage}/repeat-{repeats[seed]}",
+                lambda seed=seed: [replace(x, repeat=repeats[seed]) for x in rows_for(seed)],
+            )
+            for seed in seeds
+        }
 
     @staticmethod
     def _finished(
@@ -448,10 +457,18 @@ class Runner:
             return
 
         def compute() -> list[ResultRow]:
+            # Each state is read once, however many pairs it takes part in.
+            measured: dict[tuple[CellId, int], Measurement] = {}
+
+            def state(cell: CellId, seed: int) -> Measurement:
+                if (cell, seed) not in measured:
+                    measured[cell, seed] = self._measure_request(cells[cell][seed], group)
+                return measured[cell, seed]
+
             rows = []
             for a, b, common in pairs:
-                runs = [self._measure_request(cells[a][s], group) for s in common]
-                other = [self._measure_request(cells[b][s], group) for s in common]
+                runs = [state(a, s) for s in common]
+                other = [state(b, s) for s in common]
                 versus = b.setting if a.method == b.method else b.method
                 rows += contrast_rows(a, runs, other, versus, splits)
             return rows
@@ -548,12 +565,7 @@ class Runner:
 
         stage = f"sequential/gap/{entry.name}"
         if self.config.repeats > 1:
-            for r, seed in enumerate(self.config.training_seeds()):
-                if seed in seeds:
-                    self.stage(
-                        f"{stage}/repeat-{r}",
-                        lambda r=r, seed=seed: _tagged(compute([seed]), r),
-                    )
+            self._seed_stages(stage, seeds, lambda seed: compute([seed]))
         self.stage(stage, lambda: compute(seeds))
 
     def _sequence(
@@ -632,11 +644,6 @@ class Runner:
         from pulse.protocol.pebench import run_pebench
 
         run_pebench(self)
-
-
-def _tagged(rows: Sequence[ResultRow], repeat: int) -> list[ResultRow]:
-    """One training seed's rows, marked as such (the cell's own rows pool the seeds)."""
-    return [replace(row, repeat=repeat) for row in rows]
 
 
 def _outcome(record: dict[str, Any], out: Path, reused: bool = False) -> RequestOutcome:

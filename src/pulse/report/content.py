@@ -27,9 +27,7 @@ TABLE_LEGEND = (
 def seeds_legend(tables: list[Table]) -> str:
     """What the tables' values are when they pool several training seeds, or that they do
     not when each request was trained once."""
-    counts = sorted(
-        {cell.seeds for t in tables for row in t.rows for cell in row.cells.values()} - {1}
-    )
+    counts = sorted(set().union(*(t.seed_counts for t in tables)) - {1})
     if not counts:
         return (
             " The intervals cover the questions asked, not the randomness of training: each "

@@ -37,7 +37,7 @@ def table_csv(table: Table) -> str:
     ]
     # A run with repeats adds, per column, how many training seeds a value pools and their
     # own lowest and highest values.
-    seeded = any(cell.seeds > 1 for row in table.rows for cell in row.cells.values())
+    seeded = max(table.seed_counts, default=1) > 1
     if seeded:
         value_headers += [
             name

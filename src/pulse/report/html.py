@@ -18,6 +18,7 @@ from pulse.report.tables import (
     percent,
     plus_minus,
     signed_points,
+    signed_span,
 )
 
 CSS = """
@@ -142,8 +143,7 @@ def _gap_table(table: Table) -> str:
             cell = table.gap(method, column)
             title = ""
             if cell is not None and cell.interval is not None:
-                bounds = " to ".join(signed_points(v) for v in cell.interval)
-                title = f' title="paired 95 % interval: {bounds} points"'
+                title = f' title="paired 95 % interval: {signed_span(cell.interval)} points"'
             cells += f'<td class="num"{title}>{escape(gap_text(cell))}</td>'
         body += f'<tr><td class="key">{escape(method)}</td>{cells}</tr>'
     head = f'<thead><tr><th class="key">method</th>{labels}</tr></thead>'
@@ -176,7 +176,7 @@ def _cell(cell: Cell, column: Column) -> str:
         tone = " good" if improved else " bad" if worsened else ""
         title = ""
         if cell.delta_interval is not None:
-            bounds = " to ".join(signed_points(v) for v in cell.delta_interval)
+            bounds = signed_span(cell.delta_interval)
             title = f' title="95 % interval of the change (paired): {bounds} points"'
         text = escape(signed_points(cell.delta))
         delta = f'<span class="delta{tone}"{title}>{text}</span>'

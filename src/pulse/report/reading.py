@@ -51,7 +51,7 @@ def _partial_seeds(table: Table) -> list[str]:
     if most < 2 or not short:
         return []
     return [
-        f"In {table.title}, fewer than {most} training seeds finished for "
+        f"In {table.scenario}, fewer than {most} training seeds finished for "
         f"{', '.join(short)}: those values pool only the seeds that did."
     ]
 
@@ -100,13 +100,15 @@ def _gap_note(table: Table, method: str, split: str, modality: str) -> str:
     gap = table.batch_gaps.get((method, split, modality))
     if gap is None or gap.interval is None:
         return ""
-    low, high = gap.interval
-    return f"paired 95 % interval of the gap {_span(low, high)} points: {_verdict(low, high)}"
+    return _paired_clause("the gap", gap.interval)
 
 
-def _verdict(low: float, high: float) -> str:
-    """What a paired interval of a difference says: does it hold zero?"""
-    return "within noise" if low <= 0 <= high else "a measured difference"
+def _paired_clause(what: str, interval: tuple[float, float]) -> str:
+    """``paired 95 % interval of <what> -6.0 to +2.0 points: within noise`` (or "a measured
+    difference" when it leaves zero)."""
+    low, high = interval
+    verdict = "within noise" if low <= 0 <= high else "a measured difference"
+    return f"paired 95 % interval of {what} {_span(low, high)} points: {verdict}"
 
 
 def _span(low: float, high: float) -> str:
@@ -128,11 +130,7 @@ def _lead_note(
     column = table.column(key)
     paired = table.contrast(rows[leader], rows[second], column) if column else None
     if paired is not None and paired.interval is not None:
-        low, high = paired.interval
-        return (
-            f"; paired 95 % interval of the difference to {second} {_span(low, high)} points: "
-            f"{_verdict(low, high)}"
-        )
+        return "; " + _paired_clause(f"the difference to {second}", paired.interval)
     return _also(_overlap_note(rows[leader], rows[second], key, second), "; ")
 
 
@@ -164,31 +162,51 @@ def _forgetting(table: Table) -> list[str]:
     if max(drops.values()) <= 0:
         return [f"In {table.scenario}, no method lowers forget accuracy."]
     out = []
-    leader = _leader(drops)
+    by_label = {r.label: r for r in rows}
     if len(drops) == 1:
         ((label, drop),) = drops.items()
         out.append(
             f"In {table.scenario}, {label} lowers forget accuracy by {_pts(drop)} on average "
             "over multimodal and text-only questions."
         )
-    elif leader:
-        note = _runner_up_note(table, drops, {r.label: r for r in rows}, FORGET_KEYS)
+    elif forgotten := _most_forgotten(table, by_label):
+        leader, drop, note = forgotten
         out.append(
             f"In {table.scenario}, {leader} forgets the most: forget accuracy falls by "
-            f"{_pts(drops[leader])} on average over multimodal and text-only questions{note}."
+            f"{_pts(drop)} on average over multimodal and text-only questions{note}."
         )
     out += _per_point(table, rows, drops)
-    retained = {
-        r.label: m for r in rows if (m := _mean([r.value(k) for k in RETAIN_KEYS])) is not None
-    }
-    label = _leader(retained)
-    if label:
-        note = _runner_up_note(table, retained, {r.label: r for r in rows}, RETAIN_KEYS)
+    kept = _most_retained(table, by_label)
+    if kept:
+        label, value, note = kept
         out.append(
             f"{label} keeps the most retain accuracy in {table.scenario}: "
-            f"{_pct(retained[label])} on average{note}."
+            f"{_pct(value)} on average{note}."
         )
     return out
+
+
+def _most_forgotten(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:
+    """The name among ``rows`` whose forget accuracy fell the most (mean over modalities), the
+    drop, and how it stands against the runner-up; ``None`` without a clear leader."""
+    drops = {name: d for name, r in rows.items() if (d := _forget_drop(table, r)) is not None}
+    leader = _leader(drops)
+    if leader is None:
+        return None
+    return leader, drops[leader], _runner_up_note(table, drops, rows, FORGET_KEYS)
+
+
+def _most_retained(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:
+    """The same for the highest retain accuracy."""
+    kept = {
+        name: v
+        for name, r in rows.items()
+        if (v := _mean([r.value(key) for key in RETAIN_KEYS])) is not None
+    }
+    leader = _leader(kept)
+    if leader is None:
+        return None
+    return leader, kept[leader], _runner_up_note(table, kept, rows, RETAIN_KEYS)
 
 
 def _runner_up_note(
@@ -345,21 +363,17 @@ def _chain_ends(table: Table) -> list[str]:
         return []
     k = next(iter(ends.values())).requests
     out = []
-    drops = {m: d for m, r in ends.items() if (d := _forget_drop(table, r)) is not None}
-    if leader := _leader(drops):
-        note = _runner_up_note(table, drops, ends, FORGET_KEYS)
+    if forgotten := _most_forgotten(table, ends):
+        leader, drop, note = forgotten
         out.append(
             f"After {k} sequential requests, {leader} has forgotten the most: forget accuracy "
-            f"fell by {_pts(drops[leader])} on average over both modalities{note}."
+            f"fell by {_pts(drop)} on average over both modalities{note}."
         )
-    kept = {
-        m: v for m, r in ends.items() if (v := _mean([r.value(x) for x in RETAIN_KEYS])) is not None
-    }
-    if leader := _leader(kept):
-        note = _runner_up_note(table, kept, ends, RETAIN_KEYS)
+    if kept := _most_retained(table, ends):
+        leader, value, note = kept
         out.append(
             f"After {k} sequential requests, {leader} keeps the most retain accuracy: "
-            f"{_pct(kept[leader])} on average{note}."
+            f"{_pct(value)} on average{note}."
         )
     return out
 

@@ -204,6 +204,11 @@ class Table:
         low, high = (-bounds[1], -bounds[0]) if bounds else (None, None)
         return Cell(-reverse.value, low=low, high=high)
 
+    @property
+    def seed_counts(self) -> set[int]:
+        """How many training seeds the table's values pool ({1} without repeats)."""
+        return {c.seeds for row in self.rows for c in row.cells.values() if c.value is not None}
+
     def column(self, key: str) -> Column | None:
         return next((c for c in self.columns if c.key == key), None)
 
@@ -518,6 +523,11 @@ def gap_text(cell: Cell | None) -> str:
     if cell is None or cell.value is None:
         return "–"
     return f"{signed_points(cell.value)} {plus_minus(cell)}".rstrip()
+
+
+def signed_span(bounds: tuple[float, float]) -> str:
+    """``-6.0 to +2.0``: an interval of fractions in signed points."""
+    return " to ".join(signed_points(v) for v in bounds)
 
 
 def percent(value: float | None) -> str:

@@ -32,7 +32,7 @@ def render_headline(tables: Sequence[Table], complete: bool) -> RichTable:
     """Per scenario with forget / retain columns: the before row, then one row per method and
     setting (a sequential chain shows its last request)."""
     title = "Headline results (%; best in bold)"
-    seeds = max((c.seeds for t in tables for r in t.rows for c in r.cells.values()), default=1)
+    seeds = max((n for t in tables for n in t.seed_counts), default=1)
     if seeds > 1:
         title = f"Headline results (%; means over {seeds} training seeds; best in bold)"
     caption = "Full tables, PEBench and figures: report.html"
