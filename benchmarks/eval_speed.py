@@ -7,8 +7,8 @@ Both evaluate the same model on the same MLLMU-Bench-format items with the same 
    ``generate`` with ``max_new_tokens`` (50), decode. Timed twice: stopping at EOS, as there
    (a model that answers "B" stops after two tokens), and running all ``max_new_tokens`` (a
    model that never stops, e.g. a degenerate one after unlearning, or an untrained one).
-2. **letter scorer** — ``pulse.eval.mcq.score_mcq`` (the default): length-sorted left-padded
-   batches, one forward per question reading only the last position's logits.
+2. **letter scorer** — ``pulse.eval.mcq.score_mcq`` with ``scorer="letter"``: length-sorted
+   left-padded batches, one forward per question reading only the last position's logits.
 
 Also timed: the *floor*, the model forwards alone over already-encoded inputs (the scorer's
 batches; and one single forward over all questions), i.e. what the scorer cannot avoid.
@@ -54,7 +54,8 @@ import torch
 from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.schema import ItemKind, QAItem
 from pulse.eval.batching import chunks, length_order, tokenizer_of
-from pulse.eval.mcq import MCQConfig, item_prompt, score_mcq, score_options, shares_prompt_cache
+from pulse.eval.mcq import MCQConfig, score_mcq, score_options, shares_prompt_cache
+from pulse.eval.prompts import item_prompt
 from pulse.models.chat import ChatExample, encode_prompts
 from shapes import SHAPES, build_shapes
 
@@ -308,7 +309,7 @@ def main() -> None:
         option_text_side_by_side(model, processor, items, args.batch_size, args.repeats)
         return
 
-    cfg = MCQConfig(batch_size=args.batch_size)
+    cfg = MCQConfig(batch_size=args.batch_size, scorer="letter")
     score_mcq(model, processor, items[:4], cfg)  # warm-up: first-call costs are not the point
     per_sample_generation(model, processor, items[:2], 2, False)
 
@@ -361,7 +362,7 @@ def main() -> None:
             agree += match.group(1) == record.prediction
 
     print(
-        f"letter scorer (batched, default):                     {n / score_s:8.1f} items/s "
+        f"letter scorer (batched):                              {n / score_s:8.1f} items/s "
         f"({score_s:.3f} s best, {score_med:.3f} s median of {args.repeats})"
     )
     full = f", {full_s / score_s:.1f}x vs {args.max_new_tokens} tokens" if full_s else ""

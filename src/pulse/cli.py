@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from pulse.errors import ConfigError, PulseError
+from pulse.eval.scorers import DEFAULT_SCORER, SCORERS
 
 app = typer.Typer(
     help="Run and evaluate machine unlearning on large multimodal models.",
@@ -204,9 +205,8 @@ def eval_command(
         Path | None, typer.Option("--adapter", help="PEFT adapter directory to apply.")
     ] = None,
     scorer: Annotated[
-        str,
-        typer.Option("--scorer", help="MCQ scorer: letter, option_text, generate or mllmu."),
-    ] = "letter",
+        str, typer.Option("--scorer", help=f"MCQ scorer: {', '.join(SCORERS)}.")
+    ] = DEFAULT_SCORER,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts per batch.")] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Seed (few-shot draws).")] = 0,
     out: Annotated[

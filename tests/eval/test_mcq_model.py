@@ -12,7 +12,8 @@ import torch
 from pulse.data.schema import Modality
 from pulse.errors import ConfigError
 from pulse.eval import mcq
-from pulse.eval.mcq import MCQConfig, item_prompt, letter_token_ids, score_mcq
+from pulse.eval.mcq import MCQConfig, letter_token_ids, score_mcq
+from pulse.eval.prompts import item_prompt
 from pulse.models.chat import ChatCollator, ChatExample, answer_mask, encode_prompts
 
 
@@ -36,8 +37,8 @@ def _close(a, b, tol=1e-4):
 
 def test_letter_scores_batched_equal_per_sample(tiny, sample):
     model, processor = tiny
-    batched = score_mcq(model, processor, sample, MCQConfig(batch_size=7))
-    single = score_mcq(model, processor, sample, MCQConfig(batch_size=1))
+    batched = score_mcq(model, processor, sample, MCQConfig(batch_size=7, scorer="letter"))
+    single = score_mcq(model, processor, sample, MCQConfig(batch_size=1, scorer="letter"))
     assert [r.item_id for r in batched] == [i.id for i in sample]  # input order kept
     assert [r.prediction for r in batched] == [r.prediction for r in single]
     assert [r.correct for r in batched] == [r.correct for r in single]
@@ -48,7 +49,7 @@ def test_letter_scores_match_an_unpadded_forward(tiny, sample):
     """The last-position logits of one unpadded prompt, softmax over the item's letters."""
     model, processor = tiny
     item = sample[0]
-    record = score_mcq(model, processor, [item])[0]
+    record = score_mcq(model, processor, [item], MCQConfig(scorer="letter"))[0]
     ids = letter_token_ids(processor, sorted(item.options))
     with torch.inference_mode():
         inputs = encode_prompts(processor, [ChatExample(item_prompt(item), image=item.image)])
@@ -141,7 +142,7 @@ def test_letter_scorer_keeps_no_kv_cache(tiny, sample):
     model, processor = tiny
     seen, handle = _forwards(model)
     try:
-        score_mcq(model, processor, sample[:4], MCQConfig(batch_size=2))
+        score_mcq(model, processor, sample[:4], MCQConfig(batch_size=2, scorer="letter"))
     finally:
         handle.remove()
     assert seen

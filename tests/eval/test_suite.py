@@ -13,6 +13,7 @@ from rich.table import Table
 from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.errors import ConfigError, DataError
 from pulse.eval.mcq import score_mcq
+from pulse.eval.scorers import DEFAULT_SCORER
 from pulse.eval.suite import default_fewshot_pool, evaluate, parse_tasks, render_table
 from pulse.models.adapters import UpdateScope, apply_scope, save_adapter
 
@@ -37,7 +38,8 @@ def test_result_is_json_and_written(result):
     value, out = result
     assert json.loads(out.read_text()) == json.loads(json.dumps(value))
     meta = value["meta"]
-    assert meta["split"] == "forget_10" and meta["scorer"] == "letter" and meta["seed"] == 0
+    assert meta["split"] == "forget_10" and meta["seed"] == 0
+    assert meta["scorer"] == DEFAULT_SCORER == "option_text"  # pulse eval's default
     assert meta["tasks"] == ["mcq", "cloze", "gen", "mmbench"]
     assert {"torch", "transformers"} <= set(meta["versions"])
 
@@ -99,7 +101,7 @@ def test_render_table(result):
     console = Console(width=120, record=True)
     console.print(table)
     text = console.export_text()
-    assert "accuracy (letter)" in text
+    assert "accuracy (option_text)" in text
     overall = value["tasks"]["mcq"]["intervals"]["overall"]
     assert f"±{50 * (overall[1] - overall[0]):.1f}" in text
 

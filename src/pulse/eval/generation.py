@@ -7,7 +7,7 @@ surrounding whitespace. Greedy decoding has no randomness: the same inputs give 
 
 Scorers over generated text:
 
-- :func:`generate_mcq` — our prompt (:func:`pulse.eval.mcq.item_prompt`) and the judge-free
+- :func:`generate_mcq` — our prompt (:func:`pulse.eval.prompts.item_prompt`) and the judge-free
   extraction of :mod:`pulse.eval.extract`;
 - :func:`mllmu_mcq` — the ``mllmu`` compatibility profile: MLLMU-Bench's few-shot prompt text
   (:func:`pulse.eval.prompts.mllmu_prompt`) and its first-character verdict
@@ -37,8 +37,13 @@ from pulse.eval.batching import (
     tokenizer_of,
 )
 from pulse.eval.extract import explain_choice, mllmu_verdict
-from pulse.eval.mcq import item_prompt
-from pulse.eval.prompts import FewShotExample, cloze_prompt, generation_prompt, mllmu_prompt
+from pulse.eval.prompts import (
+    FewShotExample,
+    cloze_prompt,
+    generation_prompt,
+    item_prompt,
+    mllmu_prompt,
+)
 from pulse.eval.records import ItemRecord
 from pulse.eval.text_metrics import cloze_verdict, rouge_f1
 from pulse.models.chat import ChatExample, encode_prompts

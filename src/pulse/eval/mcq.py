@@ -1,10 +1,11 @@
 """Multiple-choice evaluation with a model, by scorer name.
 
-- ``letter`` (default): one left-padded forward per batch of prompts, reading only the last
+- ``letter``: one left-padded forward per batch of prompts, reading only the last
   position's logits (``logits_to_keep=1``), where the answer's first token would be generated.
   The prediction is the valid option letter with the highest log-probability (see
   :mod:`pulse.eval.scoring`).
-- ``option_text``: each option's text is scored as the answer, ``s_o = (1/|o|) sum_t log
+- ``option_text`` (the default, :data:`~pulse.eval.scorers.DEFAULT_SCORER`): each option's
+  text is scored as the answer, ``s_o = (1/|o|) sum_t log
   p(o_t | prompt, o_<t)`` over its tokens (no EOS). Each item's prompt (image included) runs
   once: a left-padded batch of prompts, one forward with ``use_cache=True`` whose last logits
   give every option's first token; the KV cache is then repeated to one row per option and one
@@ -48,8 +49,10 @@ from pulse.eval.batching import (
     tokenizer_of,
 )
 from pulse.eval.encodings import EncodingCache
-from pulse.eval.prompts import mmbench_prompt
+from pulse.eval.generation import GenConfig, generate_mcq, mllmu_mcq
+from pulse.eval.prompts import item_prompt
 from pulse.eval.records import ItemRecord
+from pulse.eval.scorers import DEFAULT_SCORER, check_scorer
 from pulse.eval.scoring import (
     ChoiceScores,
     answer_logprob,
@@ -65,7 +68,6 @@ from pulse.models.chat import (
     prompt_length,
 )
 
-SCORERS = ("letter", "option_text", "generate", "mllmu")
 V = TypeVar("V")
 
 
@@ -81,7 +83,7 @@ class MCQConfig:
 
     batch_size: int = 32
     progress: bool = False
-    scorer: str = "letter"
+    scorer: str = DEFAULT_SCORER
     max_new_tokens: int = 50
     seed: int = 0
     shots: int = 1
@@ -111,17 +113,6 @@ def letter_token_ids(processor: Any, letters: Sequence[str] = OPTION_LETTERS) ->
     return ids
 
 
-def item_prompt(item: QAItem) -> str:
-    """The user text of a multiple-choice item (hint line first when the item has one)."""
-    return mmbench_prompt(item.question, item.options, item.meta.get("hint"))
-
-
-def check_scorer(name: str) -> str:
-    if name not in SCORERS:
-        raise ConfigError(f"unknown MCQ scorer {name!r}: expected one of {', '.join(SCORERS)}")
-    return name
-
-
 def score_mcq(
     model: nn.Module,
     processor: Any,
@@ -145,9 +136,6 @@ def score_mcq(
         return score_letters(model, processor, items, cfg, cache=cache)
     if cfg.scorer == "option_text":
         return score_options(model, processor, items, cfg, cache=cache)
-    # Imported here: generation builds on this module (item_prompt).
-    from pulse.eval.generation import GenConfig, generate_mcq, mllmu_mcq
-
     gen = GenConfig(cfg.batch_size, cfg.max_new_tokens, cfg.progress)
     if cfg.scorer == "generate":
         return generate_mcq(model, processor, items, gen)

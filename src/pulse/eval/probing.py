@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pulse.data.schema import ItemKind, Modality
 from pulse.data.splits import write_split
 from pulse.eval.records import ItemRecord, check_unique
+from pulse.eval.scorers import DEFAULT_SCORER
 
 Combine = Literal["pooled", "mean", "min"]
 BOTH_MODALITIES = (Modality.MULTIMODAL, Modality.TEXT)
@@ -218,7 +219,7 @@ def probe(
     threshold: float | None = None,
     modalities: Sequence[Modality | str] | None = BOTH_MODALITIES,
     combine: Combine = "pooled",
-    scorer: str = "letter",
+    scorer: str = DEFAULT_SCORER,
     batch_size: int = 32,
     progress: bool = False,
     out_dir: str | Path | None = None,

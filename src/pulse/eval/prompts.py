@@ -39,6 +39,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pulse.data.schema import QAItem
 from pulse.eval.options import clean_options, is_blank
 
 MMBENCH_INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -63,6 +64,12 @@ def mmbench_prompt(question: str, options: Mapping[str, object], hint: object = 
 def mcq_prompt(question: str, options: Mapping[str, object]) -> str:
     """Our default prompt for PULSE items: question, ``A. text`` lines, instruction."""
     return mmbench_prompt(question, options)
+
+
+def item_prompt(item: QAItem) -> str:
+    """The user text of a multiple-choice item (hint line first when the item has one): what
+    every scorer asks, by likelihood or by generation."""
+    return mmbench_prompt(item.question, item.options, item.meta.get("hint"))
 
 
 @dataclass(frozen=True)

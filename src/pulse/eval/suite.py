@@ -3,7 +3,8 @@
 Tasks:
 
 - ``mcq`` — multiple choice on the split's profiles (MLLMU-Bench ``Classification_Task``), with
-  the scorer named by ``scorer`` (``letter`` default, ``option_text``, ``generate``, ``mllmu``);
+  the scorer named by ``scorer`` (``option_text`` default, ``letter``, ``generate``, ``mllmu``;
+  see :mod:`pulse.eval.scorers`);
 - ``cloze`` — fill in the blank (``Mask_Task``), substring verdict;
 - ``gen`` — open generation (``Generation_Task``), ROUGE-1 / 2 / L F1 (records score ROUGE-L);
 - ``mmbench`` — general capability on an MMBench TSV with CircularEval.
@@ -39,11 +40,12 @@ from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import ConfigError, DataError
 from pulse.eval.generation import GenConfig, score_cloze, score_generation
 from pulse.eval.intervals import Interval, person_bootstrap, wilson
-from pulse.eval.mcq import MCQConfig, check_scorer, score_mcq
+from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.pebench import pebench_eval
 from pulse.eval.probing import probe
 from pulse.eval.records import ItemRecord, records_to_dicts, summarise
+from pulse.eval.scorers import DEFAULT_SCORER, check_scorer
 from pulse.eval.text_metrics import ROUGE_KEYS
 from pulse.files import write_json
 
@@ -117,7 +119,7 @@ def evaluate(
     tasks: str | Sequence[str],
     *,
     adapter: str | Path | None = None,
-    scorer: str = "letter",
+    scorer: str = DEFAULT_SCORER,
     batch_size: int = 32,
     out: str | Path | None = None,
     seed: int = 0,
