@@ -7,10 +7,17 @@ import pytest
 from pulse.data.schema import ItemKind, Modality
 from pulse.eval.intervals import person_bootstrap
 from pulse.eval.records import ItemRecord, records_to_dicts
-from pulse.protocol.measure import CellId
-from pulse.protocol.pebench import pebench_rows
+from pulse.protocol.cells import CellId
+from pulse.protocol.measure import Measurement, metric_rows
 
-CELL = CellId("pebench", "pebench", "ga", "person", 1, 1)
+CELL = CellId("pebench", "ga", "person")
+
+
+def pebench_rows(cell, runs, before=None):
+    """The PEBench score rows of evaluations as the scenario stores them."""
+    measured = [Measurement.from_dict(run) for run in runs]
+    earlier = Measurement.from_dict(before) if before is not None else None
+    return metric_rows(cell, measured, {}, earlier)
 
 
 def evaluation(efficacy: list[float], retain: dict[str, list[float]]) -> dict:

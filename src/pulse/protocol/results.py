@@ -33,7 +33,8 @@ Fields:
   ``train_seconds`` and ``eval_seconds``.
 - ``low`` / ``high``: the value's 95 % interval (:mod:`pulse.eval.intervals`): MCQ accuracy
   by a bootstrap over people, general capability by the Wilson interval over questions,
-  PEBench scores by a bootstrap over people / events or images (:mod:`pulse.protocol.pebench`);
+  PEBench scores by a bootstrap over people / events or images
+  (:mod:`pulse.protocol.metrics.pebench_score`);
   ``None`` on ``chance`` rows, with fewer than two units, and in rows of earlier versions.
 - ``change_low`` / ``change_high``: the 95 % interval of the change against the ``before`` row
   (this value minus before's, on the same questions), by a *paired* bootstrap over people
@@ -66,9 +67,6 @@ from pulse.errors import DataError
 from pulse.files import write_text
 
 RESULTS_FILE = "results.jsonl"
-LOWER_IS_BETTER_SPLITS = frozenset({"forget", "current", "forgotten"})
-GAP = "gap"  # metric of the sequential-vs-batch rows
-CONTRAST = "contrast"  # metric of the method-against-method rows
 STATUSES = ("ok", "diverged", "failed")
 
 

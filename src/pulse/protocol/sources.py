@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pulse.errors import ConfigError, ModelError
 from pulse.protocol.config import RunConfig
+from pulse.protocol.registry import Need, get_scenario
 
 
 @dataclass(frozen=True)
@@ -56,28 +57,26 @@ def local_sources(config: RunConfig) -> Sources:
     return Sources(m.base, m.finetuned, m.pebench, d.mllmu, d.mmbench, d.pebench)
 
 
+def mllmu_needs(config: RunConfig, sources: Sources, model_key: str) -> list[Need]:
+    """What a scenario on MLLMU-Bench people needs: its model, the data and, when general
+    capability is evaluated, the MMBench file."""
+    model = sources.finetuned if model_key == "models.finetuned" else sources.base
+    needs: list[Need] = [(model_key, model, "dir"), ("data.mllmu", sources.mllmu, "dir")]
+    if config.eval.general:
+        needs.append(("data.mmbench", sources.mmbench, "file"))
+    return needs
+
+
 def check_sources(config: RunConfig, sources: Sources) -> None:
     """Every path an enabled scenario needs exists; else one line naming the key."""
-    enabled = set(config.enabled())
-    needs: list[tuple[str, Path | None, str]] = []
-    if enabled & {"finetuned", "sequential", "scope"}:
-        needs += [
-            ("models.finetuned", sources.finetuned, "dir"),
-            ("data.mllmu", sources.mllmu, "dir"),
-        ]
-    if "pretrained" in enabled:
-        needs += [("models.base", sources.base, "dir"), ("data.mllmu", sources.mllmu, "dir")]
-    if enabled & {"finetuned", "sequential", "scope", "pretrained"} and config.eval.general:
-        needs.append(("data.mmbench", sources.mmbench, "file"))
-    if "pebench" in enabled:
-        needs.append(("data.pebench", sources.pebench, "file"))
-        pe = config.scenarios.pebench
-        model = sources.pebench_model if pe.finetune_epochs == 0 else sources.base
-        key = "models.pebench" if pe.finetune_epochs == 0 else "models.base"
-        needs.append((key, model, "dir"))
     from pulse.models.loading import check_model_dir
 
-    for key, path, kind in needs:
+    needs: dict[str, Need] = {}
+    for name in config.enabled():
+        scenario = get_scenario(name)
+        for need in scenario.needs(config, sources) if scenario else []:
+            needs.setdefault(need[0], need)
+    for key, path, kind in needs.values():
         if path is None:
             raise ConfigError(f"{key}: required by the enabled scenarios, not given")
         if kind == "dir" and key.startswith("models.") and path.is_dir():

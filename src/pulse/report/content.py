@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pulse.protocol.metrics import metrics
 from pulse.report.figures import FigureFile, build_figures
 from pulse.report.gaps import find_gaps
 from pulse.report.reading import build_reading
@@ -15,13 +16,19 @@ from pulse.report.tables import Table, build_tables, method_order
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
 
-# How to read every table, said once above them.
-TABLE_LEGEND = (
-    "Accuracies in %; ± half their 95 % interval (forget and retain: a bootstrap over people; "
-    "general capability: over questions); in parentheses the change against before, in points. "
-    "Bold marks the best value of a column among rows that compete (same request, same "
-    "target). ↓ lower is better, ↑ higher is better."
-)
+
+def table_legend(tables: list[Table]) -> str:
+    """How to read every table, said once above them: what the intervals of the metrics the
+    tables show resample (each metric's own ``legend``)."""
+    shown = {c.metric for t in tables for c in t.columns}
+    resampled = "; ".join(m.legend for m in metrics() if m.legend and m.name in shown)
+    return (
+        "Accuracies in %; ± half their 95 % interval"
+        + (f" ({resampled})" if resampled else "")
+        + "; in parentheses the change against before, in points. Bold marks the best value of "
+        "a column among rows that compete (same request, same target). ↓ lower is better, "
+        "↑ higher is better."
+    )
 
 
 def seeds_legend(tables: list[Table]) -> str:
@@ -62,7 +69,7 @@ class ReportContent:
     @property
     def legend(self) -> str:
         """How to read every table, said once above them."""
-        return TABLE_LEGEND + seeds_legend(self.tables)
+        return table_legend(self.tables) + seeds_legend(self.tables)
 
 
 def build_content(run_dir: str | Path) -> ReportContent:

@@ -57,21 +57,26 @@ def build_figures(tables: Sequence[Table], methods: Sequence[str]) -> list[Figur
             tradeoff = _tradeoff(table, colours)
             if tradeoff:
                 figures.append(tradeoff)
-        for build in (_modality_gap, _generality_loss):
-            figure = build(tables)
-            if figure:
-                figures.append(figure)
+        figure = _modality_gap(tables)
+        if figure:
+            figures.append(figure)
+        # Then each scenario's own figures, in the registry's order.
+        from pulse.protocol.registry import scenario_types
+
+        for scenario in scenario_types():
+            if scenario.figures:
+                figures += scenario.figures(tables, colours)
     return figures
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     # No "Software" text chunk: it carries matplotlib's version and would change the bytes.
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
 
 
-def _pct(value: float | None) -> float | None:
+def figure_pct(value: float | None) -> float | None:
     return None if value is None else value * 100
 
 
@@ -105,10 +110,10 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
     before = table.before
     last = max(r.requests for r in table.method_rows)
     for ax, column in zip(axes, table.columns, strict=True):
-        base = _pct(before.value(column.key)) if before else None
+        base = figure_pct(before.value(column.key)) if before else None
         for method, colour in colours.items():
             steps = sorted(
-                (r.request, _pct(r.value(column.key)), _interval(r, column.key))
+                (r.request, figure_pct(r.value(column.key)), _interval(r, column.key))
                 for r in table.method_rows
                 if r.method == method and r.requests > 1 and r.value(column.key) is not None
             )
@@ -123,7 +128,7 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
                     ax.fill_between(xs, lows, highs, color=colour, alpha=BAND_ALPHA, linewidth=0)
             for row in table.method_rows:
                 if row.method == method and row.requests <= 1 and row.value(column.key) is not None:
-                    value = _pct(row.value(column.key))
+                    value = figure_pct(row.value(column.key))
                     error = _error(value, _interval(row, column.key))
                     if error is not None:
                         ax.errorbar(
@@ -164,7 +169,7 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
         "Accuracy and general capability after each request, one line per method, shaded over "
         "its 95 % intervals where the run measured them; the star is the same forget data "
         "unlearned in one batch, with its interval as a bar.",
-        _png(fig),
+        png(fig),
     )
 
 
@@ -186,15 +191,15 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         ]
         for run in _request_runs(points):  # a method's successive requests, joined
             ax.plot(
-                [_pct(r.value(forget)) for r in run],
-                [_pct(r.value(retain)) for r in run],
+                [figure_pct(r.value(forget)) for r in run],
+                [figure_pct(r.value(retain)) for r in run],
                 color=colours.get(run[0].method, BEFORE_COLOUR),
                 linewidth=0.8,
                 alpha=0.6,
             )
         for row in points:
             colour = BEFORE_COLOUR if row.is_before else colours.get(row.method, BEFORE_COLOUR)
-            x, y = _pct(row.value(forget)), _pct(row.value(retain))
+            x, y = figure_pct(row.value(forget)), figure_pct(row.value(retain))
             batch = chained and row.requests <= 1 and not row.is_before
             marker = "D" if row.is_before else "*" if batch else "o"
             # Intervals on the rows a reader compares (before, each method's last request);
@@ -264,7 +269,7 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         "Forget accuracy against retain accuracy, per modality, with their 95 % intervals as "
         "bars where the run measured them; the top-left corner is the goal (forgotten, and "
         "the rest kept).",
-        _png(fig),
+        png(fig),
     )
 
 
@@ -286,12 +291,16 @@ def _request_runs(rows: Sequence[TableRow]) -> list[list[TableRow]]:
 def _forget_drops(table: Table) -> list[tuple[TableRow, float | None, float | None]]:
     """(row, multimodal drop, text-only drop) in points; higher means more forgotten."""
     return [
-        (row, _pct(table.drop(row, "forget_multimodal")), _pct(table.drop(row, "forget_text")))
+        (
+            row,
+            figure_pct(table.drop(row, "forget_multimodal")),
+            figure_pct(table.drop(row, "forget_text")),
+        )
         for row in table.headline_rows
     ]
 
 
-def _bars(
+def bars(
     ax: Axes,
     labels: Sequence[str],
     series: dict[str, list[tuple[float | None, str]]],
@@ -322,7 +331,7 @@ def _bars(
     ax.axhline(0, color="black", linewidth=0.6)
 
 
-def _bar_legend(fig: Figure, colours: dict[str, str]) -> None:
+def bar_legend(fig: Figure, colours: dict[str, str]) -> None:
     handles = [Line2D([], [], color=c, linewidth=6) for c in colours.values()]
     fig.legend(handles, list(colours), loc="outside lower center", ncols=len(colours))
 
@@ -338,7 +347,7 @@ def _modality_gap(tables: Sequence[Table]) -> FigureFile | None:
     fig, axes = _grid(len(eligible), 3, 3.4, 3.0)
     for ax, table in zip(axes, eligible, strict=True):
         drops = _forget_drops(table)
-        _bars(
+        bars(
             ax,
             [row.label for row, _, _ in drops],
             {
@@ -349,7 +358,7 @@ def _modality_gap(tables: Sequence[Table]) -> FigureFile | None:
         )
         ax.set_title(table.scenario)
         ax.set_ylabel("forget accuracy drop (points)")
-    _bar_legend(fig, MODALITY_COLOURS)
+    bar_legend(fig, MODALITY_COLOURS)
     fig.suptitle("Modality gap: how far forget accuracy fell, per modality", fontsize=10)
     return FigureFile(
         "modality_gap.png",
@@ -357,40 +366,5 @@ def _modality_gap(tables: Sequence[Table]) -> FigureFile | None:
         "Drop in forget accuracy from before to after unlearning, multimodal against text-only "
         "questions about the same people (a taller multimodal bar: the image path broke more "
         "than the knowledge).",
-        _png(fig),
-    )
-
-
-def _generality_loss(tables: Sequence[Table]) -> FigureFile | None:
-    eligible = [
-        t
-        for t in tables
-        if t.kind in ("finetuned", "pretrained")
-        and t.has("general")
-        and t.before
-        and t.before.value("general") is not None
-    ]
-    if not eligible:
-        return None
-    labels = list(dict.fromkeys(r.label for t in eligible for r in t.headline_rows))
-    series: dict[str, list[tuple[float | None, str]]] = {}
-    for table in eligible:
-        by_label = {r.label: r for r in table.headline_rows}
-        series[table.scenario] = [
-            (_pct(table.drop(row, "general")), row.status) if row else (None, "not run")
-            for row in map(by_label.get, labels)
-        ]
-    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
-    fig = Figure(figsize=(max(4.8, 1.2 + 1.0 * len(labels)), 3.4), layout="constrained")
-    ax = fig.subplots()
-    _bars(ax, labels, series, colours)
-    ax.set_ylabel("general capability lost (points)")
-    _bar_legend(fig, colours)
-    ax.set_title("General capability lost\nfine-tuned against pre-trained knowledge")
-    return FigureFile(
-        "generality_loss.png",
-        "Generality loss: fine-tuned against pre-trained knowledge",
-        "General capability (MMBench-format, circular) before minus after unlearning, per method "
-        "and scenario; lower is better.",
-        _png(fig),
+        png(fig),
     )

@@ -1,5 +1,9 @@
 """A short reading of the results in plain sentences, every claim computed from the tables.
 
+Every table gets the sentences of its scenario (:attr:`ScenarioType.reading
+<pulse.protocol.registry.ScenarioType.reading>`; by default :func:`forgetting`: which method
+forgets most, at what cost), and this module's helpers are theirs to use.
+
 Comparisons ("the most", "per point") are only made between at least two rows that have the
 numbers; a row that diverged or failed takes part in none of them. A comparison of two single
 values whose 95 % intervals overlap says so: the difference may be the questions' noise.
@@ -21,20 +25,21 @@ NEAR_CHANCE = 0.10  # a forget accuracy this close to guessing means nothing was
 
 
 def build_reading(tables: Sequence[Table]) -> list[str]:
+    """Each table's sentences (its scenario's own, or which method forgets most at what
+    cost), then what the scenarios say across tables."""
+    from pulse.protocol.registry import get_scenario, scenario_types
+
     sentences: list[str] = []
     for table in tables:
+        scenario = get_scenario(table.kind)
+        own = scenario.reading if scenario and scenario.reading else forgetting
         sentences += _near_chance(table)
-        if table.kind == "sequential":
-            sentences += _sequential(table)
-        elif table.kind == "pebench":
-            sentences += _pebench(table)
-        elif table.kind == "scope":
-            sentences += _scope(table)
-        else:
-            sentences += _forgetting(table)
+        sentences += own(table)
         sentences += _modality(table)
         sentences += _partial_seeds(table)
-    sentences += _knowledge_source(tables)
+    for scenario in scenario_types():
+        if scenario.reading_across:
+            sentences += scenario.reading_across(tables)
     return sentences
 
 
@@ -43,7 +48,7 @@ def _partial_seeds(table: Table) -> list[str]:
     finish): their mean and interval rest on fewer runs."""
     seeds = {
         row.label: max(cell.seeds for cell in row.cells.values())
-        for row in _ok(table.method_rows)
+        for row in ok_rows(table.method_rows)
         if row.cells
     }
     most = max(seeds.values(), default=1)
@@ -56,11 +61,11 @@ def _partial_seeds(table: Table) -> list[str]:
     ]
 
 
-def _pct(value: float) -> str:
+def pct(value: float) -> str:
     return f"{value * 100:.1f}%"
 
 
-def _pts(value: float) -> str:
+def pts(value: float) -> str:
     return f"{value * 100:.1f} points"
 
 
@@ -69,11 +74,11 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def _ok(rows: Sequence[TableRow]) -> list[TableRow]:
+def ok_rows(rows: Sequence[TableRow]) -> list[TableRow]:
     return [r for r in rows if r.status == "ok"]
 
 
-def _leader(scores: dict[str, float], lowest: bool = False) -> str | None:
+def clear_leader(scores: dict[str, float], lowest: bool = False) -> str | None:
     """The one label ahead of every other; ``None`` on a tie for first or with fewer than two:
     "the most" is only said of a row that stands out."""
     if len(scores) < 2:
@@ -83,7 +88,7 @@ def _leader(scores: dict[str, float], lowest: bool = False) -> str | None:
     return ranked[0] if abs(first - second) > TIE else None
 
 
-def _overlap_note(a: TableRow, b: TableRow, key: str, name: str | None = None) -> str:
+def overlap_note(a: TableRow, b: TableRow, key: str, name: str | None = None) -> str:
     """A clause when the 95 % intervals of ``a`` and ``b`` in column ``key`` overlap (empty
     when they do not, or when either has none); ``name`` names ``b`` in it."""
     first, second = a.interval(key), b.interval(key)
@@ -94,16 +99,16 @@ def _overlap_note(a: TableRow, b: TableRow, key: str, name: str | None = None) -
     return f"its 95 % interval overlaps {name}'s"
 
 
-def _gap_note(table: Table, method: str, split: str, modality: str) -> str:
+def gap_note(table: Table, method: str, split: str, modality: str) -> str:
     """The paired 95 % interval of the sequential-vs-batch gap, when the run measured it:
     tighter than two overlapping intervals, since both states answer the same questions."""
     gap = table.batch_gaps.get((method, split, modality))
     if gap is None or gap.interval is None:
         return ""
-    return _paired_clause("the gap", gap.interval)
+    return paired_clause("the gap", gap.interval)
 
 
-def _paired_clause(what: str, interval: tuple[float, float]) -> str:
+def paired_clause(what: str, interval: tuple[float, float]) -> str:
     """``paired 95 % interval of <what> -6.0 to +2.0 points: within noise`` (or "a measured
     difference" when it leaves zero)."""
     low, high = interval
@@ -116,12 +121,12 @@ def _span(low: float, high: float) -> str:
     return f"{low * 100:+.1f} to {high * 100:+.1f}"
 
 
-def _also(clause: str, before: str, after: str = "") -> str:
+def also(clause: str, before: str, after: str = "") -> str:
     """``clause`` between ``before`` and ``after``, or nothing when it is empty."""
     return f"{before}{clause}{after}" if clause else ""
 
 
-def _lead_note(
+def lead_note(
     table: Table, values: dict[str, float], rows: dict[str, TableRow], key: str, lowest: bool
 ) -> str:
     """``; <clause>`` on the leader of ``values`` against the runner-up: the paired interval
@@ -130,8 +135,8 @@ def _lead_note(
     column = table.column(key)
     paired = table.contrast(rows[leader], rows[second], column) if column else None
     if paired is not None and paired.interval is not None:
-        return "; " + _paired_clause(f"the difference to {second}", paired.interval)
-    return _also(_overlap_note(rows[leader], rows[second], key, second), "; ")
+        return "; " + paired_clause(f"the difference to {second}", paired.interval)
+    return also(overlap_note(rows[leader], rows[second], key, second), "; ")
 
 
 def _forget_drop(table: Table, row: TableRow) -> float | None:
@@ -148,14 +153,14 @@ def _near_chance(table: Table) -> list[str]:
     if accuracy is None or accuracy - table.chance >= NEAR_CHANCE:
         return []
     return [
-        f"In {table.scenario}, the model answers the forget set at {_pct(accuracy)} before "
-        f"unlearning, within {_pts(NEAR_CHANCE)} of guessing ({_pct(table.chance)}): it knew "
+        f"In {table.scenario}, the model answers the forget set at {pct(accuracy)} before "
+        f"unlearning, within {pts(NEAR_CHANCE)} of guessing ({pct(table.chance)}): it knew "
         "little to forget, so its forget-accuracy changes say little about unlearning."
     ]
 
 
-def _forgetting(table: Table) -> list[str]:
-    rows = _ok(table.headline_rows)
+def forgetting(table: Table) -> list[str]:
+    rows = ok_rows(table.headline_rows)
     drops = {r.label: d for r in rows if (d := _forget_drop(table, r)) is not None}
     if not drops:
         return []
@@ -166,44 +171,44 @@ def _forgetting(table: Table) -> list[str]:
     if len(drops) == 1:
         ((label, drop),) = drops.items()
         out.append(
-            f"In {table.scenario}, {label} lowers forget accuracy by {_pts(drop)} on average "
+            f"In {table.scenario}, {label} lowers forget accuracy by {pts(drop)} on average "
             "over multimodal and text-only questions."
         )
-    elif forgotten := _most_forgotten(table, by_label):
+    elif forgotten := most_forgotten(table, by_label):
         leader, drop, note = forgotten
         out.append(
             f"In {table.scenario}, {leader} forgets the most: forget accuracy falls by "
-            f"{_pts(drop)} on average over multimodal and text-only questions{note}."
+            f"{pts(drop)} on average over multimodal and text-only questions{note}."
         )
     out += _per_point(table, rows, drops)
-    kept = _most_retained(table, by_label)
+    kept = most_retained(table, by_label)
     if kept:
         label, value, note = kept
         out.append(
             f"{label} keeps the most retain accuracy in {table.scenario}: "
-            f"{_pct(value)} on average{note}."
+            f"{pct(value)} on average{note}."
         )
     return out
 
 
-def _most_forgotten(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:
+def most_forgotten(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:
     """The name among ``rows`` whose forget accuracy fell the most (mean over modalities), the
     drop, and how it stands against the runner-up; ``None`` without a clear leader."""
     drops = {name: d for name, r in rows.items() if (d := _forget_drop(table, r)) is not None}
-    leader = _leader(drops)
+    leader = clear_leader(drops)
     if leader is None:
         return None
     return leader, drops[leader], _runner_up_note(table, drops, rows, FORGET_KEYS)
 
 
-def _most_retained(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:
+def most_retained(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:
     """The same for the highest retain accuracy."""
     kept = {
         name: v
         for name, r in rows.items()
         if (v := _mean([r.value(key) for key in RETAIN_KEYS])) is not None
     }
-    leader = _leader(kept)
+    leader = clear_leader(kept)
     if leader is None:
         return None
     return leader, kept[leader], _runner_up_note(table, kept, rows, RETAIN_KEYS)
@@ -237,7 +242,7 @@ def _runner_up_note(
             f" (within noise of {second}: the paired 95 % interval of their difference holds "
             f"zero in {_modalities(columns) if len(unclear) == len(columns) else unclear[0]})"
         )
-    if all(_overlap_note(first, other, key) for key in keys):
+    if all(overlap_note(first, other, key) for key in keys):
         return f" (its 95 % intervals overlap {second}'s in both modalities)"
     return ""
 
@@ -264,18 +269,18 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
         spread = by_label[label].delta_interval("general")
         bounds = f"; 95 % interval {_span(*spread)}" if spread else ""
         return [
-            f"In {table.scenario}, {label} forgets {_pts(drops[label])} while keeping its general "
+            f"In {table.scenario}, {label} forgets {pts(drops[label])} while keeping its general "
             f"capability (change {-costs[label] * 100:+.1f} points{bounds})."
         ]
     ratios = {label: drops[label] / loss for label, loss in candidates.items()}
-    best = _leader(ratios)
+    best = clear_leader(ratios)
     if best is None:
         return []
     runner_up = sorted(ratios, key=ratios.__getitem__, reverse=True)[1]
     return [
         f"In {table.scenario}, {best} forgets the most per point of general capability lost: "
-        f"{ratios[best]:.2f} points of forget accuracy per point ({_pts(drops[best])} forgotten, "
-        f"{_pts(costs[best])} lost), against {ratios[runner_up]:.2f} for {runner_up}."
+        f"{ratios[best]:.2f} points of forget accuracy per point ({pts(drops[best])} forgotten, "
+        f"{pts(costs[best])} lost), against {ratios[runner_up]:.2f} for {runner_up}."
     ]
 
 
@@ -290,7 +295,7 @@ def _kept(row: TableRow, loss: float) -> bool:
 def _modality(table: Table) -> list[str]:
     pairs = [
         (r.label, mm, text)
-        for r in _ok(table.headline_rows)
+        for r in ok_rows(table.headline_rows)
         if (mm := table.drop(r, FORGET_KEYS[0])) is not None
         and (text := table.drop(r, FORGET_KEYS[1])) is not None
     ]
@@ -305,151 +310,6 @@ def _modality(table: Table) -> list[str]:
     noun = "rows" if any(r.variant for r in table.method_rows) else "methods"
     return [
         f"In {table.scenario}, multimodal forget accuracy falls further than text-only for "
-        f"{further} of {len(pairs)} {noun}; the widest gap is {label}: {_pts(mm)} multimodal "
-        f"against {_pts(text)} text-only."
-    ]
-
-
-def _sequential(table: Table) -> list[str]:
-    out = []
-    for method in dict.fromkeys(r.method for r in table.method_rows):
-        rows = [r for r in table.method_rows if r.method == method]
-        chain = sorted((r for r in rows if r.requests > 1), key=lambda r: r.request)
-        batch = next((r for r in rows if r.requests <= 1 and r.status == "ok"), None)
-        stopped = next((r for r in chain if r.status != "ok"), None)
-        if stopped:
-            out.append(
-                f"In {table.scenario}, {method} has no result after request {stopped.request} of "
-                f"{stopped.requests} ({stopped.status}), so its sequential run is incomplete."
-            )
-            continue
-        if not chain or not batch:
-            continue
-        last = chain[-1]
-        general = (last.value("general"), batch.value("general"))
-        if None not in general:
-            note = _gap_note(table, method, "general", "all") or _overlap_note(
-                last, batch, "general"
-            )
-            out.append(
-                f"After {last.requests} sequential requests, {method} keeps "
-                f"{_pct(general[0])} general capability against {_pct(general[1])} when the "
-                f"same data is unlearned in one batch ({(general[0] - general[1]) * 100:+.1f} "
-                f"points{_also(note, '; ')})."
-            )
-        for column in table.columns:
-            if column.split != "forget":
-                continue
-            forget = (last.value(column.key), batch.value(column.key))
-            if None not in forget:
-                note = _gap_note(table, method, "forget", column.modality or "all")
-                note = note or _overlap_note(last, batch, column.key)
-                out.append(
-                    f"Its {column.label} forget accuracy ends at {_pct(forget[0])} sequentially "
-                    f"against {_pct(forget[1])} in one batch{_also(note, ' (', ')')}."
-                )
-                break
-    return out + _chain_ends(table)
-
-
-def _chain_ends(table: Table) -> list[str]:
-    """Which method ends its chain of requests having forgotten the most, and which keeps the
-    most retain accuracy, each against the runner-up (by their paired contrast when the run
-    measured it)."""
-    ends = {
-        r.method: r for r in _ok(table.method_rows) if r.requests > 1 and r.request == r.requests
-    }
-    if len(ends) < 2:
-        return []
-    k = next(iter(ends.values())).requests
-    out = []
-    if forgotten := _most_forgotten(table, ends):
-        leader, drop, note = forgotten
-        out.append(
-            f"After {k} sequential requests, {leader} has forgotten the most: forget accuracy "
-            f"fell by {_pts(drop)} on average over both modalities{note}."
-        )
-    if kept := _most_retained(table, ends):
-        leader, value, note = kept
-        out.append(
-            f"After {k} sequential requests, {leader} keeps the most retain accuracy: "
-            f"{_pct(value)} on average{note}."
-        )
-    return out
-
-
-def _scope(table: Table) -> list[str]:
-    out = []
-    for method in dict.fromkeys(r.method for r in table.method_rows):
-        rows = _ok([r for r in table.headline_rows if r.method == method])
-        by_setting = {r.setting: r for r in rows}
-        forget = {r.setting: v for r in rows if (v := r.value("forget_multimodal")) is not None}
-        general = {r.setting: v for r in rows if (v := r.value("general")) is not None}
-        parts = []
-        if scope := _leader(forget, lowest=True):
-            parts.append(
-                f"updating {scope} forgets most (multimodal {_pct(forget[scope])}"
-                + _lead_note(table, forget, by_setting, "forget_multimodal", lowest=True)
-                + ")"
-            )
-        if scope := _leader(general):
-            parts.append(
-                f"{scope} keeps the most general capability ({_pct(general[scope])}"
-                + _lead_note(table, general, by_setting, "general", lowest=False)
-                + ")"
-            )
-        if parts:
-            out.append(f"For {method} in {table.scenario}, " + "; ".join(parts) + ".")
-    return out
-
-
-def _pebench(table: Table) -> list[str]:
-    out = []
-    for target in dict.fromkeys(r.setting for r in table.method_rows):
-        rows = _ok([r for r in table.method_rows if r.setting == target])
-        scored = [r for r in rows if r.value("efficacy") is not None]
-        if not scored:
-            continue
-        leader = _leader({r.label: r.value("efficacy") for r in scored})
-        if len(scored) > 1 and leader is None:
-            continue
-        best = next(r for r in scored if r.label == leader) if leader else scored[0]
-        extras = [
-            f"{key} {_pct(v)}" for key in ("retain", "scope") if (v := best.value(key)) is not None
-        ]
-        lead = "reaches the highest efficacy" if leader else "reaches efficacy"
-        out.append(
-            f"Forgetting the {target} target in {table.scenario}, {best.method} {lead} "
-            f"({_pct(best.value('efficacy'))})" + (f" with {', '.join(extras)}." if extras else ".")
-        )
-    return out
-
-
-def _knowledge_source(tables: Sequence[Table]) -> list[str]:
-    """Fine-tuned against pre-trained knowledge: general capability lost, per method."""
-    by_kind = {}
-    for table in tables:
-        if table.kind in ("finetuned", "pretrained") and table.before:
-            by_kind.setdefault(table.kind, table)
-    if len(by_kind) < 2:
-        return []
-    finetuned, pretrained = by_kind["finetuned"], by_kind["pretrained"]
-    losses = {
-        kind: {r.label: v for r in _ok(t.headline_rows) if (v := t.drop(r, "general")) is not None}
-        for kind, t in by_kind.items()
-    }
-    common = [label for label in losses["finetuned"] if label in losses["pretrained"]]
-    if not common:
-        return []
-    costlier = [
-        label for label in common if losses["pretrained"][label] > losses["finetuned"][label]
-    ]
-    details = "; ".join(
-        f"{label} {_pts(losses['finetuned'][label])} ({finetuned.scenario}) against "
-        f"{_pts(losses['pretrained'][label])} ({pretrained.scenario})"
-        for label in common
-    )
-    return [
-        f"Unlearning pre-trained knowledge costs more general capability than fine-tuned "
-        f"knowledge for {len(costlier)} of {len(common)} methods: {details}."
+        f"{further} of {len(pairs)} {noun}; the widest gap is {label}: {pts(mm)} multimodal "
+        f"against {pts(text)} text-only."
     ]

@@ -2,7 +2,9 @@
 
 One builder serves every scenario kind: a table has one row per cell (method, setting, request)
 plus the ``before`` row, and the kind only decides the columns, the name of the setting column
-and which rows compete for "best" (see ``_LAYOUTS``).
+and which rows compete for "best": its :class:`Layout`, which each scenario registers
+(:mod:`pulse.protocol.registry`). A metric that declares columns of its own
+(:attr:`pulse.protocol.metrics.Metric.columns`) adds them to every table that measured it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pulse.protocol.results import CONTRAST, GAP, LOWER_IS_BETTER_SPLITS, ResultRow
+from pulse.protocol.cells import BEFORE
+from pulse.protocol.metrics import CONTRAST, GAP, lower_is_better, metrics
+from pulse.protocol.metrics.chance import CHANCE
+from pulse.protocol.results import ResultRow
 
-BEFORE = "before"
 STATUS_METRIC = "status"
 MISSING = "missing"  # status of a placeholder row: a request the run never reported
 
@@ -30,14 +34,15 @@ class Column:
 
     @property
     def lower_is_better(self) -> bool:
-        return self.split in LOWER_IS_BETTER_SPLITS
+        return lower_is_better(self.metric, self.split)
 
     @property
     def title(self) -> str:
         return f"{self.group}, {self.label}"
 
 
-def _mcq(split: str, group: str) -> tuple[Column, Column]:
+def mcq_columns(split: str, group: str) -> tuple[Column, Column]:
+    """The multimodal and text-only accuracy columns of a split."""
     return (
         Column(f"{split}_multimodal", group, "multimodal", split, "accuracy", "multimodal"),
         Column(f"{split}_text", group, "text-only", split, "accuracy", "text"),
@@ -45,16 +50,10 @@ def _mcq(split: str, group: str) -> tuple[Column, Column]:
 
 
 GENERAL = Column("general", "General capability", "circular", "general", "circular")
-MCQ_COLUMNS = (*_mcq("forget", "Forget accuracy"), *_mcq("retain", "Retain accuracy"), GENERAL)
-SEQUENTIAL_COLUMNS = (
-    *_mcq("forget", "Forget accuracy"),
-    *_mcq("forgotten", "Forgotten so far"),
-    *_mcq("retain", "Retain accuracy"),
+MCQ_COLUMNS = (
+    *mcq_columns("forget", "Forget accuracy"),
+    *mcq_columns("retain", "Retain accuracy"),
     GENERAL,
-)
-PEBENCH_COLUMNS = tuple(
-    Column(split, "PEBench score", split, split, "score")
-    for split in ("efficacy", "generality", "retain", "scope")
 )
 
 
@@ -235,38 +234,48 @@ class Table:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
+    """How a scenario's table looks: its title, columns (those nothing measured are dropped),
+    the header of its setting column (None: the setting shows in the request column), the
+    order of its settings, which rows compete for "best" and whether rows group by setting
+    first (else by method)."""
+
     title: str
-    columns: tuple[Column, ...]
-    setting_header: str | None  # None: the setting shows in the request column instead
+    columns: tuple[Column, ...] = MCQ_COLUMNS
+    setting_header: str | None = "setting"
     setting_order: tuple[str, ...] = ()
-    best_group: Callable[[TableRow], Any] = lambda row: None  # rows that compete for "best"
-    setting_first: bool = False  # rows grouped by setting, then method (else method first)
+    best_group: Callable[[TableRow], Any] = lambda row: None
+    setting_first: bool = False
 
 
-_LAYOUTS = {
-    "finetuned": _Layout("Fine-tuned knowledge", MCQ_COLUMNS, "setting"),
-    "pretrained": _Layout("Pre-trained knowledge", MCQ_COLUMNS, "setting"),
-    # Sequential rows compete with the other methods at the same request, batch rows together.
-    "sequential": _Layout(
-        "Sequential requests against one batch",
-        SEQUENTIAL_COLUMNS,
-        None,
-        ("sequential", "batch"),
-        lambda row: (row.setting, row.request),
-    ),
-    "scope": _Layout("Update scope", MCQ_COLUMNS, "scope"),
-    # A person target and an event target measure different things: never compared.
-    "pebench": _Layout(
-        "PEBench: person and event targets",
-        PEBENCH_COLUMNS,
-        "target",
-        ("person", "event"),
-        lambda row: row.setting,
-        setting_first=True,
-    ),
-}
-KIND_ORDER = tuple(_LAYOUTS)
+def layout_of(kind: str) -> Layout:
+    """The layout the scenario type ``kind`` registered, with the columns of every metric
+    that declares its own; an unknown kind (an older run's) gets the MCQ columns."""
+    from pulse.protocol.registry import get_scenario
+
+    scenario = get_scenario(kind)
+    layout = scenario.layout if scenario and scenario.layout else None
+    layout = layout or Layout(scenario.name if scenario else kind)
+    extra = tuple(
+        Column(
+            f"{m.name}_{d.split}_{d.modality or 'all'}",
+            m.label,
+            d.label,
+            d.split,
+            m.name,
+            d.modality,
+        )
+        for m in metrics()
+        for d in m.columns
+    )
+    return replace(layout, columns=layout.columns + extra) if extra else layout
+
+
+def kind_order() -> list[str]:
+    """Scenario kinds in the order their tables appear: the registry's."""
+    from pulse.protocol.registry import scenario_names
+
+    return scenario_names()
 
 
 def method_order(rows: Iterable[ResultRow]) -> list[str]:
@@ -281,9 +290,11 @@ def build_tables(rows: Sequence[ResultRow]) -> list[Table]:
         by_scenario.setdefault(row.scenario, []).append(row)
     methods = method_order(rows)
 
+    order = kind_order()
+
     def rank(scenario: str) -> tuple[int, str]:
         kind = by_scenario[scenario][0].kind
-        return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), scenario)
+        return (order.index(kind) if kind in order else len(order), scenario)
 
     return [
         build_table(scenario, by_scenario[scenario], methods)
@@ -295,7 +306,7 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
     """The scenario's table from its cells' results; the rows of single training seeds (a run
     with repeats) only give each pooled value its seeds' range."""
     kind = rows[0].kind
-    layout = _LAYOUTS.get(kind, _Layout(kind, MCQ_COLUMNS, "setting"))
+    layout = layout_of(kind)
     per_seed = _cells([r for r in rows if not r.pooled])
     rows = [r for r in rows if r.pooled]
     cells = _cells(rows)
@@ -324,7 +335,7 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
             for r in rows
             if r.method == BEFORE
             and r.split == "forget"
-            and r.metric == "chance"
+            and r.metric == CHANCE.name
             and r.modality == "all"
         ),
         None,
@@ -334,12 +345,12 @@ def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]
             _seed_spread(r, per_seed.get(_cell_key(r), [])), value=r.value, low=r.low, high=r.high
         )
         for r in rows
-        if r.metric == GAP and r.value is not None
+        if r.metric == GAP.name and r.value is not None
     }
     contrasts = {
         (r.method, r.setting, r.versus, r.split, r.modality): Cell(r.value, low=r.low, high=r.high)
         for r in rows
-        if r.metric == CONTRAST and r.value is not None and r.versus
+        if r.metric == CONTRAST.name and r.value is not None and r.versus
     }
     return Table(scenario, kind, title, header, columns, tuple(table_rows), chance, gaps, contrasts)
 
@@ -358,7 +369,7 @@ def _cells(rows: Sequence[ResultRow]) -> dict[_CellKey, list[ResultRow]]:
     return groups
 
 
-def _header(layout: _Layout, cells: Iterable[_CellKey]) -> tuple[str, ...]:
+def _header(layout: Layout, cells: Iterable[_CellKey]) -> tuple[str, ...]:
     cells = list(cells)
     header = ["method"]
     if layout.setting_header and any(setting for _, setting, _, _ in cells):
@@ -368,7 +379,7 @@ def _header(layout: _Layout, cells: Iterable[_CellKey]) -> tuple[str, ...]:
     return tuple(header)
 
 
-def _keys(layout: _Layout, header: tuple[str, ...], cell: _CellKey) -> tuple[str, ...]:
+def _keys(layout: Layout, header: tuple[str, ...], cell: _CellKey) -> tuple[str, ...]:
     method, setting, request, requests = cell
     keys = [method]
     if len(header) > 1 and header[1] != "request":
@@ -384,7 +395,7 @@ def _keys(layout: _Layout, header: tuple[str, ...], cell: _CellKey) -> tuple[str
 
 
 def _table_row(
-    layout: _Layout,
+    layout: Layout,
     header: tuple[str, ...],
     cell: _CellKey,
     rows: list[ResultRow],
@@ -441,7 +452,7 @@ def _seed_spread(row: ResultRow, seed_rows: Sequence[ResultRow]) -> Cell:
 
 
 def _missing_requests(
-    layout: _Layout, header: tuple[str, ...], cells: Iterable[_CellKey]
+    layout: Layout, header: tuple[str, ...], cells: Iterable[_CellKey]
 ) -> list[TableRow]:
     """Placeholder rows for the requests of a multi-request cell that never reported."""
     seen: dict[tuple[str, str, int], set[int]] = {}
@@ -458,7 +469,7 @@ def _missing_requests(
     return placeholders
 
 
-def _row_order(layout: _Layout, methods: Sequence[str]) -> Callable[[TableRow], tuple]:
+def _row_order(layout: Layout, methods: Sequence[str]) -> Callable[[TableRow], tuple]:
     def key(row: TableRow) -> tuple:
         method_rank = methods.index(row.method) if row.method in methods else len(methods)
         setting_rank = (

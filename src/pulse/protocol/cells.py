@@ -1,0 +1,103 @@
+"""Where result rows belong: a cell of a scenario's table, and the outcome of its request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pulse.eval.intervals import Interval
+from pulse.protocol.results import ResultRow, status_row
+
+BEFORE = "before"  # the method label of the model before any request
+
+
+@dataclass(frozen=True)
+class CellId:
+    """One cell: a scenario's method (or ``before``) under a setting, after request
+    ``request`` of ``requests`` (see :mod:`pulse.protocol.results` for each field). ``kind``
+    is the scenario's type, which is its name unless a config section says otherwise."""
+
+    scenario: str
+    method: str
+    setting: str = ""
+    request: int = 1
+    requests: int = 1
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            object.__setattr__(self, "kind", self.scenario)
+
+    @classmethod
+    def before(cls, scenario: str, setting: str = "", requests: int = 1) -> CellId:
+        """The cell of the model before any request."""
+        return cls(scenario, BEFORE, setting, request=0, requests=requests)
+
+    @property
+    def _place(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario,
+            "kind": self.kind,
+            "method": self.method,
+            "setting": self.setting,
+            "request": self.request,
+            "requests": self.requests,
+        }
+
+    def row(
+        self,
+        split: str,
+        modality: str,
+        metric: str,
+        value: float | None,
+        n: int,
+        interval: Interval | None = None,
+        change: Interval | None = None,
+        seeds: int = 1,
+    ) -> ResultRow:
+        return ResultRow(
+            **self._place,  # type: ignore[arg-type]
+            split=split,
+            modality=modality,
+            metric=metric,
+            value=value,
+            n=n,
+            low=interval.low if interval else None,
+            high=interval.high if interval else None,
+            change_low=change.low if change else None,
+            change_high=change.high if change else None,
+            seeds=seeds,
+        )
+
+    def status(self, status: str, detail: str) -> ResultRow:
+        """The single row of a cell that diverged or failed."""
+        return status_row(**self._place, status=status, detail=detail)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """What one unlearning request left: ``ok`` with its directory, or why not."""
+
+    status: str  # ok / diverged / failed
+    out_dir: Path | None
+    detail: str | None = None
+    reused: bool = False  # read back from the request cache, not trained now
+    seconds: float | None = None  # the request's own time (load, train, save)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class Population:
+    """The people a cell evaluates: their questions' MLLMU-Bench config, and the model the
+    requests start from."""
+
+    model: Path
+    config: str
+    people: list[str]
+
+
+Splits = dict[str, list[str]]
+Outcomes = dict[int, RequestOutcome]  # training seed -> the request it trained

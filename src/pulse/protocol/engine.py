@@ -1,0 +1,410 @@
+"""The protocol's engine: stages, cells, training seeds, the request cache, measuring and
+paired contrasts. Scenarios (:mod:`pulse.protocol.scenarios`) are built from these parts; the
+engine holds none of them.
+
+A stage is one cell of the results (a scenario's before row, one method's request, one request
+of a sequence). Finished stages are read back on a re-run; a request that blows up (diverged or
+raised) becomes a status row and the run goes on. Requests are cached by everything that
+determines them, so the sequential scenario's one-batch comparison and the scope ablation's LLM
+row reuse the finetuned scenario's request when their settings match.
+
+With ``repeats`` above 1 a cell trains its request under every training seed: a stage per seed
+(``<cell's stage>/repeat-<r>``, rows tagged with the repeat) and the cell's own stage, which
+pools the seeds that finished (:func:`pulse.protocol.measure.metric_rows`). A sequence of
+requests runs one chain per seed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pulse.data.schema import TrainPair
+from pulse.data.splits import read_split, write_split
+from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
+from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig
+from pulse.protocol.measure import Measurement, Measurer, contrast_rows, metric_rows
+from pulse.protocol.results import ResultRow
+from pulse.protocol.sources import Sources
+from pulse.protocol.store import RunStore, content_key
+
+PairsOf = Callable[[], tuple[Sequence[TrainPair], Sequence[TrainPair]]]
+
+
+class Interrupt(Exception):
+    """Raised by a test hook to simulate a crash between stages."""
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        sources: Sources,
+        *,
+        progress: bool = True,
+        stop_after: int | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.sources = sources
+        self.progress = progress
+        self.measurer = Measurer(
+            store,
+            config.eval,
+            sources.mllmu,
+            sources.mmbench if config.eval.general else None,
+            config.seed,
+        )
+        self._stop_after = stop_after  # test hook: raise Interrupt after this many new stages
+        self._new_stages = 0
+        self._current: str | None = None
+        if not progress:
+            # Every request and evaluation loads a model; its per-load bar would flood the log.
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+    @property
+    def training_seeds(self) -> list[int]:
+        return self.config.training_seeds()
+
+    # --- stages -----------------------------------------------------------------------------
+
+    def stage(self, name: str, compute: Callable[[], Sequence[ResultRow]]) -> list[ResultRow]:
+        if self.store.is_done(name):
+            return self.store.stage_rows(name)
+        self.say(f"[{name}]")
+        self._current = name
+        try:
+            rows = self.store.run_stage(name, compute)
+        finally:
+            self._current = None
+        self._new_stages += 1
+        if self._stop_after is not None and self._new_stages >= self._stop_after:
+            raise Interrupt(f"stopped after {self._new_stages} stages")
+        return rows
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, flush=True)
+
+    def cell_stage(
+        self,
+        stage: str,
+        cell: CellId,
+        train: Callable[[int], RequestOutcome],
+        rows_of: Callable[[RequestOutcome], list[ResultRow]],
+        pool: Callable[[list[RequestOutcome]], list[ResultRow]],
+    ) -> tuple[list[ResultRow], Outcomes]:
+        """A cell's stage(s): ``train(seed)`` under every training seed, ``rows_of`` its
+        outcome (a status row when it did not finish); with several seeds each is a stage of
+        its own (rows tagged with the repeat) and ``pool`` turns the finished ones into the
+        cell's rows. Returns those rows and the outcome of every seed (reused from the request
+        cache when finished; ``failed`` otherwise)."""
+        seeds = self.training_seeds
+        if len(seeds) == 1:
+            rows = self.stage(stage, lambda: rows_of(train(seeds[0])))
+            return rows, {seeds[0]: _finished(rows, train, seeds[0])}
+        per_seed = self.seed_stages(stage, seeds, lambda seed: rows_of(train(seed)))
+        outcomes = {seed: _finished(per_seed[seed], train, seed) for seed in seeds}
+
+        def pooled() -> list[ResultRow]:
+            finished = [o for o in outcomes.values() if o.ok]
+            if finished:
+                return pool(finished)
+            return [cell.status("failed", f"no training seed of {len(seeds)} finished")]
+
+        return self.stage(stage, pooled), outcomes
+
+    def seed_stages(
+        self, stage: str, seeds: Sequence[int], rows_for: Callable[[int], list[ResultRow]]
+    ) -> dict[int, list[ResultRow]]:
+        """A stage per training seed of ``seeds`` (``<stage>/repeat-<r>``, ``r`` the seed's
+        place among the run's seeds), its rows marked with that repeat."""
+        repeats = {seed: r for r, seed in enumerate(self.training_seeds)}
+        return {
+            seed: self.stage(
+                f"{stage}/repeat-{repeats[seed]}",
+                lambda seed=seed: [replace(x, repeat=repeats[seed]) for x in rows_for(seed)],
+            )
+            for seed in seeds
+        }
+
+    # --- splits -----------------------------------------------------------------------------
+
+    def saved_split(self, name: str) -> tuple[list[str], list[str]] | None:
+        folder = self.store.path("splits", name)
+        if (folder / "forget.txt").is_file() and (folder / "retain.txt").is_file():
+            return read_split(folder / "forget.txt"), read_split(folder / "retain.txt")
+        return None
+
+    def save_split(
+        self, name: str, forget: list[str], retain: list[str]
+    ) -> tuple[list[str], list[str]]:
+        folder = self.store.path("splits", name)
+        write_split(folder / "retain.txt", retain)
+        write_split(folder / "forget.txt", forget)  # written last: its presence means complete
+        return forget, retain
+
+    # --- models and requests ----------------------------------------------------------------
+
+    def model_loader(self, model_dir: Path, request_dir: Path | None = None) -> Callable[[], Any]:
+        def load() -> Any:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else None
+            if request_dir is not None:
+                from pulse.methods.request import load_unlearned
+
+                # Evaluated merged: the same model, without the adapter layers' cost.
+                return load_unlearned(
+                    request_dir, dtype=self.config.models.dtype, device=device, merged=True
+                )
+            from pulse.models.loading import load_model_and_processor
+
+            model, processor = load_model_and_processor(
+                model_dir, dtype=self.config.models.dtype, device=device
+            )
+            model.eval()
+            return model, processor
+
+        return load
+
+    def request(
+        self,
+        model_dir: Path,
+        forget: Sequence[str],
+        retain: Sequence[str],
+        entry: MethodEntry,
+        scenario: str,
+        *,
+        scope: ScopeConfig | None = None,
+        adapter: Path | None = None,
+        reference: str = "initial",
+        pairs: PairsOf | None = None,
+        seed: int | None = None,
+    ) -> RequestOutcome:
+        """Run (or reuse) one unlearning request, trained under ``seed`` (default: the run's);
+        never raises for a failing method."""
+        from pulse.methods.request import RESULT_FILE, run_request, train_pairs
+
+        seed = self.config.seed if seed is None else seed
+        train = entry.train(self.config.train_of(scenario))
+        scope = scope or train.scope
+        key = content_key(
+            str(Path(model_dir).resolve()),
+            str(adapter.resolve()) if adapter else None,
+            sorted(forget),
+            sorted(retain),
+            entry.method,
+            entry.params,
+            train.model_dump(mode="json", exclude={"scope"}),
+            scope.model_dump(mode="json"),
+            reference,
+            seed,
+        )
+        out = self.store.path("requests", key)
+        done = out / RESULT_FILE
+        if done.is_file():
+            record = json.loads(done.read_text(encoding="utf-8"))
+            return _outcome(record, out, reused=True)
+        try:
+            if pairs is not None:
+                forget_pairs, retain_pairs = pairs()
+            else:
+                forget_pairs = train_pairs(self.sources.mllmu, forget)
+                retain_pairs = train_pairs(self.sources.mllmu, retain)
+            result = run_request(
+                model_dir,
+                forget_pairs,
+                retain_pairs,
+                entry.method,
+                entry.params,
+                out,
+                forget_ids=forget,
+                retain_ids=retain,
+                adapter=adapter,
+                scope=scope.update_scope(),
+                epochs=train.epochs,
+                max_steps=train.max_steps,
+                lr=train.lr,
+                batch_size=train.batch_size,
+                grad_accum=train.grad_accum,
+                seed=seed,
+                reference=reference,  # type: ignore[arg-type]
+                pairs_per_id=train.pairs_per_id,
+                dtype=self.config.models.dtype,
+                bf16=train.bf16,
+                gradient_checkpointing=train.gradient_checkpointing,
+                loss_bound=train.loss_bound,
+                group_by_length=train.group_by_length,
+                pack_tokens=train.pack_tokens,
+                progress=self.progress,
+            )
+        except (KeyboardInterrupt, Interrupt):
+            raise
+        except Exception as exc:  # one failing method must not stop the run
+            (out / "error.txt").parent.mkdir(parents=True, exist_ok=True)
+            (out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            return RequestOutcome("failed", None, f"{type(exc).__name__}: {reason}".rstrip(": "))
+        return _outcome(result.record, out)
+
+    # --- measuring --------------------------------------------------------------------------
+
+    def measure_model(self, group: Population) -> Measurement:
+        """The model ``group.model`` on the group's people (evaluated once, then cached)."""
+        state = f"model:{group.model.resolve()}"
+        return self.measurer.measure(
+            state, self.model_loader(group.model), group.config, group.people
+        )
+
+    def measure_request(self, outcome: RequestOutcome, group: Population) -> Measurement:
+        """The model a finished request left, on the group's people (cached like any state)."""
+        assert outcome.out_dir is not None
+        return self.measurer.measure(
+            f"request:{outcome.out_dir.name}",
+            self.model_loader(group.model, outcome.out_dir),
+            group.config,
+            group.people,
+        )
+
+    def before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
+        """The scenario's before row: the model before any request, on its splits."""
+        cell = CellId.before(scenario, requests=requests)
+        self.stage(f"{scenario}/before", lambda: self.measure_model(group).split_rows(cell, splits))
+
+    def after(
+        self, cell: CellId, outcome: RequestOutcome, group: Population, splits: Splits
+    ) -> list[ResultRow]:
+        """The rows of a request's cell: its measurements, or its status when it did not finish."""
+        if not outcome.ok:
+            return [cell.status(outcome.status, outcome.detail or outcome.status)]
+        started = time.perf_counter()
+        measured = self.measure_request(outcome, group)
+        self._timing(outcome, time.perf_counter() - started)
+        # Against the before state of the same people (its evaluation is cached): the rows'
+        # changes get paired intervals.
+        return measured.split_rows(cell, splits, self.measure_model(group))
+
+    def pooled(
+        self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
+    ) -> list[ResultRow]:
+        """The cell's rows pooled over the training seeds that finished."""
+        runs = [self.measure_request(o, group) for o in outcomes]
+        return metric_rows(cell, runs, splits, self.measure_model(group))
+
+    def request_stage(
+        self,
+        stage: str,
+        cell: CellId,
+        group: Population,
+        splits: Splits,
+        entry: MethodEntry,
+        forget: Sequence[str],
+        retain: Sequence[str],
+        scope: ScopeConfig | None = None,
+    ) -> tuple[list[ResultRow], Outcomes]:
+        """One request on ``group.model`` per training seed and its measurements (the cell's
+        rows) and the requests that finished."""
+
+        def train(seed: int) -> RequestOutcome:
+            return self.request(
+                group.model, forget, retain, entry, cell.scenario, scope=scope, seed=seed
+            )
+
+        return self.cell_stage(
+            stage,
+            cell,
+            train,
+            lambda outcome: self.after(cell, outcome, group, splits),
+            lambda outcomes: self.pooled(cell, outcomes, group, splits),
+        )
+
+    def methods(
+        self, scenario: str, group: Population, splits: Splits, forget: list[str], retain: list[str]
+    ) -> None:
+        """One request per method of a one-request scenario, then every pair of the methods
+        that finished compared on the same people and questions (``contrast`` rows)."""
+        finished: dict[CellId, Outcomes] = {}
+        for entry in self.config.methods_of(scenario):
+            cell = CellId(scenario, entry.name)
+            _, finished[cell] = self.request_stage(
+                f"{scenario}/{entry.name}", cell, group, splits, entry, forget, retain
+            )
+        self.contrasts(f"{scenario}/contrasts", group, splits, finished)
+
+    def contrasts(
+        self, stage: str, group: Population, splits: Splits, cells: dict[CellId, Outcomes]
+    ) -> None:
+        """Each cell against each later one (methods, or one method's scopes), paired on the
+        same people and questions and seed by seed (the seeds where both finished), in one
+        stage; the reading ranks them by these paired intervals rather than by two
+        overlapping ones."""
+        seeds = self.training_seeds
+        pairs = [
+            (a, b, common)
+            for i, a in enumerate(cells)
+            for b in list(cells)[i + 1 :]
+            if (common := [s for s in seeds if cells[a][s].ok and cells[b][s].ok])
+        ]
+        if not pairs:
+            return
+
+        def compute() -> list[ResultRow]:
+            # Each state is read once, however many pairs it takes part in.
+            measured: dict[tuple[CellId, int], Measurement] = {}
+
+            def state(cell: CellId, seed: int) -> Measurement:
+                if (cell, seed) not in measured:
+                    measured[cell, seed] = self.measure_request(cells[cell][seed], group)
+                return measured[cell, seed]
+
+            rows = []
+            for a, b, common in pairs:
+                runs = [state(a, s) for s in common]
+                other = [state(b, s) for s in common]
+                versus = b.setting if a.method == b.method else b.method
+                rows += contrast_rows(a, runs, other, versus, splits)
+            return rows
+
+        self.stage(stage, compute)
+
+    def _timing(self, outcome: RequestOutcome, eval_seconds: float) -> None:
+        """Where the current stage's time went (the sequential-cost benchmark reads this)."""
+        if self._current is None or outcome.out_dir is None:
+            return
+        self.store.note(
+            self._current,
+            request=outcome.out_dir.name,
+            reused_request=outcome.reused,
+            train_seconds=0.0 if outcome.reused else outcome.seconds,
+            eval_seconds=round(eval_seconds, 3),
+        )
+
+
+def _finished(
+    rows: Sequence[ResultRow], train: Callable[[int], RequestOutcome], seed: int
+) -> RequestOutcome:
+    """The request of a stage whose rows are all ``ok`` (read back from the request cache),
+    else a failed outcome: a failed request is not trained again."""
+    if rows and all(row.status == "ok" for row in rows):
+        return train(seed)
+    return RequestOutcome("failed", None, "did not finish")
+
+
+def _outcome(record: dict[str, Any], out: Path, reused: bool = False) -> RequestOutcome:
+    if record.get("status") == "ok":
+        return RequestOutcome("ok", out, reused=reused, seconds=record.get("total_seconds"))
+    diverged = record.get("diverged") or {}
+    detail = (
+        f"diverged at step {diverged.get('step')}: loss {diverged.get('value')} "
+        f"({diverged.get('reason', 'out of bounds')})"
+    )
+    return RequestOutcome("diverged", None, detail)

@@ -1,0 +1,5 @@
+"""The built-in scenarios, one module each; importing this package registers them in the order
+they run and their tables appear: fine-tuned knowledge, pre-trained knowledge, sequential
+requests, update scope, PEBench person / event targets."""
+
+from pulse.protocol.scenarios import finetuned, pretrained, sequential, scope, pebench  # noqa: F401, I001

@@ -1,0 +1,91 @@
+"""Fine-tuned knowledge: unlearn part of the fictitious people the fine-tuned model learned,
+in one request per method, and keep the rest.
+
+The split is shared: the sequential and scope scenarios unlearn the same forget set, so their
+before rows read the same evaluation and their requests can reuse this scenario's.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from pulse.errors import ConfigError
+from pulse.protocol.cells import Population
+from pulse.protocol.config import Scenario
+from pulse.protocol.engine import Engine
+from pulse.protocol.registry import ScenarioType, register_scenario
+from pulse.protocol.sources import mllmu_needs
+from pulse.protocol.splits import forget_retain
+from pulse.report.tables import MCQ_COLUMNS, Layout
+
+NAME = "finetuned"
+
+
+class FinetunedScenario(Scenario):
+    """Unlearn ``forget_fraction`` of the fine-tuned people in one request, retain the rest.
+    ``forget`` / ``retain`` (split files or MLLMU-Bench config names) fix the split instead."""
+
+    people: int | None = Field(None, ge=2)  # the first N of a seeded shuffle (default: all)
+    forget_fraction: float = Field(0.5, gt=0, lt=1)
+    forget: str | None = None
+    retain: str | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> FinetunedScenario:
+        if (self.forget is None) != (self.retain is None):
+            raise ValueError("give both forget and retain, or neither")
+        return self
+
+
+def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
+    """The forget and retain people of the fine-tuned model (saved in the run directory the
+    first time, read back after)."""
+    saved = engine.saved_split(NAME)
+    if saved is not None:
+        return saved
+    config = engine.config
+    spec = config.scenarios[NAME]
+    fictitious = config.data.fictitious
+    if spec.forget is not None:
+        from pulse.methods.request import resolve_ids
+
+        people = set(engine.measurer.people(fictitious))
+        forget, _ = resolve_ids(spec.forget, engine.sources.mllmu)
+        retain, _ = resolve_ids(spec.retain, engine.sources.mllmu)
+        for key, ids in (("forget", forget), ("retain", retain)):
+            unknown = [i for i in ids if i not in people]
+            if unknown:  # checked before the split is saved as this run's
+                raise ConfigError(
+                    f"scenarios.{NAME}.{key}: {unknown[0]!r} is not a split file, an "
+                    f"MLLMU-Bench config or a person of {fictitious}"
+                )
+    else:
+        people = list(engine.measurer.people(fictitious))
+        forget, retain = forget_retain(people, spec.forget_fraction, config.seed, spec.people)
+    return engine.save_split(NAME, forget, retain)
+
+
+def fictitious(engine: Engine) -> tuple[Population, list[str], list[str]]:
+    """The fine-tuned model, its people and the finetuned split (shared by three scenarios)."""
+    assert engine.sources.finetuned is not None
+    forget, retain = finetuned_split(engine)
+    group = Population(engine.sources.finetuned, engine.config.data.fictitious, forget + retain)
+    return group, forget, retain
+
+
+def run(engine: Engine, name: str) -> None:
+    group, forget, retain = fictitious(engine)
+    splits = {"forget": forget, "retain": retain}
+    engine.before(name, group, splits)
+    engine.methods(name, group, splits, forget, retain)
+
+
+register_scenario(
+    ScenarioType(
+        name=NAME,
+        config=FinetunedScenario,
+        run=run,
+        layout=Layout("Fine-tuned knowledge", MCQ_COLUMNS, "setting"),
+        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned"),
+    )
+)

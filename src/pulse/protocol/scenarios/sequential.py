@@ -1,0 +1,269 @@
+"""Sequential requests: the finetuned scenario's forget set split into K subsets unlearned one
+after another, each request on the adapter the previous one left, against the same data
+unlearned in one batch.
+
+Every request's state is measured on the subset just unlearned (``current``), on everything
+unlearned so far (``forgotten``), on what is still to come (``pending``) and on the retain
+people. The sequential-vs-batch ``gap`` rows pair request K's state with the one-batch state;
+the ``contrast`` rows compare the methods where their chains end.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pulse.data.splits import read_split, write_split
+from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
+from pulse.protocol.config import MethodEntry, Scenario
+from pulse.protocol.engine import Engine
+from pulse.protocol.measure import gap_rows
+from pulse.protocol.registry import ScenarioType, register_scenario
+from pulse.protocol.results import ResultRow
+from pulse.protocol.scenarios.finetuned import fictitious
+from pulse.protocol.sources import mllmu_needs
+from pulse.protocol.splits import partition, sequential_splits
+from pulse.report.reading import (
+    also,
+    gap_note,
+    most_forgotten,
+    most_retained,
+    ok_rows,
+    overlap_note,
+    pct,
+    pts,
+)
+from pulse.report.tables import GENERAL, Layout, Table, mcq_columns
+
+NAME = "sequential"
+SEQUENTIAL, BATCH = "sequential", "batch"  # the settings of its rows
+
+
+class SequentialScenario(Scenario):
+    """The finetuned scenario's forget set split into ``requests`` subsets, unlearned one
+    after another. ``adapters``: ``continue`` trains one adapter throughout (the reference is
+    the initial model); ``merge`` merges it after each request and starts a new one (the
+    reference is the model after the previous request). ``batch`` adds the same data in one
+    request as the comparison row."""
+
+    requests: int = Field(5, ge=1)
+    adapters: Literal["continue", "merge"] = "continue"
+    reference: Literal["initial", "previous"] | None = None  # implied by adapters
+    batch: bool = True
+
+    @model_validator(mode="after")
+    def _policy(self) -> SequentialScenario:
+        implied = "initial" if self.adapters == "continue" else "previous"
+        if self.reference is not None and self.reference != implied:
+            raise ValueError(
+                f"reference {self.reference!r} with adapters {self.adapters!r} is not supported: "
+                "continue uses the initial model as reference, merge the previous request's model"
+            )
+        return self
+
+    @property
+    def reference_policy(self) -> Literal["initial", "previous"]:
+        return "initial" if self.adapters == "continue" else "previous"
+
+
+def run(engine: Engine, name: str) -> None:
+    spec = engine.config.scenarios[name]
+    group, forget, retain = fictitious(engine)
+    subsets = _subsets(engine, forget, spec.requests)
+    k = len(subsets)
+    engine.before(name, group, {**sequential_splits(subsets, 0), "retain": retain}, requests=k)
+    ends: dict[CellId, Outcomes] = {}
+    for entry in engine.config.methods_of(name):
+        last = _chain(engine, name, entry, group, subsets, retain, spec.reference_policy)
+        ends[CellId(name, entry.name, SEQUENTIAL, request=k, requests=k)] = last
+        if spec.batch:
+            cell = CellId(name, entry.name, BATCH)
+            splits = {"forget": forget, "forgotten": forget, "retain": retain}
+            stage = f"{name}/batch/{entry.name}"
+            _, batch = engine.request_stage(stage, cell, group, splits, entry, forget, retain)
+            _gap(engine, name, entry, group, k, last, batch, {"forget": forget, "retain": retain})
+    # Where the methods end after the last request, compared with each other.
+    engine.contrasts(f"{name}/contrasts", group, {"forget": forget, "retain": retain}, ends)
+
+
+def _chain(
+    engine: Engine,
+    name: str,
+    entry: MethodEntry,
+    group: Population,
+    subsets: list[list[str]],
+    retain: list[str],
+    reference: str,
+) -> Outcomes:
+    """Requests 1..K of one method, each on the adapter the previous one left (a chain per
+    training seed); returns every seed's last request (``failed`` when its chain stopped)."""
+    k = len(subsets)
+    previous: Outcomes = {}
+    for r in range(1, k + 1):
+        cell = CellId(name, entry.name, SEQUENTIAL, request=r, requests=k)
+        splits = {**sequential_splits(subsets, r), "retain": retain}
+
+        def train(seed: int, r: int = r, earlier: Outcomes = previous) -> RequestOutcome:
+            before = earlier.get(seed)
+            if r > 1 and (before is None or not before.ok):
+                return RequestOutcome("failed", None, f"request {r - 1} did not finish")
+            # Cached by its inputs: on resume this reads the finished request back.
+            return engine.request(
+                group.model,
+                subsets[r - 1],
+                retain,
+                entry,
+                name,
+                adapter=before.out_dir / "adapter" if before and before.out_dir else None,
+                reference=reference,
+                seed=seed,
+            )
+
+        _, previous = engine.cell_stage(
+            f"{name}/sequential/{entry.name}/{r}",
+            cell,
+            train,
+            lambda outcome, cell=cell, splits=splits: engine.after(cell, outcome, group, splits),
+            lambda outcomes, cell=cell, splits=splits: engine.pooled(cell, outcomes, group, splits),
+        )
+    return previous
+
+
+def _gap(
+    engine: Engine,
+    name: str,
+    entry: MethodEntry,
+    group: Population,
+    k: int,
+    last: Outcomes,
+    batch: Outcomes,
+    splits: Splits,
+) -> None:
+    """The sequential-vs-batch gap of one method: request K's state against the one-batch
+    state, paired on the same people and questions (both evaluations are cached) and, with
+    several training seeds, seed by seed: a gap stage per seed and one pooling them. Seeds
+    where either side did not finish have no gap."""
+    cell = CellId(name, entry.name, SEQUENTIAL, request=k, requests=k)
+    seeds = [s for s in engine.training_seeds if last[s].ok and batch[s].ok]
+    if not seeds:
+        return
+
+    def compute(chosen: list[int]) -> list[ResultRow]:
+        later = [engine.measure_request(last[s], group) for s in chosen]
+        earlier = [engine.measure_request(batch[s], group) for s in chosen]
+        return gap_rows(cell, later, earlier, splits)
+
+    stage = f"{name}/gap/{entry.name}"
+    if engine.config.repeats > 1:
+        engine.seed_stages(stage, seeds, lambda seed: compute([seed]))
+    engine.stage(stage, lambda: compute(seeds))
+
+
+def _subsets(engine: Engine, forget: list[str], k: int) -> list[list[str]]:
+    folder = engine.store.path("splits", NAME)
+    files = [folder / f"request_{i}.txt" for i in range(1, k + 1)]
+    if all(f.is_file() for f in files):
+        return [read_split(f) for f in files]
+    subsets = partition(forget, k, engine.config.seed)
+    for f, subset in zip(files, subsets, strict=True):
+        write_split(f, subset)
+    return subsets
+
+
+# --- report -----------------------------------------------------------------------------------
+
+COLUMNS = (
+    *mcq_columns("forget", "Forget accuracy"),
+    *mcq_columns("forgotten", "Forgotten so far"),
+    *mcq_columns("retain", "Retain accuracy"),
+    GENERAL,
+)
+# Sequential rows compete with the other methods at the same request, batch rows together.
+LAYOUT = Layout(
+    "Sequential requests against one batch",
+    COLUMNS,
+    None,
+    (SEQUENTIAL, BATCH),
+    lambda row: (row.setting, row.request),
+)
+
+
+def reading(table: Table) -> list[str]:
+    out = []
+    for method in dict.fromkeys(r.method for r in table.method_rows):
+        rows = [r for r in table.method_rows if r.method == method]
+        chain = sorted((r for r in rows if r.requests > 1), key=lambda r: r.request)
+        batch = next((r for r in rows if r.requests <= 1 and r.status == "ok"), None)
+        stopped = next((r for r in chain if r.status != "ok"), None)
+        if stopped:
+            out.append(
+                f"In {table.scenario}, {method} has no result after request {stopped.request} of "
+                f"{stopped.requests} ({stopped.status}), so its sequential run is incomplete."
+            )
+            continue
+        if not chain or not batch:
+            continue
+        last = chain[-1]
+        general = (last.value("general"), batch.value("general"))
+        if None not in general:
+            note = gap_note(table, method, "general", "all") or overlap_note(last, batch, "general")
+            out.append(
+                f"After {last.requests} sequential requests, {method} keeps "
+                f"{pct(general[0])} general capability against {pct(general[1])} when the "
+                f"same data is unlearned in one batch ({(general[0] - general[1]) * 100:+.1f} "
+                f"points{also(note, '; ')})."
+            )
+        for column in table.columns:
+            if column.split != "forget":
+                continue
+            forget = (last.value(column.key), batch.value(column.key))
+            if None not in forget:
+                note = gap_note(table, method, "forget", column.modality or "all")
+                note = note or overlap_note(last, batch, column.key)
+                out.append(
+                    f"Its {column.label} forget accuracy ends at {pct(forget[0])} sequentially "
+                    f"against {pct(forget[1])} in one batch{also(note, ' (', ')')}."
+                )
+                break
+    return out + _chain_ends(table)
+
+
+def _chain_ends(table: Table) -> list[str]:
+    """Which method ends its chain of requests having forgotten the most, and which keeps the
+    most retain accuracy, each against the runner-up (by their paired contrast when the run
+    measured it)."""
+    ends = {
+        r.method: r
+        for r in ok_rows(table.method_rows)
+        if r.requests > 1 and r.request == r.requests
+    }
+    if len(ends) < 2:
+        return []
+    k = next(iter(ends.values())).requests
+    out = []
+    if forgotten := most_forgotten(table, ends):
+        leader, drop, note = forgotten
+        out.append(
+            f"After {k} sequential requests, {leader} has forgotten the most: forget accuracy "
+            f"fell by {pts(drop)} on average over both modalities{note}."
+        )
+    if kept := most_retained(table, ends):
+        leader, value, note = kept
+        out.append(
+            f"After {k} sequential requests, {leader} keeps the most retain accuracy: "
+            f"{pct(value)} on average{note}."
+        )
+    return out
+
+
+register_scenario(
+    ScenarioType(
+        name=NAME,
+        config=SequentialScenario,
+        run=run,
+        layout=LAYOUT,
+        reading=reading,
+        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned"),
+    )
+)
