@@ -47,8 +47,8 @@ from pulse.world.vocab import SHOWN_SUBJECTS_TRAIN
 SHOWN_MARKERS = SHOWN_SUBJECTS_TRAIN
 
 
-# Rows of packed examples (same steps and loss as padded batches): measured fastest of 128-384
-# on 2 cores, 1.5x faster per step than padding the corpus's batches (benchmarks/packing.py).
+# Rows of packed examples: the same steps and loss as padded batches without compute on
+# padding; the row width's timings are in docs/benchmarks.md (benchmarks/packing.py).
 PACK_TOKENS = 128
 
 
@@ -77,9 +77,9 @@ class WorldTrainConfig:
     # Train the input embeddings of the tokens that only fine-tuning uses, beside the adapter
     # (UpdateScope.token_indices). The tokenizer is trained on all training text, so each
     # fictitious name has tokens of its own that pre-training never used: their embeddings are
-    # still as initialised, and LoRA on the linear layers cannot move them (measured: 55 % by
-    # name against 90 % with the portrait). Only those rows move: training every row as well
-    # cost 7 points with the portrait and 1.5 of general capability (82 % against 89 %).
+    # still as initialised, and LoRA on the linear layers cannot move them. Only those rows
+    # move: training every row as well costs knowledge and general capability (the measured
+    # variants: docs/benchmarks.md).
     finetune_embeddings: bool = True
     seed: int = 0
 
@@ -204,7 +204,7 @@ def quick_check(model, processor, world: Path, stage: str) -> dict[str, Any]:
     """Accuracy numbers that tell whether a stage learnt what the protocol needs."""
     mllmu = world / "mllmu"
     # Option-text scoring: a model this small never learns to bind an answer to its option
-    # letter (see the README), so it is asked which option text it would answer.
+    # letter (docs/world.md), so it is asked which option text it would answer.
     cfg = MCQConfig(batch_size=128, scorer="option_text")
     out: dict[str, Any] = {}
     config = "Retain_Set" if stage == "base" else "Full_Set"
