@@ -25,5 +25,6 @@ def mini_config(small_world, tiny_models) -> dict[str, Any]:
             "pretrained": {"top": 6, "forget": 2},
             "sequential": {"requests": 2},
             "scope": {"scopes": ["llm", "projector+llm"]},
+            "pebench": {"enabled": False},  # its own test enables it
         },
     }

@@ -17,6 +17,7 @@ def test_run_report_resume_and_refusal(pulse, mini_config, tmp_path):
         "pretrained": {"enabled": False},
         "sequential": {"requests": 2, "batch": True},
         "scope": {"enabled": False},
+        "pebench": {"enabled": False},
     }
     path = write_config(tmp_path / "mini.yaml", config)
     out = tmp_path / "run"

@@ -57,6 +57,7 @@ def test_examples_show_up_in_results_and_report(extended, mini_config, tmp_path)
             "pretrained": {"enabled": False},
             "sequential": {"enabled": False},
             "scope": {"enabled": False},
+            "pebench": {"enabled": False},
             "one_person": {"enabled": True},
         },
     }

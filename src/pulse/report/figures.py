@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from pulse.protocol.registry import scenario_types
 from pulse.report.tables import Column, Table, TableRow
 
 DPI = 110
@@ -61,8 +62,6 @@ def build_figures(tables: Sequence[Table], methods: Sequence[str]) -> list[Figur
         if figure:
             figures.append(figure)
         # Then each scenario's own figures, in the registry's order.
-        from pulse.protocol.registry import scenario_types
-
         for scenario in scenario_types():
             if scenario.figures:
                 figures += scenario.figures(tables, colours)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pulse.protocol.registry import get_scenario, scenario_types
 from pulse.report.tables import Column, Table, TableRow
 
 FORGET_KEYS = ("forget_multimodal", "forget_text")
@@ -27,8 +28,6 @@ NEAR_CHANCE = 0.10  # a forget accuracy this close to guessing means nothing was
 def build_reading(tables: Sequence[Table]) -> list[str]:
     """Each table's sentences (its scenario's own, or which method forgets most at what
     cost), then what the scenarios say across tables."""
-    from pulse.protocol.registry import get_scenario, scenario_types
-
     sentences: list[str] = []
     for table in tables:
         scenario = get_scenario(table.kind)

@@ -17,6 +17,7 @@ from typing import Any
 from pulse.protocol.cells import BEFORE
 from pulse.protocol.metrics import CONTRAST, GAP, lower_is_better, metrics
 from pulse.protocol.metrics.chance import CHANCE
+from pulse.protocol.registry import get_scenario, scenario_names
 from pulse.protocol.results import ResultRow
 
 STATUS_METRIC = "status"
@@ -251,8 +252,6 @@ class Layout:
 def layout_of(kind: str) -> Layout:
     """The layout the scenario type ``kind`` registered, with the columns of every metric
     that declares its own; an unknown kind (an older run's) gets the MCQ columns."""
-    from pulse.protocol.registry import get_scenario
-
     scenario = get_scenario(kind)
     layout = scenario.layout if scenario and scenario.layout else None
     layout = layout or Layout(scenario.name if scenario else kind)
@@ -273,8 +272,6 @@ def layout_of(kind: str) -> Layout:
 
 def kind_order() -> list[str]:
     """Scenario kinds in the order their tables appear: the registry's."""
-    from pulse.protocol.registry import scenario_names
-
     return scenario_names()
 
 

@@ -2,8 +2,9 @@
 (unseen images), retain (other persons / events) and scope (the other concept in the target's
 images); see :mod:`pulse.protocol.metrics.pebench_score`.
 
-The model is ``models.pebench`` (already fine-tuned on the PEBench data), or the base model
-fine-tuned here (LoRA, merged) on the seen images when ``finetune_epochs`` > 0. Unlearning data
+The model is ``models.pebench`` (already fine-tuned on the PEBench data) when given, else the
+base model fine-tuned here (LoRA, merged) on the seen images for ``finetune_epochs`` (the
+embedded default: the world's people and events are known from fine-tuning only). Unlearning data
 for a target: its seen images asked its concept's question (forget) and every other seen image
 asked the same question (retain).
 """
@@ -39,14 +40,18 @@ KINDS = ("person", "event")  # the target kinds, each a setting of the table
 
 class PEBenchScenario(Scenario):
     """Forget PEBench targets: ``persons`` / ``events`` are names, or a count drawn with the
-    seed. The model is ``models.pebench``, or (``finetune_epochs`` > 0) the world's base
-    model fine-tuned here on the seen images first."""
+    seed. The model is ``models.pebench`` when given, else the base model fine-tuned here on
+    the seen images for ``finetune_epochs`` (0: ``models.pebench`` is required)."""
 
-    enabled: bool = False
+    # Unset: on with the synthetic world, and with local files when data.pebench is given.
+    enabled: bool | None = None
     persons: list[str] | int = 1
     events: list[str] | int = 1
-    finetune_epochs: float = Field(0, ge=0)
+    finetune_epochs: float = Field(3, ge=0)
     finetune_lr: float = Field(1e-3, gt=0)
+
+    def on_by_default(self, config) -> bool:
+        return config.models.world is not None or config.data.pebench is not None
 
 
 def choose_targets(
@@ -130,10 +135,7 @@ def run(engine: Engine, name: str) -> None:
     spec = engine.config.scenarios[name]
     assert engine.sources.pebench is not None
     rows = read_pebench(engine.sources.pebench)
-    model = (
-        finetuned_model(engine, rows) if spec.finetune_epochs > 0 else engine.sources.pebench_model
-    )
-    assert model is not None
+    model = engine.sources.pebench_model or finetuned_model(engine, rows)
     for kind, wanted in zip(KINDS, (spec.persons, spec.events), strict=True):
         targets = choose_targets(rows, kind, wanted, engine.config.seed)
         if targets:
@@ -191,8 +193,8 @@ def _target_kind(
 
 
 def needs(config, sources) -> list[Need]:
-    spec = config.scenarios[NAME]
-    if spec.finetune_epochs == 0:
+    """The data, and the PEBench model or the base model to fine-tune into one."""
+    if sources.pebench_model is not None or config.scenarios[NAME].finetune_epochs == 0:
         model: Need = ("models.pebench", sources.pebench_model, "dir")
     else:
         model = ("models.base", sources.base, "dir")
