@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from pulse.errors import ConfigError, PulseError
 from pulse.eval.scorers import DEFAULT_SCORER, SCORERS
+from pulse.models.scope import ScopeConfig, parse_scope_label
+from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings
 
 app = typer.Typer(
     help="Run and evaluate machine unlearning on large multimodal models.",
@@ -241,6 +244,17 @@ def methods_command() -> None:
     typer.echo(format_methods())
 
 
+def _train_option(name: str, **kwargs) -> typer.models.OptionInfo:
+    """A ``pulse unlearn`` option for the training setting ``name``: the run config's
+    ``train.NAME``, with its help (the defaults are :data:`UNLEARN_DEFAULTS`)."""
+    field = TrainSettings.model_fields[name]
+    return typer.Option(_flag(name), help=field.description, **kwargs)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 @app.command("unlearn")
 def unlearn_command(
     model: Annotated[Path, typer.Option("--model", help="Local HF checkpoint directory.")],
@@ -261,28 +275,59 @@ def unlearn_command(
         typer.Option("--set", help="Method hyper-parameter key=value (repeatable)."),
     ] = None,
     scope: Annotated[
-        str, typer.Option("--scope", help="Update scope: llm, projector+llm or all.")
+        str,
+        typer.Option(
+            "--scope", help="Update scope: llm, projector+llm, all (components joined by '+')."
+        ),
     ] = "llm",
-    epochs: Annotated[float, typer.Option("--epochs", help="Epochs over the forget set.")] = 1.0,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N steps.")] = -1,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 2e-5,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Forget examples/step.")] = 4,
+    rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = UNLEARN_DEFAULTS.scope.rank,
+    alpha: Annotated[
+        int, typer.Option("--alpha", help="LoRA alpha.")
+    ] = UNLEARN_DEFAULTS.scope.alpha,
+    epochs: Annotated[float, _train_option("epochs")] = UNLEARN_DEFAULTS.epochs,
+    max_steps: Annotated[int, _train_option("max_steps")] = UNLEARN_DEFAULTS.max_steps,
+    lr: Annotated[float, _train_option("lr")] = UNLEARN_DEFAULTS.lr,
+    batch_size: Annotated[int, _train_option("batch_size")] = UNLEARN_DEFAULTS.batch_size,
+    grad_accum: Annotated[int, _train_option("grad_accum")] = UNLEARN_DEFAULTS.grad_accum,
+    pairs_per_id: Annotated[
+        int | None, _train_option("pairs_per_id")
+    ] = UNLEARN_DEFAULTS.pairs_per_id,
+    pack_tokens: Annotated[int, _train_option("pack_tokens")] = UNLEARN_DEFAULTS.pack_tokens,
+    loss_bound: Annotated[float | None, _train_option("loss_bound")] = UNLEARN_DEFAULTS.loss_bound,
+    bf16: Annotated[bool, _train_option("bf16")] = UNLEARN_DEFAULTS.bf16,
+    gradient_checkpointing: Annotated[
+        bool, _train_option("gradient_checkpointing")
+    ] = UNLEARN_DEFAULTS.gradient_checkpointing,
+    group_by_length: Annotated[
+        bool, _train_option("group_by_length")
+    ] = UNLEARN_DEFAULTS.group_by_length,
     seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
     reference: Annotated[
         str,
         typer.Option("--reference", help="initial, or previous (merge the given adapter first)."),
     ] = "initial",
-    pairs_per_id: Annotated[
-        int | None,
-        typer.Option("--pairs-per-id", min=1, help="At most N training pairs per person (seeded)."),
-    ] = None,
 ) -> None:
     """Run one unlearning request: train an adapter that makes the model forget the given
-    people, with one of the registered methods; writes OUT/adapter and OUT/result.json."""
+    people, with one of the registered methods; writes OUT/adapter and OUT/result.json. The
+    training options are the run config's ``train`` keys."""
     from pulse.methods.request import run_unlearning
 
     if reference not in ("initial", "previous"):
         raise ConfigError(f"--reference: expected initial or previous, got {reference!r}")
+    train = _unlearn_settings(
+        _scope_settings(scope, rank, alpha),
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        pairs_per_id=pairs_per_id,
+        pack_tokens=pack_tokens,
+        loss_bound=loss_bound,
+        bf16=bf16,
+        gradient_checkpointing=gradient_checkpointing,
+        group_by_length=group_by_length,
+    )
     result = run_unlearning(
         model,
         data,
@@ -291,15 +336,10 @@ def unlearn_command(
         method,
         set_ or [],
         out,
-        adapter=adapter,
-        scope=_scope(scope),
-        epochs=epochs,
-        max_steps=max_steps,
-        lr=lr,
-        batch_size=batch_size,
+        train=train,
         seed=seed,
+        adapter=adapter,
         reference=reference,  # type: ignore[arg-type]
-        pairs_per_id=pairs_per_id,
     )
     if os.environ.get("RANK", "0") != "0":
         return  # one report per request under torchrun / accelerate launch: rank 0's
@@ -314,19 +354,33 @@ def unlearn_command(
         raise typer.Exit(1)
 
 
-SCOPES = {
-    "llm": {"llm": "lora"},
-    "projector+llm": {"llm": "lora", "projector": "lora"},
-    "all": {"llm": "lora", "projector": "lora", "vision": "lora"},
-}
+def _scope_settings(label: str, rank: int, alpha: int) -> ScopeConfig:
+    try:
+        base = ScopeConfig(rank=rank, alpha=alpha)
+    except ValidationError as exc:
+        raise ConfigError(_option_error(exc)) from None
+    try:
+        return parse_scope_label(label, base)
+    except ValueError as exc:
+        raise ConfigError(f"--scope: {exc}") from None
 
 
-def _scope(name: str):
-    from pulse.models.adapters import UpdateScope
+def _unlearn_settings(scope: ScopeConfig, **values) -> TrainSettings:
+    """``pulse unlearn``'s options as the training settings they are, validated as the run
+    config's ``train`` section is."""
+    try:
+        return TrainSettings(**values, scope=scope)
+    except ValidationError as exc:
+        raise ConfigError(_option_error(exc)) from None
 
-    if name not in SCOPES:
-        raise ConfigError(f"--scope: expected one of {', '.join(SCOPES)}, got {name!r}")
-    return UpdateScope(**SCOPES[name])
+
+def _option_error(exc: ValidationError) -> str:
+    """One line naming the option: ``--lr: Input should be greater than 0, got -1.0``."""
+    error = exc.errors()[0]
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # the scope as a whole (no LoRA component)
+        return f"--scope: {message}"
+    return f"{_flag(str(error['loc'][-1]))}: {message}, got {error['input']!r}"
 
 
 @data_app.command("validate")

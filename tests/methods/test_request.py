@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file
 
 from pulse.data.mllmu import profile_train_pairs, read_mllmu
@@ -15,8 +16,17 @@ from pulse.errors import ConfigError, DataError
 from pulse.methods.request import load_unlearned, resolve_ids, run_unlearning, sample_per_entity
 from pulse.models.chat import ChatCollator, ChatExample
 from pulse.models.loading import load_model
+from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings
 
-FAST = {"max_steps": 2, "batch_size": 2, "lr": 1e-2, "progress": False, "report_to": ()}
+
+def fast(**changes) -> dict:
+    """run_request's keywords for a two-step request (pulse unlearn's settings otherwise)."""
+    settings = {"max_steps": 2, "batch_size": 2, "lr": 1e-2, **changes}
+    train = UNLEARN_DEFAULTS.model_copy(update=settings)
+    return {"train": train, "progress": False, "report_to": ()}
+
+
+FAST = fast()
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +115,8 @@ def test_a_request_does_not_depend_on_what_ran_before_it(model_dir, mllmu, tmp_p
 def test_a_diverged_request_writes_no_adapter(model_dir, mllmu, tmp_path):
     out = tmp_path / "bad"
     (out / "adapter").mkdir(parents=True)  # a stale adapter from an earlier run
-    settings = {**FAST, "loss_bound": 1e-3}
-    result = run_unlearning(model_dir, mllmu, "f002", None, "ga", None, out, **settings)
+    bounded = fast(loss_bound=1e-3)
+    result = run_unlearning(model_dir, mllmu, "f002", None, "ga", None, out, **bounded)
     assert result.status == "diverged" and result.adapter_dir is None
     record = json.loads((out / "result.json").read_text())
     assert record["diverged"]["step"] == 1 and record["diverged"]["reason"] == "|loss| > 0.001"
@@ -143,8 +153,7 @@ def test_sequential_requests_with_the_previous_model_as_reference(model_dir, mll
         [],
         tmp_path / "r3",
         adapter=first.adapter_dir,
-        gradient_checkpointing=True,
-        **FAST,
+        **fast(gradient_checkpointing=True),
     )
     assert third.ok and third.record["applies_on"]["merged"] == []
     before = load_file(first.adapter_dir / "adapter_model.safetensors")
@@ -173,8 +182,7 @@ def test_bad_requests_fail_before_loading_the_model(
         )
 
 
-def test_a_pair_cap_below_one_fails_before_loading_the_model(mllmu, tmp_path):
-    with pytest.raises(ConfigError, match="pairs_per_id: expected at least 1, got 0"):
-        run_unlearning(
-            tmp_path / "no-model", mllmu, "f002", None, "ga", None, tmp_path / "o", pairs_per_id=0
-        )
+def test_training_settings_are_checked_where_they_are_made():
+    with pytest.raises(ValidationError, match="pairs_per_id"):
+        TrainSettings(pairs_per_id=0)
+    assert UNLEARN_DEFAULTS.scope.rank == TrainSettings().scope.rank == 8  # one LoRA rank

@@ -53,6 +53,7 @@ from pulse.models.adapters import (
 )
 from pulse.models.loading import load_model, load_model_and_processor, load_processor
 from pulse.models.packing import packable
+from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings
 
 RESULT_FILE = "result.json"
 ADAPTER_DIR = "adapter"
@@ -202,8 +203,8 @@ def run_unlearning(
 
     ``data_dir`` is an MLLMU-Bench root (one folder per config). ``forget_ids`` /
     ``retain_ids``: a split file, a config name or a comma list (see :func:`resolve_ids`).
-    ``settings`` are :func:`run_request`'s keyword arguments. Everything is checked before the
-    model loads.
+    ``settings`` are :func:`run_request`'s keyword arguments (``train``, ``seed``, ``adapter``,
+    ...). Everything is checked before the model loads.
     """
     get_method(method, overrides)  # an unknown method or parameter fails before reading data
     forget, forget_config = resolve_ids(forget_ids, data_dir)
@@ -234,45 +235,34 @@ def run_request(
     overrides: Mapping[str, Any] | Iterable[str] | None,
     out_dir: str | Path,
     *,
+    train: TrainSettings = UNLEARN_DEFAULTS,
+    seed: int = 0,
     forget_ids: Sequence[str] = (),
     retain_ids: Sequence[str] = (),
     adapter: str | Path | None = None,
-    scope: UpdateScope | None = None,
-    epochs: float = 1.0,
-    max_steps: int = -1,
-    lr: float = 2e-5,
-    batch_size: int = 4,
-    grad_accum: int = 1,
-    seed: int = 0,
     reference: Reference = "initial",
-    pairs_per_id: int | None = None,
     dtype: str = "auto",
-    bf16: bool = False,
-    gradient_checkpointing: bool = False,
-    loss_bound: float | None = 1e4,
-    group_by_length: bool = False,
-    pack_tokens: int = 0,
     report_to: tuple[str, ...] | None = None,
     progress: bool = True,
     trainer_args: Mapping[str, Any] | None = None,
 ) -> RequestResult:
-    """One request on explicit training pairs (any data source: MLLMU-Bench, PEBench, ...).
+    """One request on explicit training pairs (any data source: MLLMU-Bench, PEBench, ...),
+    trained as ``train`` says under ``seed``.
 
-    ``scope`` chooses the parameters that move for a new adapter (an adapter trained further
-    keeps its own). ``trainer_args`` go to ``TrainingArguments`` as they are (``deepspeed``,
-    ``fsdp``, ``dataloader_num_workers``, ...). ``forget_ids`` / ``retain_ids`` are recorded.
-    ``pairs_per_id`` keeps at most that many pairs of each person (:func:`sample_per_entity`).
+    ``train.scope`` chooses the parameters that move for a new adapter (an adapter trained
+    further keeps its own); ``train.pairs_per_id`` keeps at most that many pairs of each person
+    (:func:`sample_per_entity`). ``trainer_args`` go to ``TrainingArguments`` as they are
+    (``deepspeed``, ``fsdp``, ``dataloader_num_workers``, ...). ``forget_ids`` / ``retain_ids``
+    are recorded.
     """
     total_start = time.perf_counter()
     if reference not in ("initial", "previous"):
         raise ConfigError(f"reference: expected initial or previous, got {reference!r}")
     bound = get_method(method, overrides)
-    scope = scope or UpdateScope()
-    if pairs_per_id is not None:
-        if pairs_per_id < 1:
-            raise ConfigError(f"pairs_per_id: expected at least 1, got {pairs_per_id}")
-        forget_pairs = sample_per_entity(forget_pairs, pairs_per_id, seed)
-        retain_pairs = sample_per_entity(retain_pairs, pairs_per_id, seed)
+    scope = train.scope.update_scope()
+    if train.pairs_per_id is not None:
+        forget_pairs = sample_per_entity(forget_pairs, train.pairs_per_id, seed)
+        retain_pairs = sample_per_entity(retain_pairs, train.pairs_per_id, seed)
     if not forget_pairs:
         raise ConfigError("no forget examples to unlearn")
     if "retain" in bound.requires and not retain_pairs:
@@ -287,23 +277,19 @@ def run_request(
     # A new adapter's initialisation draws from the global generators: seed them here, or the
     # same request would start differently after whatever ran before it (a resumed run).
     set_seed(seed)
-    model, merged = _with_adapters(model, adapter_path, reference, scope, gradient_checkpointing)
-    loop = LoopConfig(
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        learning_rate=lr,
+    model, merged = _with_adapters(
+        model, adapter_path, reference, scope, train.gradient_checkpointing
+    )
+    loop = LoopConfig.from_settings(
+        train,
         seed=seed,
-        bf16=bf16,
-        loss_bound=loss_bound,
-        group_by_length=group_by_length,
-        # Packing changes the layout, not the loss: a model it cannot serve trains padded.
-        pack_tokens=pack_tokens if packable(base_model(model)) else 0,
         report_to=report_to,
         progress=progress,
         trainer_args=dict(trainer_args or {}),
     )
+    if not packable(base_model(model)):
+        # Packing changes the layout, not the loss: a model it cannot serve trains padded.
+        loop = dataclasses.replace(loop, pack_tokens=0)
     data = UnlearnData(list(forget_pairs), list(retain_pairs), seed=seed)
     result = train_method(model, processor, bound, data, loop, output_dir=str(out / "logs"))
     trainable = trainable_parameters(model)
@@ -316,7 +302,7 @@ def run_request(
         "retain_ids": list(retain_ids),
         "n_forget_examples": len(forget_pairs),
         "n_retain_examples": len(retain_pairs),
-        "pairs_per_id": pairs_per_id,
+        "pairs_per_id": train.pairs_per_id,
         "reference": reference,
         "seed": seed,
         "adapter_in": str(adapter_path.resolve()) if adapter_path else None,

@@ -43,6 +43,7 @@ from pulse.models.attention import cpu_bf16_attention
 from pulse.models.chat import example_lengths
 from pulse.models.encoded import DEFAULT_MAX_BYTES
 from pulse.models.packing import check_packable
+from pulse.models.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,23 @@ class LoopConfig:
     progress: bool = True
     progress_desc: str = "unlearn"
     trainer_args: Mapping[str, Any] = field(default_factory=dict)  # more TrainingArguments
+
+    @classmethod
+    def from_settings(cls, settings: TrainSettings, **loop: Any) -> LoopConfig:
+        """The loop of an unlearning request trained with ``settings``; ``loop`` sets what
+        the settings do not hold (seed, logging, ...). The one place they are translated."""
+        return cls(
+            epochs=settings.epochs,
+            max_steps=settings.max_steps,
+            batch_size=settings.batch_size,
+            grad_accum=settings.grad_accum,
+            learning_rate=settings.lr,
+            bf16=settings.bf16,
+            loss_bound=settings.loss_bound,
+            group_by_length=settings.group_by_length,
+            pack_tokens=settings.pack_tokens,
+            **loop,
+        )
 
     def resolved_report_to(self) -> list[str]:
         if self.report_to is None:

@@ -1,4 +1,5 @@
-"""Update scope (which parameters move), the adapter-disabled reference, and adapter I/O.
+"""Update scope applied (which parameters move; declared in :mod:`pulse.models.scope`), the
+adapter-disabled reference, and adapter I/O.
 
 The scope is applied with PEFT: LoRA on the linear layers of the chosen components, selected by
 a regex anchored at each component's module path (``q_proj`` also exists in the vision tower, so
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -29,8 +30,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from pulse.errors import ConfigError, ModelError
-
-COMPONENTS = ("llm", "projector", "vision")
+from pulse.models.scope import COMPONENTS, UpdateScope
 
 # Module paths per family (transformers 5 layout), most specific first within each component.
 _LLM_PATHS = ("model.language_model", "model.text_model")
@@ -48,48 +48,6 @@ class ComponentPaths:
 
     def as_dict(self) -> dict[str, str]:
         return {"llm": self.llm, "projector": self.projector, "vision": self.vision}
-
-
-@dataclass(frozen=True)
-class UpdateScope:
-    """Which parameters move. ``target_names`` restricts LoRA to linear layers with these leaf
-    names (e.g. ``("q_proj", "v_proj")``); by default every linear layer of a LoRA component."""
-
-    llm: Literal["lora", "frozen"] = "lora"
-    projector: Literal["lora", "full", "frozen"] = "frozen"
-    vision: Literal["lora", "frozen"] = "frozen"
-    rank: int = 16
-    alpha: int = 16
-    dropout: float = 0.0
-    target_names: tuple[str, ...] | None = None
-    # Rows of the input embedding trained beside LoRA (PEFT's trainable tokens: a delta on those
-    # rows only, saved with the adapter, dropped when it is disabled). For tokens the model
-    # never saw, whose embeddings LoRA on the linear layers cannot move.
-    token_indices: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        allowed = {"llm": ("lora", "frozen"), "projector": ("lora", "full", "frozen")}
-        allowed["vision"] = ("lora", "frozen")
-        for name, values in allowed.items():
-            if getattr(self, name) not in values:
-                raise ConfigError(
-                    f"update scope '{name}': expected one of {', '.join(values)}, "
-                    f"got {getattr(self, name)!r}"
-                )
-        if any(not isinstance(i, int) or i < 0 for i in self.token_indices):
-            raise ConfigError("update scope 'token_indices': expected token ids (integers >= 0)")
-        if self.rank < 1:
-            raise ConfigError(f"update scope 'rank': expected a positive integer, got {self.rank}")
-        if not self.lora_components:
-            # PEFT needs at least one LoRA target; a full projector rides along as modules_to_save.
-            raise ConfigError(
-                "update scope: at least one of llm, projector, vision must be 'lora' "
-                f"(got llm={self.llm}, projector={self.projector}, vision={self.vision})"
-            )
-
-    @property
-    def lora_components(self) -> tuple[str, ...]:
-        return tuple(c for c in COMPONENTS if getattr(self, c) == "lora")
 
 
 def base_model(model: nn.Module) -> nn.Module:

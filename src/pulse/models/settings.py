@@ -1,0 +1,57 @@
+"""How an unlearning request trains, declared once: the run config's ``train`` section (and a
+scenario's or method's keys over it), ``pulse unlearn``'s options, the ``train`` argument of
+:func:`pulse.methods.request.run_request`, and through
+:meth:`pulse.methods.trainer.LoopConfig.from_settings` the training loop.
+
+The defaults are the embedded default's (the synthetic world's tiny model on a CPU), as
+``configs/demo.yaml`` spells them out. :data:`UNLEARN_DEFAULTS` are ``pulse unlearn``'s: the
+public LoRA unlearning baselines' learning rate and batch for a real checkpoint.
+
+A request's cache key in a run directory is this model's JSON dump: a new field changes every
+key (older run directories would recompute), so add one only with that in mind.
+
+Light on purpose (no torch): the command line reads it to declare its options.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pulse.models.scope import ScopeConfig
+
+
+class TrainSettings(BaseModel):
+    """How one unlearning request trains (every method; a method entry may override)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    epochs: float = Field(1.0, gt=0, description="Epochs over the forget set.")
+    max_steps: int = Field(-1, description="Stop after N optimizer steps (overrides epochs).")
+    batch_size: int = Field(16, ge=1, description="Forget examples per step.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    bf16: bool = Field(False, description="Train in bfloat16 autocast.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations: less memory.")
+    loss_bound: float | None = Field(
+        1e4, description="|loss| beyond this stops the request as diverged."
+    )
+    # Batches of similar length: less padding (see the README).
+    group_by_length: bool = Field(False, description="Batches of similar length.")
+    # Examples packed into rows of about this many tokens: the same losses without compute on
+    # padding (0: padded rows). LLaVA-1.5-architecture models only; others train padded.
+    pack_tokens: int = Field(
+        128, ge=0, description="Pack examples into rows of about N tokens (0: padded rows)."
+    )
+    # At most this many training pairs of each person (a sample seeded by the person's ID, the
+    # same in every request); null: all. The world's profiles carry 69 phrasings each: 16 of
+    # them unlearn the fine-tuned people in a quarter of the steps.
+    pairs_per_id: int | None = Field(
+        16, ge=1, description="At most N training pairs per person (seeded sample)."
+    )
+    scope: ScopeConfig = Field(default_factory=ScopeConfig)
+
+
+# pulse unlearn's defaults: lr 2e-5, batch 4 (the public LoRA unlearning baselines, for a real
+# checkpoint; the embedded tiny model needs the larger steps above), every pair of each person,
+# padded rows. The scope is the protocol's (rank 8).
+UNLEARN_DEFAULTS = TrainSettings(lr=2e-5, batch_size=4, pack_tokens=0, pairs_per_id=None)
