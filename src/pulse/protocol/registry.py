@@ -10,11 +10,12 @@ plugin is discovered; a new scenario is one module that calls :func:`register_sc
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pulse.registry import Registry
 
 if TYPE_CHECKING:
     from pulse.protocol.config import RunConfig, Scenario
@@ -48,34 +49,26 @@ class ScenarioType:
     needs: Callable[[RunConfig, Sources], list[Need]] = _no_needs
 
 
-_SCENARIOS: dict[str, ScenarioType] = {}
-_loaded = False
+_SCENARIOS: Registry[ScenarioType] = Registry("scenario", builtins=BUILTINS)
 
 
 def register_scenario(scenario: ScenarioType) -> ScenarioType:
     """Add a scenario type (its name must be new); it runs after those registered before."""
-    if scenario.name in _SCENARIOS:
-        raise ValueError(f"scenario {scenario.name!r} is already registered")
-    _SCENARIOS[scenario.name] = scenario
-    return scenario
+    return _SCENARIOS.add(scenario.name, scenario)
 
 
 def unregister_scenario(name: str) -> None:
-    _SCENARIOS.pop(name, None)
+    _SCENARIOS.remove(name)
 
 
 def scenario_types() -> list[ScenarioType]:
     """Every registered scenario, built-ins first, in the order they run."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        importlib.import_module(BUILTINS)
-    return list(_SCENARIOS.values())
+    return _SCENARIOS.entries()
 
 
 def get_scenario(name: str) -> ScenarioType | None:
-    return next((s for s in scenario_types() if s.name == name), None)
+    return _SCENARIOS.get(name)
 
 
 def scenario_names() -> list[str]:
-    return [s.name for s in scenario_types()]
+    return _SCENARIOS.names()

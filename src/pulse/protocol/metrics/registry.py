@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from pulse.protocol.metrics.base import FORGET_SPLITS, Metric
+from pulse.registry import Registry
 
-_METRICS: dict[str, Metric] = {}
+_METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(metric: Metric) -> Metric:
     """Add ``metric`` (its ``name`` must be new); returns it, so a module can keep it."""
-    if metric.name in _METRICS:
-        raise ValueError(f"metric {metric.name!r} is already registered")
-    _METRICS[metric.name] = metric
-    return metric
+    return _METRICS.add(metric.name, metric)
 
 
 def unregister_metric(name: str) -> None:
-    _METRICS.pop(name, None)
+    _METRICS.remove(name)
 
 
 def metrics() -> list[Metric]:
-    return list(_METRICS.values())
+    return _METRICS.entries()
 
 
 def get_metric(name: str) -> Metric | None:
