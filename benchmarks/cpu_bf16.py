@@ -23,8 +23,8 @@ from unittest import mock
 
 import torch
 
+from pulse.methods.supervised import train_supervised
 from pulse.models.attention import CPU_BF16_ATTENTION
-from pulse.models.train import train_supervised
 from tiny_training import interleaved, print_speed_table, tiny_setup
 
 # variant -> (bf16 autocast, eager attention under it)

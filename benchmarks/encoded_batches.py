@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
+from pulse.methods.supervised import train_supervised
 from pulse.models.chat import ChatCollator
 from pulse.models.encoded import DEFAULT_MAX_BYTES, EncodedExamples
-from pulse.models.train import train_supervised
 from tiny_training import interleaved, print_speed_table, tiny_setup
 
 

@@ -71,8 +71,8 @@ def mcq_items(world: Path, config: str) -> list[QAItem]:
 def build_model(world: Path, steps: int, seed: int):
     """A tiny LLaVA whose tokenizer knows the world's questions, trained ``steps`` steps to
     answer Retain_Set questions with the gold letter."""
+    from pulse.methods.supervised import TrainConfig, train_supervised
     from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
-    from pulse.models.train import TrainConfig, train_supervised
 
     train = mcq_items(world, "Retain_Set")
     texts = [f"{item_prompt(i)} {i.answer}" for i in [*train, *mcq_items(world, "Full_Set")]]

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
+from pulse.methods.supervised import train_supervised
 from pulse.models.chat import ChatCollator
 from pulse.models.packing import pack_batch
-from pulse.models.train import train_supervised
 from pulse.world.train import _ft_pairs, finetune_examples
 from tiny_training import interleaved, tiny_setup
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
+from pulse.methods.supervised import train_supervised
 from pulse.models.parallel import available_cores
-from pulse.models.train import train_supervised
 from tiny_training import interleaved, tiny_setup
 
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pulse.methods.supervised import TrainConfig, TrainStats
 from pulse.models.chat import ChatExample
 from pulse.models.tiny import build_tiny_lmm
-from pulse.models.train import TrainConfig, TrainStats
 from pulse.world.build import build_world
 from pulse.world.train import WorldTrainConfig, _tokenizer_texts, corpus_examples
 

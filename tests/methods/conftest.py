@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
+from pulse.methods.supervised import TrainConfig, train_supervised
 from pulse.models.adapters import UpdateScope, apply_scope
 from pulse.models.chat import ChatExample
 from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
-from pulse.models.train import TrainConfig, train_supervised
 
 CORPUS = [
     "Alice Moreau was born in Lyon in 1961. She works as a marine biologist.",

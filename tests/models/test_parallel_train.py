@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from pulse.errors import ConfigError, ModelError
+from pulse.methods.supervised import TrainConfig, train_supervised
 from pulse.models.adapters import UpdateScope, apply_scope
 from pulse.models.chat import ChatCollator, ChatExample
-from pulse.models.train import TrainConfig, train_supervised
 
 CFG = TrainConfig(
     max_steps=4, batch_size=4, learning_rate=3e-3, logging_steps=1, progress=False, processes=2
@@ -134,7 +134,7 @@ sys.path.insert(0, {tests!r})
 from conftest import CORPUS, TINY
 from pulse.models.chat import ChatExample
 from pulse.models.tiny import build_tiny_lmm
-from pulse.models.train import TrainConfig, train_supervised
+from pulse.methods.supervised import TrainConfig, train_supervised
 
 if __name__ == "__main__":
     model, processor = build_tiny_lmm(CORPUS, TINY)

@@ -10,8 +10,8 @@ import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from pulse.errors import DataError
+from pulse.methods.supervised import TrainConfig
 from pulse.models.tiny import TinyModelConfig
-from pulse.models.train import TrainConfig
 from pulse.world.train import (
     WorldTrainConfig,
     corpus_examples,
@@ -132,7 +132,7 @@ def test_bad_corpus_record_names_the_row(world, tmp_path):
 
 def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
     from pulse.errors import ConfigError
-    from pulse.models.train import TrainConfig
+    from pulse.methods.supervised import TrainConfig
 
     with pytest.raises(ConfigError, match="'epochs': expected a positive number, got -1"):
         TrainConfig(epochs=-1)

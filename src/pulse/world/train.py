@@ -35,11 +35,11 @@ from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.probing import entity_accuracy, select_known
 from pulse.eval.records import summarise
 from pulse.files import write_json
+from pulse.methods.supervised import TrainConfig, train_supervised
 from pulse.models.adapters import UpdateScope, apply_scope, save_merged
 from pulse.models.chat import ChatCollator, ChatExample
 from pulse.models.loading import load_model_and_processor
 from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
-from pulse.models.train import TrainConfig, train_supervised
 from pulse.world.vocab import SHOWN_SUBJECTS_TRAIN
 
 # Questions that refer to the person only through the picture (the training questions' ways
