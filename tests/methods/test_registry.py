@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pulse.assignments import parse_assignments
 from pulse.errors import ConfigError
-from pulse.methods import format_methods, get_method, list_methods, method_names, parse_overrides
+from pulse.methods import format_methods, get_method, list_methods, method_names
 
 METHODS = {"ga", "ga_kl", "gd", "kl_min", "npo", "simnpo", "idk", "idk_dpo", "rmu", "mmunlearner"}
 
@@ -41,8 +42,10 @@ def test_overrides_are_parsed_by_type():
         ("npo", ["bta=0.2"], "method 'npo': unknown parameter 'bta' (its parameters: beta,"),
         ("npo", ["beta=abc"], "method 'npo', parameter 'beta': expected a number, got 'abc'"),
         ("npo", ["retain=mse"], "parameter 'retain': expected one of none, nll, kl, got 'mse'"),
-        ("rmu", ["layer=2.5"], "parameter 'layer': expected an integer, got '2.5'"),
-        ("npo", ["beta=-1"], "parameter 'beta': expected a number > 0, got -1.0"),
+        ("rmu", ["layer=2.5"], "parameter 'layer': expected an integer, got 2.5"),
+        ("rmu", ["layer=-1"], "parameter 'layer': expected an integer >= 0, got -1"),
+        ("npo", ["beta=-1"], "parameter 'beta': expected a number > 0, got -1"),
+        ("npo", {"beta": 0}, "parameter 'beta': expected a number > 0, got 0"),  # a config's
         ("ga", ["beta"], "--set 'beta': expected key=value"),
         ("ga", ["beta=1"], "method 'ga': unknown parameter 'beta' (its parameters: none)"),
     ],
@@ -53,5 +56,13 @@ def test_bad_settings_are_one_line_config_errors(name, overrides, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_parse_overrides():
-    assert parse_overrides(["a=1", " b = x=y "]) == {"a": "1", "b": "x=y"}
+def test_assignments_are_parsed_as_yaml_values():
+    # The one --set parser: the run config's overrides and the method hyper-parameters.
+    assert parse_assignments(["a=1", " b = x=y ", "c=1e-4", "d=true", "e=[1, 2]"]) == {
+        "a": 1,
+        "b": "x=y",
+        "c": "1e-4",  # YAML 1.1 wants a dot; the model the key belongs to reads the number
+        "d": True,
+        "e": [1, 2],
+    }
+    assert get_method("npo", ["beta=1e-4"]).params.beta == 1e-4

@@ -26,7 +26,6 @@ from pulse.methods.registry import (
     get_method,
     list_methods,
     method_names,
-    parse_overrides,
     register,
 )
 from pulse.methods.request import RequestResult, load_unlearned, run_unlearning
@@ -52,7 +51,6 @@ __all__ = [
     "list_methods",
     "load_unlearned",
     "method_names",
-    "parse_overrides",
     "refusal_for",
     "register",
     "run_unlearning",

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, doc, register
 from pulse.methods.terms import nll, retain_kl
 
 
 @dataclass(frozen=True)
 class GAKLParams:
-    kl_weight: float = field(
+    kl_weight: NonNegative = field(
         default=1.0, metadata=doc("λ, weight of KL(p_ref ‖ p_θ) on retain answer tokens")
     )
-
-    def __post_init__(self) -> None:
-        check(self.kl_weight >= 0, "ga_kl", "kl_weight", "a number >= 0", self.kl_weight)
 
 
 @register("ga_kl", GAKLParams, uses=("forget", "retain"))

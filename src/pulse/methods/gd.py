@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, doc, register
 from pulse.methods.terms import nll
 
 
 @dataclass(frozen=True)
 class GDParams:
-    forget_weight: float = field(
+    forget_weight: NonNegative = field(
         default=1.0, metadata=doc("γ, weight of the forget NLL (ascended)")
     )
-    retain_weight: float = field(
+    retain_weight: NonNegative = field(
         default=1.0, metadata=doc("α, weight of the retain NLL (descended)")
     )
-
-    def __post_init__(self) -> None:
-        for key in ("forget_weight", "retain_weight"):
-            value = getattr(self, key)
-            check(value >= 0, "gd", key, "a number >= 0", value)
 
 
 @register("gd", GDParams, uses=("forget", "retain"))

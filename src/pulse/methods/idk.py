@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, doc, register
 from pulse.methods.terms import RetainKind, nll, retain_uses, with_retain
 
 
@@ -14,10 +14,7 @@ class IdkParams:
         default="nll",
         metadata=doc("retain term: ℓ(B_r) (nll), KL(p_ref ‖ p_θ) on B_r (kl) or none"),
     )
-    retain_weight: float = field(default=1.0, metadata=doc("weight of the retain term"))
-
-    def __post_init__(self) -> None:
-        check(self.retain_weight >= 0, "idk", "retain_weight", "a number >= 0", self.retain_weight)
+    retain_weight: NonNegative = field(default=1.0, metadata=doc("weight of the retain term"))
 
 
 @register("idk", IdkParams, uses=lambda p: ("idk", *retain_uses(p.retain, p.retain_weight)))

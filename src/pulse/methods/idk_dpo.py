@@ -6,26 +6,20 @@ from dataclasses import dataclass, field
 
 from pulse.methods.base import answer_tokens
 from pulse.methods.losses import dpo_loss, sequence_logprob
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, Positive, doc, register
 from pulse.methods.terms import RetainKind, retain_uses, with_retain
 
 
 @dataclass(frozen=True)
 class IdkDPOParams:
-    beta: float = field(
+    beta: Positive = field(
         default=0.1, metadata=doc("β, inverse temperature of the preference margin")
     )
     retain: RetainKind = field(
         default="nll",
         metadata=doc("retain term: ℓ(B_r) (nll), KL(p_ref ‖ p_θ) on B_r (kl) or none"),
     )
-    retain_weight: float = field(default=1.0, metadata=doc("weight of the retain term"))
-
-    def __post_init__(self) -> None:
-        check(self.beta > 0, "idk_dpo", "beta", "a number > 0", self.beta)
-        check(
-            self.retain_weight >= 0, "idk_dpo", "retain_weight", "a number >= 0", self.retain_weight
-        )
+    retain_weight: NonNegative = field(default=1.0, metadata=doc("weight of the retain term"))
 
 
 @register(

@@ -6,18 +6,15 @@ from dataclasses import dataclass, field
 
 from pulse.methods.base import answer_tokens
 from pulse.methods.losses import kl_ref_theta, mean_nll
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, doc, register
 from pulse.methods.terms import nll
 
 
 @dataclass(frozen=True)
 class KLMinParams:
-    kl_weight: float = field(
+    kl_weight: NonNegative = field(
         default=1.0, metadata=doc("weight of KL(p_ref ‖ p_θ) in the retain steps")
     )
-
-    def __post_init__(self) -> None:
-        check(self.kl_weight >= 0, "kl_min", "kl_weight", "a number >= 0", self.kl_weight)
 
 
 @register("kl_min", KLMinParams, uses=("forget", "retain"))

@@ -10,30 +10,18 @@ from torch import Tensor, nn
 
 from pulse.methods.base import MethodContext, answer_tokens
 from pulse.methods.losses import mean_nll
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, PositiveInt, doc, register
 from pulse.methods.terms import nll
 
 
 @dataclass(frozen=True)
 class MMUnlearnerParams:
-    fisher_batches: int = field(
+    fisher_batches: PositiveInt = field(
         default=4, metadata=doc("batches of forget and of retain data for the importances")
     )
-    retain_weight: float = field(
+    retain_weight: NonNegative = field(
         default=0.0, metadata=doc("α, weight of the retain NLL (0: pure masked GA)")
     )
-
-    def __post_init__(self) -> None:
-        check(
-            self.fisher_batches >= 1, "mmunlearner", "fisher_batches", ">= 1", self.fisher_batches
-        )
-        check(
-            self.retain_weight >= 0,
-            "mmunlearner",
-            "retain_weight",
-            "a number >= 0",
-            self.retain_weight,
-        )
 
 
 def fisher_importance(model: nn.Module, batches: Iterable, params: list[Tensor]) -> list[Tensor]:

@@ -1,7 +1,8 @@
 """Method registry: short names -> pure losses with typed, documented hyper-parameters.
 
 Each method module declares a frozen dataclass of hyper-parameters (fields with
-``metadata=doc(...)``, a one-line description) and registers its loss::
+``metadata=doc(...)``, a one-line description; bounds in the type, e.g. :data:`Positive`) and
+registers its loss::
 
     @register("npo", NPOParams, uses=..., cached=...)
     def npo(model, batch, ctx, p): ...
@@ -12,24 +13,36 @@ Both may depend on the parameters (e.g. NPO needs retain data only with a retain
 ``prepare`` runs once per request before training (MMUnlearner's saliency mask) and returns a
 cleanup callable; ``requires`` names the example sets it needs when that is more than ``uses``.
 
-``--set key=value`` overrides are parsed against the dataclass's field types; an unknown method,
-an unknown key or a badly typed value is one :class:`~pulse.errors.ConfigError` line.
+Hyper-parameters are validated in one place, :func:`parse_params`, by pydantic against the
+dataclass's field types and bounds, whether they come from a run config's ``params`` or from
+``pulse unlearn --set key=value`` (:mod:`pulse.assignments`); an unknown method, an unknown key
+or a bad value is one :class:`~pulse.errors.ConfigError` line naming the key and what was
+expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, TypeAdapter, ValidationError
 from torch import Tensor, nn
 
+from pulse.assignments import parse_assignments
 from pulse.errors import ConfigError
 
 LossFn = Callable[..., tuple[Tensor, dict[str, Tensor]]]
 Needs = Callable[[Any], Iterable[str]]
+
+# Bounded field types for the hyper-parameter dataclasses: the bound is checked with the type.
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
 def doc(text: str) -> dict[str, str]:
@@ -149,63 +162,44 @@ def get_method(name: str, overrides: Mapping[str, Any] | Iterable[str] | None = 
     return Method(spec, parse_params(spec, overrides or {}))
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``["beta=0.2", "retain=kl"]`` -> ``{"beta": "0.2", "retain": "kl"}``."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def parse_params(spec: MethodSpec, overrides: Mapping[str, Any] | Iterable[str]) -> Any:
+    """``spec``'s hyper-parameters with ``overrides`` (a mapping, or ``key=value`` strings)
+    in place of the defaults, validated."""
     if not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
-    fields = {f.name: f for f in dataclasses.fields(spec.params)}
-    hints = typing.get_type_hints(spec.params)
-    values = {}
-    for key, raw in overrides.items():
-        if key not in fields:
-            known = ", ".join(fields) or "none"
+        overrides = parse_assignments(overrides)
+    names = [f.name for f in dataclasses.fields(spec.params)]
+    for key in overrides:
+        if key not in names:
             raise ConfigError(
-                f"method {spec.name!r}: unknown parameter {key!r} (its parameters: {known})"
+                f"method {spec.name!r}: unknown parameter {key!r} "
+                f"(its parameters: {', '.join(names) or 'none'})"
             )
-        values[key] = _convert(spec.name, key, hints[key], raw)
-    return spec.params(**values)
+    try:
+        return _validator(spec.params).validate_python(dict(overrides))
+    except ValidationError as exc:
+        raise ConfigError(_param_error(spec, exc)) from None
 
 
-def _convert(method: str, key: str, hint: Any, raw: Any) -> Any:
-    where = f"method {method!r}, parameter {key!r}"
+@functools.cache
+def _validator(params: type) -> TypeAdapter:
+    return TypeAdapter(params)
+
+
+def _param_error(spec: MethodSpec, exc: ValidationError) -> str:
+    """``method 'npo', parameter 'beta': expected a number > 0, got -1``."""
+    error = exc.errors()[0]
+    if not error["loc"]:
+        return f"method {spec.name!r}: {error['msg'].removeprefix('Value error, ')}"
+    key = str(error["loc"][0])
+    hint = typing.get_type_hints(spec.params)[key]
+    expected = _type_name(hint)
     if typing.get_origin(hint) is Literal:
-        choices = typing.get_args(hint)
-        if raw not in choices:
-            raise ConfigError(
-                f"{where}: expected one of {', '.join(map(str, choices))}, got {raw!r}"
-            )
-        return raw
-    if hint is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{where}: expected true or false, got {raw!r}")
-    if hint in (int, float):
-        if isinstance(raw, bool) or (hint is int and isinstance(raw, float)):
-            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {raw!r}")
-        try:
-            if isinstance(raw, str):
-                return int(raw, 10) if hint is int else float(raw)
-            return hint(raw)
-        except ValueError:
-            raise ConfigError(f"{where}: expected {_type_name(hint)}, got {raw!r}") from None
-    if hint is str:
-        return str(raw)
-    raise ConfigError(f"{where}: values of type {hint} cannot be set")
+        expected = f"one of {', '.join(map(str, typing.get_args(hint)))}"
+    bounds = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    for name, value in (error.get("ctx") or {}).items():
+        if name in bounds:
+            expected = f"{expected} {bounds[name]} {value:g}"
+    return f"method {spec.name!r}, parameter {key!r}: expected {expected}, got {error['input']!r}"
 
 
 def _type_name(hint: Any) -> str:
@@ -259,7 +253,8 @@ def format_methods() -> str:
 
 
 def check(ok: bool, method: str, key: str, expected: str, value: Any) -> None:
-    """For the params' ``__post_init__``: one ConfigError line when ``ok`` is false."""
+    """For a check in the params' ``__post_init__`` that a bounded type cannot express: one
+    ConfigError line when ``ok`` is false."""
     if not ok:
         raise ConfigError(
             f"method {method!r}, parameter {key!r}: expected {expected}, got {value!r}"

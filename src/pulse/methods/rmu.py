@@ -10,22 +10,17 @@ from torch import Tensor, nn
 from pulse.errors import ConfigError
 from pulse.methods.base import MethodContext, _keeps_logits, model_inputs
 from pulse.methods.losses import masked_mse, prediction_mask
-from pulse.methods.registry import check, doc, register
+from pulse.methods.registry import NonNegative, NonNegativeInt, Positive, doc, register
 
 
 @dataclass(frozen=True)
 class RMUParams:
-    layer: int = field(
+    layer: NonNegativeInt = field(
         default=0,
         metadata=doc("decoder layer whose output is steered, 1..L (0: L // 4, at least 1)"),
     )
-    steering: float = field(default=20.0, metadata=doc("c, norm of the control vector c·u"))
-    alpha: float = field(default=100.0, metadata=doc("α, weight of the retain MSE"))
-
-    def __post_init__(self) -> None:
-        check(self.layer >= 0, "rmu", "layer", "an integer >= 0", self.layer)
-        check(self.steering > 0, "rmu", "steering", "a number > 0", self.steering)
-        check(self.alpha >= 0, "rmu", "alpha", "a number >= 0", self.alpha)
+    steering: Positive = field(default=20.0, metadata=doc("c, norm of the control vector c·u"))
+    alpha: NonNegative = field(default=100.0, metadata=doc("α, weight of the retain MSE"))
 
 
 def _hidden(model: nn.Module, sub, layer: int) -> tuple[Tensor, Tensor]:
