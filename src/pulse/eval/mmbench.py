@@ -11,8 +11,8 @@ Reported: circular and vanilla accuracy overall, per ``category`` and per ``l2-c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import nn
@@ -21,7 +21,60 @@ from pulse.data.mmbench import MMBenchRow, row_item
 from pulse.eval.circular import Breakdown, CircularRow, circular_eval
 from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
-from pulse.eval.records import records_to_dicts
+from pulse.eval.records import ItemRecord, Tally, records_from_dicts, records_to_dicts
+
+# One verdict per question id (CircularEval: every rotation right; vanilla: rotation 0 right).
+Verdicts = dict[str, float]
+
+
+@dataclass(frozen=True)
+class GeneralResult:
+    """General capability of one model state: circular and vanilla accuracy overall, their
+    tallies per ``category`` / ``l2-category`` (``{name: {circular, vanilla}}``, a vanilla
+    tally ``None`` where a question's rotation 0 is missing), each question's verdicts and one
+    record per row. ``to_dict`` is the JSON ``pulse eval`` writes; a run directory keeps it
+    without the per-row records (:meth:`summary`)."""
+
+    scorer: str
+    circular: Tally
+    vanilla: Tally
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    l2: dict[str, dict[str, Any]] = field(default_factory=dict)
+    questions: Verdicts = field(default_factory=dict)
+    vanilla_questions: Verdicts = field(default_factory=dict)
+    records: list[ItemRecord] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the per-row records and the l2 breakdown."""
+        return {
+            "scorer": self.scorer,
+            "circular": self.circular.to_dict(),
+            "vanilla": self.vanilla.to_dict(),
+            "categories": self.categories,
+            "questions": self.questions,
+            "vanilla_questions": self.vanilla_questions,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "l2": self.l2,
+            "records": records_to_dicts(self.records),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneralResult:
+        """Also what earlier versions stored (no per-question verdicts: empty)."""
+        return cls(
+            scorer=str(data.get("scorer", "")),
+            circular=Tally.from_dict(data["circular"]),
+            vanilla=Tally.from_dict(data["vanilla"]),
+            categories=dict(data.get("categories") or {}),
+            l2=dict(data.get("l2") or {}),
+            questions=dict(data.get("questions") or {}),
+            vanilla_questions=dict(data.get("vanilla_questions") or {}),
+            records=records_from_dicts(data.get("records") or []),
+        )
 
 
 def mmbench_scorer(scorer: str) -> str:
@@ -36,14 +89,9 @@ def evaluate_mmbench(
     cfg: MCQConfig | None = None,
     *,
     cache: EncodingCache | None = None,
-) -> dict[str, Any]:
-    """``{scorer, circular, vanilla, categories, l2, questions, vanilla_questions, records}``,
-    JSON-ready (``questions`` / ``vanilla_questions``: each question's verdict).
-    ``cache``: encodings kept for the next model scored on ``rows`` (see ``score_mcq``).
-
-    ``circular`` / ``vanilla`` are overall tallies (``n``, ``total``, ``mean``); ``categories``
-    and ``l2`` map each name to ``{circular, vanilla}`` tallies.
-    """
+) -> GeneralResult:
+    """Score every row, then CircularEval (see :class:`GeneralResult`). ``cache``: encodings
+    kept for the next model scored on ``rows`` (see ``score_mcq``)."""
     cfg = cfg or MCQConfig()
     cfg = replace(cfg, scorer=mmbench_scorer(cfg.scorer))
     records = score_mcq(model, processor, [row_item(r) for r in rows], cfg, cache=cache)
@@ -51,16 +99,16 @@ def evaluate_mmbench(
         CircularRow(r.index, bool(rec.correct), r.category or None, r.l2_category or None)
         for r, rec in zip(rows, records, strict=True)
     )
-    return {
-        "scorer": cfg.scorer,
-        "circular": result.circular.overall.to_dict(),
-        "vanilla": result.vanilla.overall.to_dict(),
-        "categories": _groups(result.circular, result.vanilla, "by_category"),
-        "l2": _groups(result.circular, result.vanilla, "by_l2_category"),
-        "questions": {str(q): v for q, v in result.questions.items()},
-        "vanilla_questions": {str(q): v for q, v in result.vanilla_questions.items()},
-        "records": records_to_dicts(records),
-    }
+    return GeneralResult(
+        scorer=cfg.scorer,
+        circular=result.circular.overall,
+        vanilla=result.vanilla.overall,
+        categories=_groups(result.circular, result.vanilla, "by_category"),
+        l2=_groups(result.circular, result.vanilla, "by_l2_category"),
+        questions={str(q): v for q, v in result.questions.items()},
+        vanilla_questions={str(q): v for q, v in result.vanilla_questions.items()},
+        records=list(records),
+    )
 
 
 def _groups(circular: Breakdown, vanilla: Breakdown, attr: str) -> dict[str, dict[str, Any]]:

@@ -183,7 +183,10 @@ def evaluate(
         "cloze": lambda: _summarised(score_cloze(model, processor, items["cloze"], gen_cfg)),
         "gen": lambda: _with_rouge(score_generation(model, processor, items["gen"], gen_cfg)),
         "mmbench": lambda: _with_wilson(
-            {"file": str(mmbench_path), **evaluate_mmbench(model, processor, rows, mcq_cfg)}
+            {
+                "file": str(mmbench_path),
+                **evaluate_mmbench(model, processor, rows, mcq_cfg).to_dict(),
+            }
         ),
     }
     results: dict[str, Any] = {}

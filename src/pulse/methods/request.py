@@ -74,6 +74,26 @@ class RequestResult:
     history: list[dict[str, float]]
     trainable: dict[str, int]
     record: dict[str, Any]  # everything written to result.json
+    total_seconds: float | None = None  # load, train and save
+
+    @classmethod
+    def read(cls, out_dir: str | Path) -> RequestResult:
+        """The result a finished request wrote to ``out_dir``."""
+        out = Path(out_dir)
+        record = json.loads((out / RESULT_FILE).read_text(encoding="utf-8"))
+        return cls(
+            status=record["status"],
+            out_dir=out,
+            method=record["method"],
+            params=record.get("params") or {},
+            steps=record.get("steps", 0),
+            seconds=record.get("seconds", 0.0),
+            diverged=record.get("diverged"),
+            history=record.get("history") or [],
+            trainable=record.get("trainable_params") or {},
+            record=record,
+            total_seconds=record.get("total_seconds"),
+        )
 
     @property
     def ok(self) -> bool:
@@ -337,6 +357,7 @@ def run_request(
         history=result.history,
         trainable=trainable,
         record=record,
+        total_seconds=record.get("total_seconds"),
     )
 
 

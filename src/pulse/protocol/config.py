@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,15 +20,24 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationError,
     field_serializer,
-    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError, core_schema
 
+from pulse.assignments import parse_assignment
 from pulse.errors import ConfigError
+from pulse.eval.scorers import DEFAULT_SCORER, ZeroShotScorer
 from pulse.methods.registry import get_method
-from pulse.models.adapters import UpdateScope
+
+# Declared below the protocol (pulse unlearn and the request share them); re-exported here,
+# where the config's sections are.
+from pulse.models.scope import ScopeConfig as ScopeConfig
+from pulse.models.scope import parse_scope_label as parse_scope_label
+from pulse.models.settings import TrainSettings as TrainSettings
+from pulse.protocol.registry import scenario_types
 
 
 def _as_value_error(check: Any) -> None:
@@ -95,61 +105,15 @@ class DataConfig(Section):
 
 
 class EvalConfig(Section):
-    # The mllmu profile needs a few-shot pool per split; protocol runs use a zero-shot scorer.
-    # option_text (the likelihood of each option's text as the answer) is the default because
-    # it works for models of any size; letter is the cheaper choice for models that bind
-    # answers to option letters (LLaVA-1.5 does; the embedded tiny model does not).
-    scorer: Literal["letter", "option_text", "generate"] = "option_text"
+    # A zero-shot scorer (the mllmu profile needs a few-shot pool per split); the default and
+    # why: pulse.eval.scorers.
+    scorer: ZeroShotScorer = DEFAULT_SCORER
     # Rows per forward pass (the option-text scorer: one row per option). 128 scored the demo's
     # states 1.45x faster than 32 with the same verdicts; GPU configs set what fits.
     batch_size: int = Field(128, ge=1)
     general: bool = True  # general capability (MMBench-format CircularEval)
     general_questions: int | None = Field(None, ge=1)  # first N questions (all rotations)
     max_new_tokens: int = Field(32, ge=1)
-
-
-class ScopeConfig(Section):
-    llm: Literal["lora", "frozen"] = "lora"
-    projector: Literal["lora", "full", "frozen"] = "frozen"
-    vision: Literal["lora", "frozen"] = "frozen"
-    rank: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-
-    def update_scope(self) -> UpdateScope:
-        return UpdateScope(
-            llm=self.llm,
-            projector=self.projector,
-            vision=self.vision,
-            rank=self.rank,
-            alpha=self.alpha,
-        )
-
-    @model_validator(mode="after")
-    def _some_lora(self) -> ScopeConfig:
-        _as_value_error(self.update_scope)
-        return self
-
-
-class TrainSettings(Section):
-    """How one unlearning request trains (every method; a method entry may override)."""
-
-    lr: float = Field(1e-3, gt=0)
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = -1
-    batch_size: int = Field(16, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    loss_bound: float | None = 1e4
-    group_by_length: bool = False  # batches of similar length: less padding (see the README)
-    # Examples packed into rows of about this many tokens: the same losses without compute on
-    # padding (0: padded rows). LLaVA-1.5-architecture models only; others train padded.
-    pack_tokens: int = Field(128, ge=0)
-    # At most this many training pairs of each person (a sample seeded by the person's ID, the
-    # same in every request); null: all. The world's profiles carry 69 phrasings each: 16 of
-    # them unlearn the fine-tuned people in a quarter of the steps.
-    pairs_per_id: int | None = Field(16, ge=1)
-    scope: ScopeConfig = Field(default_factory=ScopeConfig)
 
 
 class MethodEntry(Section):
@@ -182,7 +146,8 @@ def _default_methods() -> list[MethodEntry]:
 
 
 class Scenario(Section):
-    enabled: bool = True
+    # None: the scenario decides from the rest of the config (:meth:`on_by_default`).
+    enabled: bool | None = True
     methods: list[MethodEntry] | None = None  # default: the run's methods
     # Training settings of this scenario's requests: each key given replaces the run's
     # ``train`` key (a scope as a whole); a method entry's own settings still come last.
@@ -193,6 +158,10 @@ class Scenario(Section):
         # Only what the user wrote: a saved config read back must override the same keys.
         return None if train is None else train.model_dump(mode="json", exclude_unset=True)
 
+    def on_by_default(self, config: RunConfig) -> bool:
+        """Whether the scenario runs when its config leaves ``enabled`` unset (None)."""
+        return True
+
     def train_settings(self, run: TrainSettings) -> TrainSettings:
         """The run's settings with this scenario's keys in place."""
         if self.train is None:
@@ -201,134 +170,73 @@ class Scenario(Section):
         return run.model_copy(update={key: getattr(self.train, key) for key in given})
 
 
-class FinetunedScenario(Scenario):
-    """Unlearn ``forget_fraction`` of the fine-tuned people in one request, retain the rest.
-    ``forget`` / ``retain`` (split files or MLLMU-Bench config names) fix the split instead."""
+class Scenarios(Mapping[str, Scenario]):
+    """The ``scenarios`` section: one config per registered scenario type, by name, each
+    validated by its own model (:mod:`pulse.protocol.registry`); a section not written takes
+    its model's defaults. Read as ``config.scenarios.finetuned`` or ``config.scenarios[name]``."""
 
-    people: int | None = Field(None, ge=2)  # the first N of a seeded shuffle (default: all)
-    forget_fraction: float = Field(0.5, gt=0, lt=1)
-    forget: str | None = None
-    retain: str | None = None
+    def __init__(self, specs: Mapping[str, Scenario]) -> None:
+        self._specs = dict(specs)
 
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> FinetunedScenario:
-        if (self.forget is None) != (self.retain is None):
-            raise ValueError("give both forget and retain, or neither")
-        return self
-
-
-class PretrainedScenario(Scenario):
-    """Probe the base model on the celebrities, keep the ``top`` best known (or those at or
-    above ``threshold``), unlearn ``forget`` of them and retain the rest."""
-
-    top: int | None = Field(24, ge=2)
-    threshold: float | None = Field(None, ge=0, le=1)
-    forget: int = Field(10, ge=1)
-    combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
-    # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
-    train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(pairs_per_id=None))
-
-    @model_validator(mode="before")
     @classmethod
-    def _threshold_replaces_top(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("threshold") is not None and "top" not in data:
-            return {**data, "top": None}
-        return data
-
-    @model_validator(mode="after")
-    def _selection(self) -> PretrainedScenario:
-        if (self.top is None) == (self.threshold is None):
-            raise ValueError("give exactly one of top and threshold")
-        if self.top is not None and self.forget >= self.top:
-            raise ValueError(f"forget ({self.forget}) must be below top ({self.top})")
-        return self
-
-
-class SequentialScenario(Scenario):
-    """The finetuned scenario's forget set split into ``requests`` subsets, unlearned one
-    after another. ``adapters``: ``continue`` trains one adapter throughout (the reference is
-    the initial model); ``merge`` merges it after each request and starts a new one (the
-    reference is the model after the previous request). ``batch`` adds the same data in one
-    request as the comparison row."""
-
-    requests: int = Field(5, ge=1)
-    adapters: Literal["continue", "merge"] = "continue"
-    reference: Literal["initial", "previous"] | None = None  # implied by adapters
-    batch: bool = True
-
-    @model_validator(mode="after")
-    def _policy(self) -> SequentialScenario:
-        implied = "initial" if self.adapters == "continue" else "previous"
-        if self.reference is not None and self.reference != implied:
-            raise ValueError(
-                f"reference {self.reference!r} with adapters {self.adapters!r} is not supported: "
-                "continue uses the initial model as reference, merge the previous request's model"
+    def parse(cls, data: Any) -> Scenarios:
+        if isinstance(data, Scenarios):
+            return data
+        data = {} if data is None else data
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a mapping of scenario sections, got {type(data).__name__}")
+        types = {s.name: s for s in scenario_types()}
+        unknown = [name for name in data if name not in types]
+        if unknown:
+            raise PydanticCustomError(
+                "scenario_section",
+                "{where}: {message}",
+                {"where": unknown[0], "message": "unknown key"},
             )
-        return self
+        specs = {}
+        for name, kind in types.items():
+            try:
+                specs[name] = kind.config.model_validate(data.get(name) or {})
+            except ValidationError as exc:
+                where, message = _error_parts(exc)
+                path = f"{name}.{where}" if where else name
+                raise PydanticCustomError(
+                    "scenario_section", "{where}: {message}", {"where": path, "message": message}
+                ) from None
+        return cls(specs)
 
-    @property
-    def reference_policy(self) -> Literal["initial", "previous"]:
-        return "initial" if self.adapters == "continue" else "previous"
+    def to_dict(self, mode: str = "json") -> dict[str, Any]:
+        return {name: spec.model_dump(mode=mode) for name, spec in self._specs.items()}
 
+    def __getattr__(self, name: str) -> Scenario:
+        try:
+            return self.__dict__["_specs"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
-SCOPE_COMPONENTS = ("vision", "projector", "llm")
+    def __getitem__(self, name: str) -> Scenario:
+        return self._specs[name]
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
 
-def parse_scope_label(label: str, base: ScopeConfig) -> ScopeConfig:
-    """``"projector+llm"`` -> LoRA on those components, the others frozen;
-    ``projector:full`` trains the projector fully."""
-    settings: dict[str, str] = dict.fromkeys(SCOPE_COMPONENTS, "frozen")
-    for part in label.split("+"):
-        name, _, mode = part.strip().partition(":")
-        if name not in SCOPE_COMPONENTS:
-            raise ValueError(
-                f"scope {label!r}: unknown component {name!r}, expected "
-                f"{', '.join(SCOPE_COMPONENTS)} joined by '+'"
-            )
-        settings[name] = mode or "lora"
-    return ScopeConfig(**settings, rank=base.rank, alpha=base.alpha)
+    def __len__(self) -> int:
+        return len(self._specs)
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Scenarios) and self._specs == other._specs
 
-class ScopeScenario(Scenario):
-    """The finetuned scenario's request with different update scopes. PULSE's ablation is a GA
-    row set, hence ``ga`` by default (``methods: null`` uses the run's methods)."""
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
-    methods: list[MethodEntry] | None = Field(default_factory=lambda: [MethodEntry(method="ga")])
-    scopes: list[str] = Field(
-        default_factory=lambda: ["llm", "projector+llm", "vision+projector+llm"]
-    )
-
-    @field_validator("scopes")
     @classmethod
-    def _labels(cls, labels: list[str]) -> list[str]:
-        for label in labels:
-            parse_scope_label(label, ScopeConfig())
-        if len(set(labels)) != len(labels):
-            raise ValueError("a scope is listed twice")
-        return labels
-
-
-class PEBenchScenario(Scenario):
-    """Forget PEBench targets: ``persons`` / ``events`` are names, or a count drawn with the
-    seed. The model is ``models.pebench``, or (``finetune_epochs`` > 0) the world's base
-    model fine-tuned here on the seen images first."""
-
-    enabled: bool = False
-    persons: list[str] | int = 1
-    events: list[str] | int = 1
-    finetune_epochs: float = Field(0, ge=0)
-    finetune_lr: float = Field(1e-3, gt=0)
-
-
-class Scenarios(Section):
-    finetuned: FinetunedScenario = Field(default_factory=FinetunedScenario)
-    pretrained: PretrainedScenario = Field(default_factory=PretrainedScenario)
-    sequential: SequentialScenario = Field(default_factory=SequentialScenario)
-    scope: ScopeScenario = Field(default_factory=ScopeScenario)
-    pebench: PEBenchScenario = Field(default_factory=PEBenchScenario)
-
-
-SCENARIOS = tuple(Scenarios.model_fields)
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value, info: value.to_dict(info.mode), info_arg=True
+            ),
+        )
 
 
 class RunConfig(Section):
@@ -342,11 +250,11 @@ class RunConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     train: TrainSettings = Field(default_factory=TrainSettings)
     methods: list[MethodEntry] = Field(default_factory=_default_methods, min_length=1)
-    scenarios: Scenarios = Field(default_factory=Scenarios)
+    scenarios: Scenarios = Field(default_factory=lambda: Scenarios.parse({}))
 
     @model_validator(mode="after")
     def _labels_unique(self) -> RunConfig:
-        for name in SCENARIOS:
+        for name in self.scenarios:
             labels = [m.name for m in self.methods_of(name)]
             dupes = sorted({x for x in labels if labels.count(x) > 1})
             if dupes:
@@ -357,11 +265,10 @@ class RunConfig(Section):
 
     def train_of(self, scenario: str) -> TrainSettings:
         """The training settings of ``scenario``'s requests (before a method's own)."""
-        spec: Scenario = getattr(self.scenarios, scenario)
-        return spec.train_settings(self.train)
+        return self.scenarios[scenario].train_settings(self.train)
 
     def methods_of(self, scenario: str) -> list[MethodEntry]:
-        own = getattr(self.scenarios, scenario).methods
+        own = self.scenarios[scenario].methods
         return list(own) if own is not None else list(self.methods)
 
     def training_seeds(self) -> list[int]:
@@ -369,7 +276,11 @@ class RunConfig(Section):
         return [self.seed + r for r in range(self.repeats)]
 
     def enabled(self) -> list[str]:
-        return [name for name in SCENARIOS if getattr(self.scenarios, name).enabled]
+        return [
+            name
+            for name, spec in self.scenarios.items()
+            if spec.enabled or (spec.enabled is None and spec.on_by_default(self))
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -399,8 +310,17 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
 
 
 def _first_error(exc: ValidationError) -> str:
+    where, message = _error_parts(exc)
+    return f"{where}: {message}" if where else message
+
+
+def _error_parts(exc: ValidationError) -> tuple[str, str]:
+    """Where the first error is (dotted keys) and what it says, with the value given."""
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "scenario_section":  # a scenario's own model said it, deeper down
+        context = error.get("ctx") or {}
+        return ".".join(p for p in (where, context["where"]) if p), context["message"]
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
@@ -410,22 +330,16 @@ def _first_error(exc: ValidationError) -> str:
         if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict)
         else (f", got {got!r}")
     )
-    return f"{where}: {message}{shown}" if where else f"{message}{shown}"
+    return where, f"{message}{shown}"
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """``key.sub=value`` strings (values parsed as YAML) applied to a config mapping."""
+    """``key.sub=value`` strings (see :mod:`pulse.assignments`) applied to a config mapping."""
     data = json.loads(json.dumps(data))  # a deep copy of plain data
     for text in overrides:
-        key, sep, raw = text.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {text!r}: expected key=value (e.g. train.lr=1e-4)")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        key, value = parse_assignment(text)
         node = data
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             child = node.get(part)
             if child is None:

@@ -16,13 +16,12 @@ requests runs one chain per seed.
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulse.data.schema import TrainPair
 from pulse.data.splits import read_split, write_split
@@ -32,6 +31,9 @@ from pulse.protocol.measure import Measurement, Measurer, contrast_rows, metric_
 from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources
 from pulse.protocol.store import RunStore, content_key
+
+if TYPE_CHECKING:
+    from pulse.methods.request import RequestResult
 
 PairsOf = Callable[[], tuple[Sequence[TrainPair], Sequence[TrainPair]]]
 
@@ -192,7 +194,7 @@ class Engine:
     ) -> RequestOutcome:
         """Run (or reuse) one unlearning request, trained under ``seed`` (default: the run's);
         never raises for a failing method."""
-        from pulse.methods.request import RESULT_FILE, run_request, train_pairs
+        from pulse.methods.request import RESULT_FILE, RequestResult, run_request, train_pairs
 
         seed = self.config.seed if seed is None else seed
         train = entry.train(self.config.train_of(scenario))
@@ -212,8 +214,7 @@ class Engine:
         out = self.store.path("requests", key)
         done = out / RESULT_FILE
         if done.is_file():
-            record = json.loads(done.read_text(encoding="utf-8"))
-            return _outcome(record, out, reused=True)
+            return _outcome(RequestResult.read(out), reused=True)
         try:
             if pairs is not None:
                 forget_pairs, retain_pairs = pairs()
@@ -243,7 +244,7 @@ class Engine:
             (out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             reason = str(exc).splitlines()[0] if str(exc) else ""
             return RequestOutcome("failed", None, f"{type(exc).__name__}: {reason}".rstrip(": "))
-        return _outcome(result.record, out)
+        return _outcome(result)
 
     # --- measuring --------------------------------------------------------------------------
 
@@ -388,10 +389,10 @@ def _finished(
     return RequestOutcome("failed", None, "did not finish")
 
 
-def _outcome(record: dict[str, Any], out: Path, reused: bool = False) -> RequestOutcome:
-    if record.get("status") == "ok":
-        return RequestOutcome("ok", out, reused=reused, seconds=record.get("total_seconds"))
-    diverged = record.get("diverged") or {}
+def _outcome(result: RequestResult, reused: bool = False) -> RequestOutcome:
+    if result.ok:
+        return RequestOutcome("ok", result.out_dir, reused=reused, seconds=result.total_seconds)
+    diverged = result.diverged or {}
     detail = (
         f"diverged at step {diverged.get('step')}: loss {diverged.get('value')} "
         f"({diverged.get('reason', 'out of bounds')})"

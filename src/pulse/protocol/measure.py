@@ -23,7 +23,7 @@ from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
 from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
-from pulse.eval.mmbench import evaluate_mmbench
+from pulse.eval.mmbench import GeneralResult, evaluate_mmbench
 from pulse.eval.options import clean_options
 from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts
 from pulse.protocol.cells import CellId
@@ -40,14 +40,15 @@ class Measurement:
     """The per-item records of one model state; a part is ``None`` when not evaluated."""
 
     mcq: list[ItemRecord] | None = None
-    general: dict[str, Any] | None = None  # circular / vanilla tallies and verdicts
+    general: GeneralResult | None = None  # circular / vanilla tallies and verdicts
     chance: dict[str, float] | None = None  # MCQ item -> 1 / number of options
     pebench: list[ItemRecord] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.mcq is not None:
-            data |= {"mcq": records_to_dicts(self.mcq), "general": self.general}
+            general = self.general.summary() if self.general is not None else None
+            data |= {"mcq": records_to_dicts(self.mcq), "general": general}
             data["chance"] = self.chance
         if self.pebench is not None:
             data["records"] = records_to_dicts(self.pebench)
@@ -56,8 +57,11 @@ class Measurement:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         if "mcq" in data:
+            general = data.get("general")
             return cls(
-                records_from_dicts(data["mcq"]), data.get("general"), data.get("chance") or {}
+                records_from_dicts(data["mcq"]),
+                GeneralResult.from_dict(general) if general is not None else None,
+                data.get("chance") or {},
             )
         return cls(pebench=records_from_dicts(data.get("records") or []))
 
@@ -256,12 +260,9 @@ class Measurer:
         )
         general = None
         if self.general_rows:
-            result = evaluate_mmbench(
+            # Kept with its per-question verdicts: a change's paired interval needs them.
+            general = evaluate_mmbench(
                 model, processor, self.general_rows, cfg, cache=self.encodings
             )
-            # Per-question verdicts too: a change's paired interval needs them.
-            keys = ("scorer", "circular", "vanilla", "categories", "questions")
-            general = {k: result[k] for k in keys}
-            general["vanilla_questions"] = result["vanilla_questions"]
         chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
         return Measurement(records, general, chance)

@@ -10,7 +10,6 @@ verdicts give no interval where one would need them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pulse.eval.intervals import (
     Interval,
@@ -18,15 +17,17 @@ from pulse.eval.intervals import (
     question_bootstrap_over_seeds,
     wilson,
 )
+from pulse.eval.mmbench import GeneralResult, Verdicts
+from pulse.eval.records import Tally
 from pulse.protocol.metrics.base import Group, Metric, Splits, mean
 from pulse.protocol.metrics.registry import register_metric
 
 GENERAL_SPLIT = "general"
 
 
-def _verdicts(generals: Sequence[dict[str, Any]], key: str) -> list[dict[str, float]] | None:
-    verdicts = [g.get(key) for g in generals]
-    return None if any(not v for v in verdicts) else verdicts  # type: ignore[return-value]
+def _verdicts(generals: Sequence[GeneralResult], key: str) -> list[Verdicts] | None:
+    verdicts = [getattr(g, key) for g in generals]
+    return None if any(not v for v in verdicts) else verdicts
 
 
 class GeneralCapability(Metric):
@@ -37,18 +38,22 @@ class GeneralCapability(Metric):
     def groups(self, splits: Splits):
         return [Group(GENERAL_SPLIT, "all")]
 
-    def select(self, measurement, group: Group) -> dict[str, Any] | None:
+    def select(self, measurement, group: Group) -> GeneralResult | None:
         return measurement.general
 
+    def tally(self, sample: GeneralResult) -> Tally:
+        return getattr(sample, self.name)
+
     def value(self, samples) -> float:
-        return mean(s[self.name]["mean"] for s in samples)
+        return mean(self.tally(s).mean for s in samples)
 
     def count(self, samples) -> int:
-        return samples[0][self.name]["n"]
+        return self.tally(samples[0]).n
 
     def interval(self, samples) -> Interval | None:
         if len(samples) == 1:
-            return wilson(samples[0][self.name]["total"], samples[0][self.name]["n"])
+            tally = self.tally(samples[0])
+            return wilson(tally.total, tally.n)
         verdicts = _verdicts(samples, self.verdicts_key)
         return question_bootstrap_over_seeds(verdicts) if verdicts else None
 
