@@ -95,7 +95,7 @@ def finetuned_model(engine: Engine, rows: Sequence[PEBenchRow]) -> Path:
         return out
     from pulse.models.adapters import apply_scope, save_merged
     from pulse.models.loading import load_model_and_processor
-    from pulse.models.train import TrainConfig, train_supervised
+    from pulse.methods.supervised import TrainConfig, train_supervised
 
     assert engine.sources.base is not None
     train = engine.config.train_of(NAME)
