@@ -114,8 +114,8 @@ def demo(
     ] = None,
 ) -> None:
     """The embedded default end to end on a CPU: build the synthetic world and the tiny models
-    (reused when unchanged), run the finetuned, pretrained, sequential and scope scenarios
-    with ga, ga_kl and npo, and write the report."""
+    (reused when unchanged), run every scenario (finetuned, pretrained, sequential, scope,
+    pebench) with ga, ga_kl and npo, and write the report."""
     from pulse.protocol.config import load_config
 
     cfg = load_config(None, [f"seed={seed}", f"models.world.seed={seed}", *(overrides or [])])
