@@ -268,7 +268,9 @@ class Engine:
     def before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
         """The scenario's before row: the model before any request, on its splits."""
         cell = CellId.before(scenario, requests=requests)
-        self.stage(f"{scenario}/before", lambda: self.measure_model(group).split_rows(cell, splits))
+        self.stage(
+            f"{scenario}/before", lambda: metric_rows(cell, [self.measure_model(group)], splits)
+        )
 
     def after(
         self, cell: CellId, outcome: RequestOutcome, group: Population, splits: Splits
@@ -281,7 +283,7 @@ class Engine:
         self._timing(outcome, time.perf_counter() - started)
         # Against the before state of the same people (its evaluation is cached): the rows'
         # changes get paired intervals.
-        return measured.split_rows(cell, splits, self.measure_model(group))
+        return metric_rows(cell, [measured], splits, self.measure_model(group))
 
     def pooled(
         self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +23,16 @@ from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
 from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
-from pulse.eval.mmbench import GeneralResult, evaluate_mmbench
+from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
-from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts
 from pulse.protocol.cells import CellId
 from pulse.protocol.config import EvalConfig
+from pulse.protocol.measurement import Measurement
 from pulse.protocol.metrics import CONTRAST, GAP, Comparison, Group, Metric, metrics
 from pulse.protocol.results import ResultRow
 from pulse.protocol.store import RunStore, content_key
 
 RECENT_MEASUREMENTS = 4  # before states of two scenarios, and the gap's two request states
-
-
-@dataclass
-class Measurement:
-    """The per-item records of one model state; a part is ``None`` when not evaluated."""
-
-    mcq: list[ItemRecord] | None = None
-    general: GeneralResult | None = None  # circular / vanilla tallies and verdicts
-    chance: dict[str, float] | None = None  # MCQ item -> 1 / number of options
-    pebench: list[ItemRecord] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {}
-        if self.mcq is not None:
-            general = self.general.summary() if self.general is not None else None
-            data |= {"mcq": records_to_dicts(self.mcq), "general": general}
-            data["chance"] = self.chance
-        if self.pebench is not None:
-            data["records"] = records_to_dicts(self.pebench)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
-        if "mcq" in data:
-            general = data.get("general")
-            return cls(
-                records_from_dicts(data["mcq"]),
-                GeneralResult.from_dict(general) if general is not None else None,
-                data.get("chance") or {},
-            )
-        return cls(pebench=records_from_dicts(data.get("records") or []))
-
-    def split_rows(
-        self, cell: CellId, splits: Mapping[str, Sequence[str]], before: Measurement | None = None
-    ) -> list[ResultRow]:
-        """Every metric's rows of this one state (see :func:`metric_rows`)."""
-        return metric_rows(cell, [self], splits, before)
 
 
 def _plan(

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pulse.eval.intervals import Interval
-
-if TYPE_CHECKING:
-    from pulse.protocol.measure import Measurement
+from pulse.protocol.measurement import Measurement
 
 MODALITIES = ("multimodal", "text")
 # Splits whose people are to be forgotten: a knowledge metric is better lower on them.
