@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder (their definitions: :mod:`tests.fixtures`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from pulse.models.tiny import build_tiny_lmm
 from pulse.world.build import build_world
+from pulse.world.train import train_world_models
+from tests.fixtures.tiny import CORPUS, FAST_WORLD, TINY
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,14 +36,16 @@ def small_world(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(small_world, tmp_path_factory) -> Path:
     """base/ and finetuned/ of the small world, trained a few steps each, once per session."""
-    from pulse.world.train import train_world_models
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "world"))
-    from test_train import FAST  # the world tests' fast training config
-
     out = tmp_path_factory.mktemp("tiny-models")
-    train_world_models(small_world, out, FAST, progress=False, check=False)
+    train_world_models(small_world, out, FAST_WORLD, progress=False, check=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llava():
+    """(model, processor): the random tiny LLaVA (:data:`~tests.fixtures.tiny.TINY`), built
+    once per session. Do not wrap or train it in place: take a deep copy."""
+    return build_tiny_lmm(CORPUS * 20, TINY, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Fixtures of the model-driven evaluation tests: a small synthetic world and a tiny random LLaVA
-whose tokenizer was trained on that world's questions, each built once per session."""
+whose tokenizer was trained on that world's questions (:data:`tests.fixtures.tiny.EVAL_TINY`),
+each built once per session."""
 
 from __future__ import annotations
 
@@ -7,19 +8,8 @@ import pytest
 
 from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.schema import ItemKind
-from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
-
-# Smaller than the default tiny model: these tests check plumbing and numerics, not learning.
-TINY = TinyModelConfig(
-    vocab_size=512,
-    vision_hidden=32,
-    vision_intermediate=64,
-    vision_layers=1,
-    text_hidden=64,
-    text_intermediate=128,
-    text_layers=2,
-    text_heads=2,
-)
+from pulse.models.tiny import build_tiny_lmm
+from tests.fixtures.tiny import EVAL_TINY
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +32,7 @@ def mcq_items(full_items):
 def tiny(full_items):
     """(model, processor): random weights, a tokenizer that knows the world's words."""
     texts = [f"{i.question} {' '.join(i.options.values())} {i.answer}" for i in full_items]
-    return build_tiny_lmm(texts * 2, TINY, seed=0)
+    return build_tiny_lmm(texts * 2, EVAL_TINY, seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,7 @@ from pulse.methods.losses import (
     simnpo_loss,
 )
 from pulse.models.chat import ChatCollator
-
-from .conftest import FORGET, RETAIN
+from tests.fixtures.tiny import FORGET, RETAIN
 
 
 def inputs(sub):

@@ -17,8 +17,7 @@ from pulse.methods import (
     refusal_for,
     train_method,
 )
-
-from .conftest import FORGET, RETAIN
+from tests.fixtures.tiny import FORGET, RETAIN
 
 FAST = LoopConfig(max_steps=2, batch_size=2, learning_rate=1e-2, progress=False, report_to=())
 

@@ -7,8 +7,7 @@ import torch
 from pulse.methods.batches import UnlearnCollator, UnlearnData
 from pulse.models.chat import ChatCollator
 from pulse.models.encoded import EncodedExamples
-
-from .conftest import MIXED_EXAMPLES as EXAMPLES
+from tests.fixtures.tiny import MIXED_EXAMPLES as EXAMPLES
 
 BATCHES = [[0, 1, 2], [3, 4, 5, 0], [5, 2], [1, 3], [4, 0, 2, 1, 5, 3]]
 

@@ -15,8 +15,7 @@ from pulse.methods.sft import sft
 from pulse.methods.trainer import LoopConfig, train_method
 from pulse.models.chat import ChatCollator
 from pulse.models.packing import EXAMPLE_INDEX, check_packable, first_fit, pack_batch
-
-from .conftest import MIXED_EXAMPLES as EXAMPLES
+from tests.fixtures.tiny import MIXED_EXAMPLES as EXAMPLES
 
 
 def _pack(processor, batch, max_tokens):

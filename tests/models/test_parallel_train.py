@@ -14,7 +14,6 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import psutil
 import pytest
@@ -130,14 +129,12 @@ import copy, signal, sys, torch
 # children (an ignored signal stays ignored across exec, and Python then keeps it ignored).
 print("inherited SIGINT handler:", signal.getsignal(signal.SIGINT), flush=True)
 signal.signal(signal.SIGINT, signal.default_int_handler)
-sys.path.insert(0, {tests!r})
-from conftest import CORPUS, TINY
 from pulse.models.chat import ChatExample
-from pulse.models.tiny import build_tiny_lmm
+from pulse.models.loading import load_model_and_processor
 from pulse.methods.supervised import TrainConfig, train_supervised
 
 if __name__ == "__main__":
-    model, processor = build_tiny_lmm(CORPUS, TINY)
+    model, processor = load_model_and_processor({model_dir!r}, dtype="float32")
     data = [ChatExample("Where does Bruno Keller live?", "Basel")] * 8
     cfg = TrainConfig(max_steps=100000, batch_size=4, progress=False, processes=2)
     print("start", flush=True)
@@ -145,10 +142,9 @@ if __name__ == "__main__":
 """
 
 
-def test_ctrl_c_stops_the_workers_and_removes_the_job(tmp_path):
+def test_ctrl_c_stops_the_workers_and_removes_the_job(tmp_path, tiny_dir):
     script = tmp_path / "train.py"
-    tests = str(Path(__file__).parent)
-    script.write_text(textwrap.dedent(CTRL_C.format(tests=tests)))
+    script.write_text(textwrap.dedent(CTRL_C.format(model_dir=str(tiny_dir))))
     jobs = tmp_path / "tmp"
     jobs.mkdir()
     env = {**os.environ, "TMPDIR": str(jobs)}

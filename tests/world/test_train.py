@@ -10,31 +10,8 @@ import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from pulse.errors import DataError
-from pulse.methods.supervised import TrainConfig
-from pulse.models.tiny import TinyModelConfig
-from pulse.world.train import (
-    WorldTrainConfig,
-    corpus_examples,
-    finetune_examples,
-    train_world_models,
-)
-
-FAST = WorldTrainConfig(
-    model=TinyModelConfig(
-        vocab_size=400,
-        text_hidden=32,
-        text_intermediate=64,
-        text_layers=1,
-        text_heads=2,
-        vision_hidden=32,
-        vision_intermediate=64,
-        vision_layers=1,
-    ),
-    pretrain=TrainConfig(
-        max_steps=6, batch_size=16, learning_rate=3e-3, pack_tokens=128, progress=False
-    ),
-    finetune=TrainConfig(max_steps=4, batch_size=16, learning_rate=1e-3, progress=False),
-)
+from pulse.world.train import corpus_examples, finetune_examples, train_world_models
+from tests.fixtures.tiny import FAST_WORLD
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +22,7 @@ def world(small_world):
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
-    return out, train_world_models(world, out, FAST, progress=False)
+    return out, train_world_models(world, out, FAST_WORLD, progress=False)
 
 
 def test_corpus_and_finetune_examples(world):
@@ -91,7 +68,7 @@ def test_stages_train_save_and_reload(trained):
 
 def test_unchanged_world_and_config_reuse_every_stage(world, trained):
     out, _ = trained
-    again = train_world_models(world, out, FAST, progress=False)
+    again = train_world_models(world, out, FAST_WORLD, progress=False)
     assert all(r.reused for r in again)
 
 
@@ -100,13 +77,13 @@ def test_a_changed_stage_retrains_with_the_stages_after_it(world, tmp_path, trai
     copy = tmp_path / "models"
     shutil.copytree(out, copy)
     # A fine-tuning change keeps the base model.
-    changed = replace(FAST, finetune=replace(FAST.finetune, max_steps=3))
+    changed = replace(FAST_WORLD, finetune=replace(FAST_WORLD.finetune, max_steps=3))
     results = train_world_models(world, copy, changed, progress=False, check=False)
     assert [r.reused for r in results] == [True, False]
     stages = json.loads((copy / "manifest.json").read_text())["stages"]
     assert {name: s["key"] for name, s in stages.items()} == changed.stage_keys(world)
     # A pre-training change retrains both; so does a base model that went missing.
-    changed = replace(changed, pretrain=replace(FAST.pretrain, max_steps=3))
+    changed = replace(changed, pretrain=replace(FAST_WORLD.pretrain, max_steps=3))
     results = train_world_models(world, copy, changed, progress=False, check=False)
     assert [r.reused for r in results] == [False, False]
     shutil.rmtree(copy / "base")
@@ -116,7 +93,7 @@ def test_a_changed_stage_retrains_with_the_stages_after_it(world, tmp_path, trai
 
 def test_not_a_world(tmp_path):
     with pytest.raises(DataError, match=r"world\.json"):
-        train_world_models(tmp_path, tmp_path / "m", FAST, progress=False)
+        train_world_models(tmp_path, tmp_path / "m", FAST_WORLD, progress=False)
 
 
 def test_bad_corpus_record_names_the_row(world, tmp_path):
@@ -128,21 +105,6 @@ def test_bad_corpus_record_names_the_row(world, tmp_path):
     corpus.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match="row 3"):
         corpus_examples(copy)
-
-
-def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
-    from pulse.errors import ConfigError
-    from pulse.methods.supervised import TrainConfig
-
-    with pytest.raises(ConfigError, match="'epochs': expected a positive number, got -1"):
-        TrainConfig(epochs=-1)
-    with pytest.raises(ConfigError, match="'batch_size'"):
-        TrainConfig(batch_size=0)
-    with pytest.raises(ConfigError, match="'pack_tokens': expected 0 or more, got -5"):
-        TrainConfig(pack_tokens=-5)
-    with pytest.raises(ConfigError, match="'encoding_cache_bytes': expected 0 or more, got -1"):
-        TrainConfig(encoding_cache_bytes=-1)
-    assert TrainConfig(epochs=0, max_steps=5).max_steps == 5  # max_steps decides then
 
 
 def test_known_in_both_modalities_counts_four_of_five_as_eighty_percent():
@@ -185,6 +147,6 @@ def test_finetuning_moves_only_the_embeddings_of_tokens_pretraining_never_saw(wo
     new = unseen_tokens(
         load_processor(out / "base"), corpus_examples(world), finetune_examples(_ft_pairs(world))
     )
-    assert FAST.finetune_embeddings and new
+    assert FAST_WORLD.finetune_embeddings and new
     moved = set((base - tuned).abs().sum(1).nonzero().flatten().tolist())
     assert moved and moved <= set(new)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import copy
 
 import pytest
-from PIL import Image
 from transformers import Qwen2VLImageProcessorPil, Qwen2VLProcessor
 
 from pulse.data.schema import ItemKind, Modality, QAItem, encode_png
 from pulse.eval import mcq
 from pulse.eval.mcq import MCQConfig, score_mcq
-
-from .test_model_families import _idefics3, _llava, _llava_next, _qwen2_vl
+from tests.fixtures.families import idefics3, llava, llava_next, qwen2_vl
+from tests.fixtures.tiny import striped
 
 OPTIONS = ["Lyon", "a marine biologist", "Basel", "the violin in a quartet in Vienna", "chess"]
 QUESTIONS = [
@@ -30,21 +29,12 @@ QUESTIONS = [
 ]
 
 
-def _image(color: tuple[int, int, int], size: tuple[int, int]) -> Image.Image:
-    # A plain picture with a stripe, so two pictures differ beyond their mean colour. Defined
-    # here: a bare ``from conftest import`` resolves to whichever conftest was imported first.
-    img = Image.new("RGB", size, color)
-    for x in range(0, size[0], 4):
-        img.putpixel((x, x % size[1]), (255 - color[0], 255 - color[1], 255 - color[2]))
-    return img
-
-
 @pytest.fixture(scope="module")
 def items() -> list[QAItem]:
     """15 items: each question with 2, 3 and 4 options of 1 to 9 tokens, gold letters varied."""
     out = []
     for q, (question, color, size) in enumerate(QUESTIONS):
-        image = encode_png(_image(color, size)) if color else None
+        image = encode_png(striped(color, size)) if color else None
         for n in (2, 3, 4):
             letters = "ABCD"[:n]
             options = {k: OPTIONS[(q + n + j) % len(OPTIONS)] for j, k in enumerate(letters)}
@@ -64,7 +54,7 @@ def items() -> list[QAItem]:
 
 
 def _qwen2_vl_with_processor(tokenizer):
-    family = _qwen2_vl(tokenizer)  # adds the Qwen special tokens to ``tokenizer``
+    family = qwen2_vl(tokenizer)  # adds the Qwen special tokens to ``tokenizer``
     tokenizer.image_token = "<|image_pad|>"
 
     class ImageOnlyProcessor(Qwen2VLProcessor):
@@ -111,12 +101,12 @@ def _assert_same_scores(a, b, tol=1e-4):
 
 
 @pytest.mark.parametrize("name", ["llava", "llava_next", "idefics3"])
-def test_shared_prompts_equal_one_row_per_option(name, tiny, items):
+def test_shared_prompts_equal_one_row_per_option(name, tiny_llava, items):
     family = (
-        _llava(tiny)
+        llava(tiny_llava)
         if name == "llava"
-        else {"llava_next": _llava_next, "idefics3": _idefics3}[name](
-            copy.deepcopy(tiny[1].tokenizer)
+        else {"llava_next": llava_next, "idefics3": idefics3}[name](
+            copy.deepcopy(tiny_llava[1].tokenizer)
         )
     )
     model, processor = family.model, family.processor
@@ -137,11 +127,11 @@ def test_shared_prompts_equal_one_row_per_option(name, tiny, items):
     assert (False, False) not in seen  # no item fell back
 
 
-def test_qwen2_vl_takes_the_per_row_path(tiny, items):
+def test_qwen2_vl_takes_the_per_row_path(tiny_llava, items):
     """Qwen2-VL computes its rope positions from the attention mask and keeps ``rope_deltas``
     between forwards; a continuation of a repeated cache gets other positions (image prompts
     fail on a shape mismatch), so every item is scored one full row per option."""
-    family = _qwen2_vl_with_processor(copy.deepcopy(tiny[1].tokenizer))
+    family = _qwen2_vl_with_processor(copy.deepcopy(tiny_llava[1].tokenizer))
     model, processor = family.model, family.processor
     assert not mcq.shares_prompt_cache(model)
     cfg = MCQConfig(batch_size=5, scorer="option_text")
@@ -156,11 +146,11 @@ def test_qwen2_vl_takes_the_per_row_path(tiny, items):
     _assert_same_scores(scored, per_row, tol=0.0)
 
 
-def test_a_per_token_processor_output_takes_the_per_row_path(tiny, items, monkeypatch):
+def test_a_per_token_processor_output_takes_the_per_row_path(tiny_llava, items, monkeypatch):
     """Second line of defence: a prompt batch whose processor output holds another per-token
     tensor than ids and mask (Qwen2-VL's ``mm_token_type_ids``) is not continued from a cache,
     even where the family check would let it."""
-    family = _qwen2_vl_with_processor(copy.deepcopy(tiny[1].tokenizer))
+    family = _qwen2_vl_with_processor(copy.deepcopy(tiny_llava[1].tokenizer))
     model, processor = family.model, family.processor
     cfg = MCQConfig(batch_size=5, scorer="option_text")
     per_row = mcq.score_options(model, processor, items, cfg, share_prompts=False)
