@@ -43,35 +43,38 @@ from pulse.models.attention import cpu_bf16_attention
 from pulse.models.chat import example_lengths
 from pulse.models.encoded import DEFAULT_MAX_BYTES
 from pulse.models.packing import check_packable
+from pulse.models.settings import UNLEARN_DEFAULTS as _UNLEARN
 from pulse.models.settings import TrainSettings
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Loop settings. Defaults follow the public LoRA unlearning baselines (lr 2e-5, batch 4,
-    1 epoch); ``max_steps > 0`` overrides ``epochs``."""
+    """Loop settings; ``max_steps > 0`` overrides ``epochs``. The training settings' defaults
+    are ``pulse unlearn``'s (:data:`~pulse.models.settings.UNLEARN_DEFAULTS`: the public LoRA
+    unlearning baselines' lr 2e-5, batch 4, 1 epoch)."""
 
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 4
+    epochs: float = _UNLEARN.epochs
+    max_steps: int = _UNLEARN.max_steps
+    batch_size: int = _UNLEARN.batch_size
     retain_batch_size: int | None = None  # default: the forget batch's size
-    grad_accum: int = 1
-    learning_rate: float = 2e-5
+    grad_accum: int = _UNLEARN.grad_accum
+    learning_rate: float = _UNLEARN.lr
     weight_decay: float = 0.0
     warmup_steps: int = 0
     scheduler: str = "constant"
     max_grad_norm: float = 1.0
     seed: int = 0
-    bf16: bool = False
+    bf16: bool = _UNLEARN.bf16
     logging_steps: int = 1
     report_to: tuple[str, ...] | None = None  # None: TensorBoard when installed, else nothing
-    loss_bound: float | None = 1e4  # |loss| beyond this is divergence (None: NaN / inf only)
+    # |loss| beyond this is divergence (None: NaN / inf only).
+    loss_bound: float | None = _UNLEARN.loss_bound
     # Batches of similar length (random across groups of 50 batches): less compute on padding.
-    group_by_length: bool = False
+    group_by_length: bool = _UNLEARN.group_by_length
     # Pack each sub-batch's examples into rows of about this many tokens (0: padded rows).
     # The same loss on the same examples, without compute on padding (LLaVA-1.5 layouts; see
     # pulse.models.packing).
-    pack_tokens: int = 0
+    pack_tokens: int = _UNLEARN.pack_tokens
     # Keep each example's encoding (token ids, labels, pixel values) after its first batch, up
     # to this many bytes, and build later epochs' batches from it (0: collate every batch anew;
     # see pulse.models.encoded).
