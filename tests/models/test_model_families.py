@@ -22,8 +22,6 @@ from pulse.models.loading import load_model
 from tests.fixtures.families import BUILDERS, Family, llava
 
 # tests/protocol/test_families.py imports these two from here (by these names).
-from tests.fixtures.families import idefics3 as _idefics3  # noqa: F401
-from tests.fixtures.families import llava_next as _llava_next  # noqa: F401
 
 
 @pytest.fixture(params=["llava", "llava_next", "qwen2_vl", "idefics3"])

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from transformers import AutoTokenizer
 
@@ -13,11 +10,9 @@ from pulse.models.adapters import save_merged
 from pulse.protocol.config import parse_config
 from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import run_protocol
+from tests.fixtures.families import idefics3, llava_next
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from test_model_families import _idefics3, _llava_next  # the model tests' family builders
-
-BUILDERS = {"llava_next": _llava_next, "idefics3": _idefics3}
+BUILDERS = {"llava_next": llava_next, "idefics3": idefics3}
 
 
 @pytest.mark.parametrize("family", sorted(BUILDERS))
