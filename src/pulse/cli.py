@@ -154,7 +154,11 @@ def _run_and_report(cfg, out: Path, new_dir: bool) -> None:
 
 def _report(run_dir: Path) -> None:
     from pulse.report import headline_table, write_report
+    from pulse.report.rundir import load_run
 
+    # A damaged file is named here as well as in the report: not silently fewer rows.
+    for problem in load_run(run_dir).problems:
+        Console(stderr=True).print(f"warning: {problem}", highlight=False, soft_wrap=True)
     files = write_report(run_dir)
     console.print(headline_table(run_dir))
     console.print(f"report: {files.html}", highlight=False)

@@ -21,10 +21,10 @@ the model *with the earlier adapters merged*; ``result.json`` lists them under
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import shutil
 import statistics
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +37,7 @@ from pulse.data.mllmu import is_config_name, list_configs, profile_train_pairs, 
 from pulse.data.schema import TrainPair
 from pulse.data.splits import read_split
 from pulse.errors import ConfigError, DataError, ModelError
-from pulse.files import write_json
+from pulse.files import read_json, sha256_file, write_json
 from pulse.methods.batches import UnlearnData
 from pulse.methods.registry import get_method
 from pulse.methods.trainer import LoopConfig, train_method
@@ -78,9 +78,27 @@ class RequestResult:
 
     @classmethod
     def read(cls, out_dir: str | Path) -> RequestResult:
-        """The result a finished request wrote to ``out_dir``."""
+        """The result a finished request wrote to ``out_dir``; a damaged ``result.json`` (or,
+        status ok, an adapter that is not the one it recorded) is a one-line DataError."""
         out = Path(out_dir)
-        record = json.loads((out / RESULT_FILE).read_text(encoding="utf-8"))
+        path = out / RESULT_FILE
+        record = read_json(path)
+        if not isinstance(record, dict):
+            raise DataError(path, "not a request result (expected a JSON object)")
+        for name, kind in (("status", str), ("method", str)):
+            if not isinstance(record.get(name), kind):
+                raise DataError(path, f"expected a {kind.__name__}", field=name)
+        if record["status"] == "ok":
+            applies = record.get("applies_on")
+            if not (
+                isinstance(applies, dict)
+                and isinstance(applies.get("model"), str)
+                and isinstance(applies.get("merged"), list)
+            ):
+                raise DataError(path, "expected {model, merged}", field="applies_on")
+            problem = adapter_problem(out / ADAPTER_DIR, record.get("adapter_sha256"))
+            if problem is not None:
+                raise DataError(out / ADAPTER_DIR, problem)
         return cls(
             status=record["status"],
             out_dir=out,
@@ -94,6 +112,18 @@ class RequestResult:
             record=record,
             total_seconds=record.get("total_seconds"),
         )
+
+    @classmethod
+    def finished(cls, out_dir: str | Path) -> RequestResult | None:
+        """The result of a finished request in ``out_dir``, or ``None`` when there is none or
+        what is there is damaged (said in one line: the request then runs again)."""
+        if not (Path(out_dir) / RESULT_FILE).is_file():
+            return None
+        try:
+            return cls.read(out_dir)
+        except DataError as exc:
+            print(f"pulse: {exc}; the request runs again", file=sys.stderr, flush=True)
+            return None
 
     @property
     def ok(self) -> bool:
@@ -182,9 +212,7 @@ def _merged_under(adapter: Path) -> list[str]:
     result = adapter.parent / RESULT_FILE
     if adapter.name != ADAPTER_DIR or not result.is_file():
         return []
-    return list(
-        json.loads(result.read_text(encoding="utf-8")).get("applies_on", {}).get("merged", [])
-    )
+    return list(RequestResult.read(adapter.parent).record.get("applies_on", {}).get("merged", []))
 
 
 def _with_adapters(
@@ -342,6 +370,7 @@ def run_request(
     if result.main_process:
         if result.ok:
             save_adapter(model, out / ADAPTER_DIR)
+            record["adapter_sha256"] = adapter_digests(out / ADAPTER_DIR)
         elif (out / ADAPTER_DIR).exists():
             shutil.rmtree(out / ADAPTER_DIR)  # a stale adapter must not pass for this result
         record["total_seconds"] = round(time.perf_counter() - total_start, 3)
@@ -359,6 +388,28 @@ def run_request(
         record=record,
         total_seconds=record.get("total_seconds"),
     )
+
+
+def adapter_digests(adapter_dir: Path) -> dict[str, str]:
+    """The SHA-256 of each file of a saved adapter (recorded in result.json, checked on
+    reuse: a damaged adapter must not pass for a finished request)."""
+    return {p.name: sha256_file(p) for p in sorted(adapter_dir.iterdir()) if p.is_file()}
+
+
+def adapter_problem(adapter_dir: Path, recorded: Any) -> str | None:
+    """What is wrong with a finished request's adapter against its recorded digests, or
+    ``None``. Results of older versions (no digests) are checked for the files only."""
+    if not (adapter_dir / "adapter_config.json").is_file():
+        return "missing or incomplete (no adapter_config.json)"
+    if not isinstance(recorded, dict):
+        return None
+    for name, digest in recorded.items():
+        path = adapter_dir / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if sha256_file(path) != digest:
+            return f"{name} differs from what the request wrote (SHA-256 mismatch)"
+    return None
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -379,7 +430,7 @@ def load_unlearned(
     path = out / RESULT_FILE
     if not path.is_file():
         raise ModelError(f"{out}: no {RESULT_FILE} (not a finished unlearning request)")
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record = RequestResult.read(out).record
     if record.get("status") != "ok":
         raise ModelError(f"{out}: the request did not finish (status {record.get('status')})")
     model_dir = record["applies_on"]["model"]

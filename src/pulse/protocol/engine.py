@@ -194,7 +194,7 @@ class Engine:
     ) -> RequestOutcome:
         """Run (or reuse) one unlearning request, trained under ``seed`` (default: the run's);
         never raises for a failing method."""
-        from pulse.methods.request import RESULT_FILE, RequestResult, run_request, train_pairs
+        from pulse.methods.request import RequestResult, run_request, train_pairs
 
         seed = self.config.seed if seed is None else seed
         train = entry.train(self.config.train_of(scenario))
@@ -212,9 +212,9 @@ class Engine:
             seed,
         )
         out = self.store.path("requests", key)
-        done = out / RESULT_FILE
-        if done.is_file():
-            return _outcome(RequestResult.read(out), reused=True)
+        finished = RequestResult.finished(out)  # None too when damaged: it runs again
+        if finished is not None:
+            return _outcome(finished, reused=True)
         try:
             if pairs is not None:
                 forget_pairs, retain_pairs = pairs()

@@ -183,9 +183,9 @@ class Measurer:
         if key in self._recent:
             self._recent.move_to_end(key)
             return self._recent[key]
-        cached = self.store.read_json("evals", f"{key}.json")
+        cached = self.store.read_json("evals", f"{key}.json", parse=Measurement.from_dict)
         if cached is not None:
-            return self._remember(key, Measurement.from_dict(cached))
+            return self._remember(key, cached)
         measurement = self._remember(key, evaluate())
         self.store.write_json({**describe, **measurement.to_dict()}, "evals", f"{key}.json")
         return measurement

@@ -60,11 +60,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import MISSING, asdict, dataclass, fields
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
 from pulse.errors import DataError
-from pulse.files import write_text
+from pulse.files import decode_text, write_text
 
 RESULTS_FILE = "results.jsonl"
 STATUSES = ("ok", "diverged", "failed")
@@ -143,7 +144,13 @@ def status_row(
     )
 
 
+_TEXT_FIELDS = ("scenario", "kind", "method", "setting", "split", "modality", "metric")
+_COUNT_FIELDS = ("request", "requests", "n")
+
+
 def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
     missing = [name for name in _REQUIRED if name not in data]
     if missing:
         raise ValueError(f"{where}: missing field {missing[0]!r}")
@@ -152,6 +159,16 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
         raise ValueError(f"{where}: unknown field {unknown[0]!r}")
     if data.get("status", "ok") not in STATUSES:
         raise ValueError(f"{where}: status must be one of {', '.join(STATUSES)}")
+    for name in _TEXT_FIELDS:
+        if name in data and not isinstance(data[name], str):
+            raise ValueError(f"{where}: field {name!r} must be a string, got {data[name]!r}")
+    for name in _COUNT_FIELDS:
+        value = data.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where}: field {name!r} must be a count (integer >= 0)")
+    detail = data.get("detail")
+    if detail is not None and not isinstance(detail, str):
+        raise ValueError(f"{where}: field 'detail' must be a string or null, got {detail!r}")
     repeat, seeds = data.get("repeat"), data.get("seeds", 1)
     if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int)):
         raise ValueError(f"{where}: field 'repeat' must be an integer or null, got {repeat!r}")
@@ -162,7 +179,9 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
         raise ValueError(f"{where}: field 'versus' must be a method label or null, got {versus!r}")
     for name in NUMBER_FIELDS:
         value = data.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value)
+        ):
             raise ValueError(f"{where}: field {name!r} must be a number or null, got {value!r}")
     return ResultRow(**data)
 
@@ -174,13 +193,20 @@ def read_results(path: str | Path, skipped: list[int] | None = None) -> list[Res
     if not path.is_file():
         return []
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(path, f"cannot be read ({exc.strerror})") from None
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
             continue
         try:
+            line = decode_text(raw, path, row=number)
             rows.append(row_from_dict(json.loads(line), where=f"line {number}"))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, DataError) as exc:
             if skipped is None:
+                if isinstance(exc, DataError):
+                    raise
                 detail = str(exc).removeprefix(f"line {number}: ")
                 raise DataError(path, detail, row=number) from None
             skipped.append(number)

@@ -11,8 +11,12 @@ Layout::
     RUN/evals/<key>.json   per-item records of one model state on one set of people
     RUN/results.jsonl      every finished stage's rows, rebuilt after each stage
 
-A stage is done when its rows file exists and the manifest says so; both are written atomically
-(rows first), so a killed run loses at most the stage it was in.
+A stage is done when its rows file exists, the manifest says so and the file is the one the
+manifest recorded (its row count and SHA-256). Both are written atomically (rows first), so a
+killed run loses at most the stage it was in; a stage file damaged or cut afterwards is found
+on resume and that stage runs again, said in one line. An unreadable manifest with the same
+``config.yaml`` starts a fresh one (every stage runs again; the request and evaluation caches,
+which verify themselves, are reused).
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
-import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pulse.errors import ConfigError
-from pulse.files import write_json, write_text
+from pulse.errors import ConfigError, DataError
+from pulse.files import read_json, read_text, sha256_file, write_json, write_text
 from pulse.protocol.config import RunConfig, dump_config
 from pulse.protocol.results import RESULTS_FILE, ResultRow, dump_rows, read_results, write_results
+from pulse.protocol.verify import FINISHED, stage_file, stage_file_problem
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
@@ -67,6 +72,7 @@ class RunStore:
     def __init__(self, root: Path, manifest: dict[str, Any]) -> None:
         self.root = root
         self.manifest = manifest
+        self._told: set[str] = set()  # stages whose damaged file was already said
 
     @classmethod
     def open(cls, root: str | Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
@@ -74,8 +80,8 @@ class RunStore:
         digest = config.digest()
         path = root / MANIFEST
         if path.is_file():
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if manifest.get("config_hash") != digest:
+            manifest = _read_manifest(root, config)
+            if manifest is not None and manifest.get("config_hash") != digest:
                 if new_dir:
                     return cls.open(free_directory(root), config)
                 changed = _changed_keys(root / CONFIG, config)
@@ -83,10 +89,15 @@ class RunStore:
                     f"{root} holds a run of a different config (changed: {changed}); "
                     "use another --out, or --new-dir to pick a fresh directory beside it"
                 )
-            manifest["finished"] = False
-            store = cls(root, manifest)
-            store._save()
-            return store
+            if manifest is not None:
+                manifest["finished"] = False
+                store = cls(root, manifest)
+                store._save()
+                # A run killed between a stage's manifest entry and the results file left
+                # the results file a stage behind.
+                store.rebuild_results()
+                return store
+            say(f"{path}: unreadable, the config is the same: starting a fresh manifest")
         root.mkdir(parents=True, exist_ok=True)
         write_text(root / CONFIG, dump_config(config))
         manifest = {
@@ -107,12 +118,21 @@ class RunStore:
         return self.manifest["stages"].get(stage, {}).get("status")
 
     def is_done(self, stage: str) -> bool:
-        return self.stage_status(stage) in ("done", "diverged", "failed") and (
-            self.rows_path(stage).is_file()
-        )
+        """Whether ``stage`` finished and its rows file is the one it wrote. A damaged or
+        missing file is said once (the stage then runs again)."""
+        record = self.manifest["stages"].get(stage, {})
+        if record.get("status") not in FINISHED:
+            return False
+        problem = stage_file_problem(self.rows_path(stage), record)
+        if problem is None:
+            return True
+        if stage not in self._told:
+            self._told.add(stage)
+            say(f"{self.rows_path(stage)}: {problem}; stage {stage} runs again")
+        return False
 
     def rows_path(self, stage: str) -> Path:
-        return self.root / "stages" / f"{_file_name(stage)}.jsonl"
+        return stage_file(self.root, stage)
 
     def stage_rows(self, stage: str) -> list[ResultRow]:
         return read_results(self.rows_path(stage))
@@ -124,10 +144,12 @@ class RunStore:
             return self.stage_rows(stage)
         record = self.manifest["stages"].setdefault(stage, {})
         record.update(status="running", error=None)
+        record.pop("rows", None)
+        record.pop("sha256", None)
         self._save()
         started = dt.datetime.now(dt.UTC)
         rows = list(compute())
-        write_text(self.rows_path(stage), dump_rows(rows))
+        path = write_text(self.rows_path(stage), dump_rows(rows))
         statuses = {r.status for r in rows}
         final = next((s for s in ("failed", "diverged") if s in statuses), "done")
         details = [r.detail for r in rows if r.status != "ok" and r.detail]
@@ -135,6 +157,8 @@ class RunStore:
             status=final,
             seconds=round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
             error=details[0] if details else None,
+            rows=len(rows),
+            sha256=sha256_file(path),
         )
         self._save()
         self.rebuild_results()
@@ -162,9 +186,20 @@ class RunStore:
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
-    def read_json(self, *parts: str) -> Any:
+    def read_json(self, *parts: str, parse: Callable[[Any], Any] | None = None) -> Any:
+        """The JSON in the run directory's file ``parts`` (through ``parse`` when given);
+        ``None`` when it is missing, or damaged (said in one line: it is computed again)."""
         path = self.path(*parts)
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            data = read_json(path)
+            return data if parse is None else parse(data)
+        except DataError as exc:
+            say(f"{exc}; computed again")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            say(f"{path}: not what was stored ({type(exc).__name__}); computed again")
+        return None
 
     def write_json(self, obj: Any, *parts: str) -> Path:
         return write_json(self.path(*parts), obj)
@@ -173,16 +208,39 @@ class RunStore:
         write_json(self.root / MANIFEST, self.manifest)
 
 
-def _file_name(stage: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "__", stage)
+def say(text: str) -> None:
+    """One line about a damaged run file, on stderr (the progress lines are on stdout)."""
+    print(f"pulse: {text}", file=sys.stderr, flush=True)
+
+
+def _read_manifest(root: Path, config: RunConfig) -> dict[str, Any] | None:
+    """The manifest of ``root``; ``None`` when it is damaged but ``config.yaml`` shows the
+    same config (a fresh manifest is then safe). Damaged beside another config: refused."""
+    path = root / MANIFEST
+    try:
+        manifest = read_json(path)
+        stages = manifest.get("stages") if isinstance(manifest, dict) else None
+        if not isinstance(stages, dict) or not all(isinstance(r, dict) for r in stages.values()):
+            raise DataError(path, "not a run manifest (no 'stages' object of records)")
+    except DataError as exc:
+        try:
+            same = read_text(root / CONFIG) == dump_config(config)
+        except DataError:
+            same = False
+        if same:
+            return None
+        raise ConfigError(
+            f"{exc}, and {root / CONFIG} is not this config's: use another --out"
+        ) from None
+    return manifest
 
 
 def _changed_keys(old_path: Path, config: RunConfig) -> str:
     import yaml
 
     try:
-        old = yaml.safe_load(old_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        old = yaml.safe_load(read_text(old_path)) or {}
+    except (DataError, yaml.YAMLError):
         return "config.yaml unreadable"
     changed = sorted(_diff(old, config.to_dict()))
     return ", ".join(changed[:4]) + (" ..." if len(changed) > 4 else "") if changed else "unknown"

@@ -13,7 +13,10 @@ from typing import Any
 
 import yaml
 
+from pulse.errors import DataError
+from pulse.files import read_text
 from pulse.protocol.results import RESULTS_FILE, ResultRow, read_results
+from pulse.protocol.verify import run_problems
 
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -56,6 +59,8 @@ def load_run(run_dir: str | Path) -> RunDir:
     rows = _read_rows(path / RESULTS_FILE, problems)
     config_text, config = _read_config(path / CONFIG_FILE, problems)
     manifest = _read_manifest(path / MANIFEST_FILE, problems)
+    counted = len(rows) if (path / RESULTS_FILE).is_file() else None
+    problems.extend(run_problems(path, manifest, counted))
     return RunDir(path, rows, config_text, config, manifest, problems)
 
 
@@ -77,7 +82,11 @@ def _read_config(path: Path, problems: list[str]) -> tuple[str | None, Any]:
     if not path.is_file():
         problems.append(f"{CONFIG_FILE} is missing: the run's configuration cannot be shown")
         return None, None
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_text(path)
+    except DataError as exc:
+        problems.append(f"{CONFIG_FILE}: {exc.detail}; the run's configuration cannot be shown")
+        return None, None
     try:
         return text, yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -90,8 +99,8 @@ def _read_manifest(path: Path, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{MANIFEST_FILE} is missing: stages, versions and timing are unknown")
         return {}
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
+        manifest = json.loads(read_text(path))
+    except (ValueError, DataError):
         problems.append(f"{MANIFEST_FILE} is not valid JSON: stages and versions are unknown")
         return {}
     if not isinstance(manifest, dict):

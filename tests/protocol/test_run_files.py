@@ -1,0 +1,214 @@
+"""A run directory's files damaged after they were written: found on resume, said in one
+line, the stage (request, evaluation) computed again; never a traceback, never fewer rows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pulse.errors import ConfigError, DataError
+from pulse.methods.request import RequestResult, adapter_digests
+from pulse.protocol.config import parse_config
+from pulse.protocol.results import ResultRow, read_results
+from pulse.protocol.store import MANIFEST, RunStore
+from pulse.report.rundir import load_run
+
+ROWS = [
+    ResultRow("finetuned", "finetuned", "ga", "", 1, 1, "forget", "all", "accuracy", i / 12)
+    for i in range(12)
+]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return parse_config({"seed": 3})
+
+
+def _finished(tmp_path, config) -> RunStore:
+    store = RunStore.open(tmp_path / "run", config)
+    store.run_stage("finetuned/ga", lambda: ROWS)
+    return store
+
+
+def _resume(store: RunStore, config) -> tuple[RunStore, list[ResultRow]]:
+    again = RunStore.open(store.root, config)
+    calls = []
+    rows = again.run_stage("finetuned/ga", lambda: calls.append(1) or ROWS)
+    return again, rows if not calls else [*rows, "recomputed"]
+
+
+def _cut_at_line_end(path, keep: int) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:keep]), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda p: _cut_at_line_end(p, 6), "holds 6 of the 12 rows"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-40]), "cut in the middle of row 12"),
+        (lambda p: p.unlink(), "missing"),
+        (lambda p: p.write_bytes(p.read_bytes().replace(b"0.5", b"0.6")), "SHA-256"),
+        (lambda p: p.write_bytes(b"\xff\xfe" + p.read_bytes()), "SHA-256"),
+    ],
+    ids=["cut-at-line-end", "cut-mid-line", "missing", "edited", "not-utf8"],
+)
+def test_a_damaged_stage_file_runs_the_stage_again(tmp_path, config, capsys, damage, said):
+    store = _finished(tmp_path, config)
+    path = store.rows_path("finetuned/ga")
+    damage(path)
+    capsys.readouterr()
+    _, rows = _resume(store, config)
+    err = capsys.readouterr().err
+    assert rows[-1] == "recomputed" and rows[:-1] == ROWS
+    assert str(path) in err and said in err and "runs again" in err
+    assert len([line for line in err.splitlines() if "runs again" in line]) == 1
+    assert read_results(store.root / "results.jsonl") == ROWS
+    assert load_run(store.root).problems == []
+
+
+def test_an_intact_stage_is_read_back(tmp_path, config, capsys):
+    store = _finished(tmp_path, config)
+    _, rows = _resume(store, config)
+    assert rows == ROWS and capsys.readouterr().err == ""
+
+
+def test_a_stage_of_an_older_version_without_checksum_is_read_when_whole(tmp_path, config):
+    store = _finished(tmp_path, config)
+    manifest = json.loads((store.root / MANIFEST).read_text())
+    for key in ("rows", "sha256"):
+        del manifest["stages"]["finetuned/ga"][key]
+    (store.root / MANIFEST).write_text(json.dumps(manifest))
+    assert _resume(store, config)[1] == ROWS
+    path = store.rows_path("finetuned/ga")
+    path.write_bytes(path.read_bytes()[:-40])
+    assert _resume(store, config)[1][-1] == "recomputed"
+
+
+def test_report_names_a_damaged_stage_file_and_a_stale_results_file(tmp_path, config):
+    store = _finished(tmp_path, config)
+    _cut_at_line_end(store.rows_path("finetuned/ga"), 6)
+    _cut_at_line_end(store.root / "results.jsonl", 10)
+    problems = load_run(store.root).problems
+    assert any(p.startswith("stages/finetuned__ga.jsonl: holds 6 of the 12") for p in problems)
+    assert any(
+        p.startswith("results.jsonl: holds 10 rows, the finished stages 12") for p in problems
+    )
+
+
+def test_a_stale_results_file_is_rebuilt_on_resume(tmp_path, config):
+    store = _finished(tmp_path, config)
+    _cut_at_line_end(store.root / "results.jsonl", 3)
+    RunStore.open(store.root, config)
+    assert read_results(store.root / "results.jsonl") == ROWS
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"config_hash": "ab', b"", b"[]", b'{"stages": 3}', b"\xff{}"]
+)
+def test_a_damaged_manifest_with_the_same_config_starts_afresh(tmp_path, config, capsys, content):
+    store = _finished(tmp_path, config)
+    (store.root / MANIFEST).write_bytes(content)
+    again, rows = _resume(store, config)
+    assert rows[-1] == "recomputed"
+    assert f"{store.root / MANIFEST}" in capsys.readouterr().err
+    assert again.manifest["stages"]["finetuned/ga"]["status"] == "done"
+
+
+def test_a_damaged_manifest_beside_another_config_is_refused(tmp_path, config):
+    store = _finished(tmp_path, config)
+    (store.root / MANIFEST).write_text('{"stages": {', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"manifest.json: not valid JSON.*use another --out"):
+        RunStore.open(store.root, parse_config({"seed": 4}))
+
+
+@pytest.mark.parametrize("content", [b'{"mcq": [', b"\xff\xfe", b'{"mcq": 5}', b"[1, 2]"], ids=str)
+def test_a_damaged_evaluation_is_computed_again(tmp_path, config, capsys, content):
+    from pulse.protocol.measurement import Measurement
+
+    store = RunStore.open(tmp_path / "run", config)
+    store.write_json({"mcq": []}, "evals", "k.json")
+    assert store.read_json("evals", "k.json", parse=Measurement.from_dict) is not None
+    (store.root / "evals" / "k.json").write_bytes(content)
+    assert store.read_json("evals", "k.json", parse=Measurement.from_dict) is None
+    err = capsys.readouterr().err
+    assert "evals/k.json" in err and "computed again" in err and "Traceback" not in err
+
+
+def _finished_request(out, status="ok"):
+    (out / "adapter").mkdir(parents=True)
+    (out / "adapter" / "adapter_config.json").write_text("{}")
+    (out / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    record = {
+        "status": status,
+        "method": "ga",
+        "applies_on": {"model": "/m", "merged": []},
+        "adapter_sha256": adapter_digests(out / "adapter"),
+    }
+    (out / "result.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda o: (o / "result.json").write_text('{"status": "o'), "not valid JSON"),
+        (lambda o: (o / "result.json").write_bytes(b"\xff"), "not UTF-8"),
+        (lambda o: (o / "result.json").write_text('{"status": 1}'), "field 'status'"),
+        (
+            lambda o: (o / "result.json").write_text('{"status": "ok", "method": "ga"}'),
+            "applies_on",
+        ),
+        (lambda o: (o / "adapter" / "adapter_model.safetensors").write_bytes(b"x"), "SHA-256"),
+        (lambda o: (o / "adapter" / "adapter_model.safetensors").unlink(), "is missing"),
+        (lambda o: (o / "adapter" / "adapter_config.json").unlink(), "no adapter_config.json"),
+    ],
+    ids=[
+        "truncated",
+        "not-utf8",
+        "wrong-type",
+        "no-applies-on",
+        "weights",
+        "no-weights",
+        "no-config",
+    ],
+)
+def test_a_damaged_request_runs_again(tmp_path, capsys, damage, said):
+    out = tmp_path / "requests" / "k"
+    _finished_request(out)
+    assert RequestResult.finished(out).ok
+    damage(out)
+    assert RequestResult.finished(out) is None
+    err = capsys.readouterr().err
+    assert said in err and "runs again" in err and str(out) in err
+    with pytest.raises(DataError):
+        RequestResult.read(out)
+
+
+def test_a_run_with_damaged_files_resumes_to_the_same_rows(mini_config, tmp_path, capsys):
+    """Each file a finished run wrote, damaged, then the run resumed: the same rows."""
+    from pulse.protocol.runner import run_protocol
+
+    only = {**mini_config, "methods": [{"method": "ga"}]}
+    only["scenarios"] = {
+        name: {"enabled": name == "finetuned"} for name in mini_config["scenarios"]
+    }
+    only["scenarios"]["finetuned"] |= {"people": 4}
+    store = run_protocol(parse_config(only), tmp_path / "run", progress=False)
+    results = store.root / "results.jsonl"
+    rows = read_results(results)
+    request = next((store.root / "requests").iterdir())
+    evaluation = next((store.root / "evals").iterdir())
+    _cut_at_line_end(store.rows_path("finetuned/ga"), 2)
+    (request / "result.json").write_text('{"status": "ok", "met', encoding="utf-8")
+    evaluation.write_bytes(evaluation.read_bytes()[:100])
+    capsys.readouterr()
+    run_protocol(parse_config(only), store.root, progress=False)
+    err = capsys.readouterr().err
+    assert "finetuned__ga.jsonl: holds 2 of the" in err and "result.json: not valid JSON" in err
+    assert f"{evaluation}: not valid JSON" in err and "Traceback" not in err
+    assert read_results(results) == rows
+    (store.root / MANIFEST).write_text('{"config_hash": ', encoding="utf-8")
+    run_protocol(parse_config(only), store.root, progress=False)
+    assert read_results(results) == rows
+    assert load_run(store.root).problems == []
