@@ -15,9 +15,27 @@ Light on purpose (no torch): the command line reads it to declare its options.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pulse.models.scope import ScopeConfig
+
+
+def _steps(value: int) -> int:
+    # 0 would "finish" without a step and save the untrained adapter as a result.
+    if value != -1 and value < 1:
+        raise ValueError("expected -1 (train by epochs) or at least 1")
+    return value
+
+
+# The bounds of the settings a method entry may also give (one declaration: the run config's
+# train section, a method entry's keys and pulse unlearn's options read the same rules).
+# Infinity and NaN are refused: a run with lr .inf trained to NaN weights.
+LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Epochs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+MaxSteps = Annotated[int, AfterValidator(_steps)]
+LossBound = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class TrainSettings(BaseModel):
@@ -25,15 +43,17 @@ class TrainSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    lr: float = Field(1e-3, gt=0, description="Learning rate.")
-    epochs: float = Field(1.0, gt=0, description="Epochs over the forget set.")
-    max_steps: int = Field(-1, description="Stop after N optimizer steps (overrides epochs).")
+    lr: LearningRate = Field(1e-3, description="Learning rate.")
+    epochs: Epochs = Field(1.0, description="Epochs over the forget set.")
+    max_steps: MaxSteps = Field(
+        -1, description="Stop after N optimizer steps (overrides epochs; -1: by epochs)."
+    )
     batch_size: int = Field(16, ge=1, description="Forget examples per step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     bf16: bool = Field(False, description="Train in bfloat16 autocast.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations: less memory.")
-    loss_bound: float | None = Field(
-        1e4, description="|loss| beyond this stops the request as diverged."
+    loss_bound: LossBound | None = Field(
+        1e4, description="|loss| beyond this stops the request as diverged (null: no bound)."
     )
     # Batches of similar length: less padding (see the README).
     group_by_length: bool = Field(False, description="Batches of similar length.")

@@ -36,6 +36,7 @@ from pulse.methods.registry import get_method
 # where the config's sections are.
 from pulse.models.scope import ScopeConfig as ScopeConfig
 from pulse.models.scope import parse_scope_label as parse_scope_label
+from pulse.models.settings import Epochs, LearningRate, LossBound, MaxSteps
 from pulse.models.settings import TrainSettings as TrainSettings
 from pulse.protocol.registry import scenario_types
 
@@ -72,7 +73,8 @@ class ModelsConfig(Section):
     base: Path | None = None
     finetuned: Path | None = None
     pebench: Path | None = None
-    dtype: str = "auto"
+    # Checked here, before a run directory is made (pulse.models.loading.DTYPES reads them).
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -122,10 +124,11 @@ class MethodEntry(Section):
     method: str
     label: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    lr: float | None = Field(None, gt=0)
-    epochs: float | None = Field(None, gt=0)
-    max_steps: int | None = None
-    loss_bound: float | None = Field(None, gt=0)  # a tighter divergence bound for this method
+    # The train section's keys a method may set, under the same bounds.
+    lr: LearningRate | None = None
+    epochs: Epochs | None = None
+    max_steps: MaxSteps | None = None
+    loss_bound: LossBound | None = None  # a tighter divergence bound for this method
 
     @model_validator(mode="after")
     def _known(self) -> MethodEntry:
