@@ -51,6 +51,38 @@ def test_divergence_guard_stops_beyond_the_loss_bound(lora, processor):
     assert [e["step"] for e in result.history] == list(range(1, step))
 
 
+def test_the_last_update_is_checked_before_the_result_is_ok(lora, processor):
+    """The guard sees a loss before its backward: a last step that blows the weights up (or
+    the loss past its bound) is caught after training, not saved as ok."""
+    cfg = replace(FAST, max_steps=1, learning_rate=1e4, loss_bound=1.0)
+    result = train_method(lora, processor, get_method("ga"), UnlearnData(FORGET), cfg)
+    assert result.status == "diverged" and result.steps == 1
+    assert result.diverged["step"] == 1
+    assert result.diverged["reason"].endswith("after the last step")
+
+
+def test_weights_made_infinite_by_the_last_step_are_diverged(lora, processor, monkeypatch):
+    from pulse.methods.trainer import UnlearnTrainer
+
+    train = UnlearnTrainer.train
+
+    def poisoned(self, *args, **kwargs):
+        out = train(self, *args, **kwargs)
+        name = next(n for n, p in self.model.named_parameters() if p.requires_grad)
+        with torch.no_grad():
+            self.model.get_parameter(name).fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(UnlearnTrainer, "train", poisoned)
+    result = train_method(lora, processor, get_method("ga"), UnlearnData(FORGET), FAST)
+    assert result.status == "diverged"
+    assert result.diverged == {
+        "step": 2,
+        "value": "nan",
+        "reason": "weights not finite after the step",
+    }
+
+
 def test_retain_sampling_differs_across_ranks_and_repeats_within_one(processor):
     data = UnlearnData(FORGET, RETAIN)
 

@@ -8,8 +8,10 @@ Trainer's sampler) paired with retain batches drawn per process (:mod:`pulse.met
 
 Divergence guard: before each backward the loss must be finite and, when ``loss_bound`` is set,
 ``|loss| <= loss_bound``; otherwise the request stops with :class:`Diverged` (step and value),
-no optimizer step is taken with the bad loss, and the caller writes no adapter. Under several
-processes the verdict is shared, so all ranks stop together.
+no optimizer step is taken with the bad loss, and the caller writes no adapter. The last update
+is checked after training (:meth:`UnlearnTrainer.check_last_step`: finite weights, and the loss
+of the first batch under the same rule). Under several processes the verdict is shared, so all
+ranks stop together.
 
 Logging: the loss and each method term (``forget_nll``, ``retain_kl``, ...) every
 ``logging_steps`` through the Trainer's log (TensorBoard when installed, W&B when asked: the
@@ -176,7 +178,30 @@ class UnlearnTrainer(Trainer):
             self._term_counts[key] = self._term_counts.get(key, 0) + 1
         return (loss, None) if return_outputs else loss
 
-    def _guard(self, loss: Tensor) -> None:
+    def check_last_step(self) -> None:
+        """The guard sees each loss before its backward, so the last update is checked here:
+        the trained parameters finite, and (one process) the loss after the last step on the
+        first batch within the bound. Raises :class:`Diverged` otherwise."""
+        model = self.model
+        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+        flag = torch.tensor([0.0 if finite else 1.0], device=self.args.device)
+        if self.args.world_size > 1:
+            flag = self.accelerator.reduce(flag, "sum")
+        if flag.item() > 0:
+            raise Diverged(self.state.global_step, math.nan, "weights not finite after the step")
+        if self.args.world_size > 1 or self.state.global_step == 0:
+            return  # sharded models forward only inside the Trainer's wrapper
+        batch = self._prepare_inputs(next(iter(self.get_train_dataloader())))
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                loss, _ = self.method(model, UnlearnBatch.from_inputs(batch), self.context)
+        finally:
+            model.train(was_training)
+        self._guard(loss, step=self.state.global_step, after=True)
+
+    def _guard(self, loss: Tensor, *, step: int | None = None, after: bool = False) -> None:
         value = loss.detach().float()
         bad = ~torch.isfinite(value)
         if self.loss_bound is not None:
@@ -192,7 +217,9 @@ class UnlearnTrainer(Trainer):
                 reason = f"|loss| > {self.loss_bound:g}"
             else:
                 reason = "diverged on another process"
-            raise Diverged(self.state.global_step + 1, number, reason)
+            if after:
+                reason += " after the last step"
+            raise Diverged(self.state.global_step + 1 if step is None else step, number, reason)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
@@ -385,6 +412,7 @@ def _run(trainer, model, method, context, history, timer) -> LoopResult:
     start = time.perf_counter()
     try:
         trainer.train()
+        trainer.check_last_step()  # before the method's cleanup: it may need its state
     except Diverged as exc:
         status, diverged = "diverged", exc.as_dict()
         # The Trainer never reached its end: close the bar and flush the loggers.
