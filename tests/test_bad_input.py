@@ -103,3 +103,73 @@ def _config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+# --- text that is not UTF-8 ---------------------------------------------------------------------
+
+LATIN1 = "train:\n  lr: 0.001  # r\xe9glage\n".encode("latin-1")
+
+
+def test_a_config_that_is_not_utf8_is_named(cli, tmp_path):
+    config = tmp_path / "exp.yaml"
+    config.write_bytes(LATIN1)
+    out = tmp_path / "run"
+    refused(*cli("run", "--out", out, config), str(config), "not UTF-8", "byte 0xe9 on line 2")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--forget", "--retain"])
+def test_an_id_list_that_is_not_utf8_is_named(cli, tmp_path, option):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes(b"fict_001\nfict_\xe9\n")
+    out = tmp_path / "out"
+    other = "fict_009" if option == "--retain" else "fict_010"
+    forget = other if option == "--retain" else str(ids)
+    retain = ["--retain", str(ids)] if option == "--retain" else []
+    code, err = cli(
+        "unlearn",
+        *("--model", tmp_path, "--data", tmp_path, "--forget", forget, *retain),
+        *("--method", "ga_kl", "--out", out),
+    )
+    refused(code, err, str(ids), "not UTF-8")
+    assert not out.exists()
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    from pulse.protocol.config import parse_config
+    from pulse.protocol.results import ResultRow
+    from pulse.protocol.store import RunStore
+
+    store = RunStore.open(tmp_path / "run", parse_config({"seed": 1}))
+    rows = [
+        ResultRow("finetuned", "finetuned", m, "", 1, 1, s, "all", "accuracy", 0.5, n=4)
+        for m in ("before", "ga")
+        for s in ("forget", "retain")
+    ]
+    store.run_stage("finetuned/before", lambda: rows[:2])
+    store.run_stage("finetuned/ga", lambda: rows[2:])
+    return store.root
+
+
+@pytest.mark.parametrize(
+    ("file", "damage", "named"),
+    [
+        ("config.yaml", lambda p: p.write_bytes(b"seed: \xff\n"), "config.yaml: not UTF-8"),
+        ("results.jsonl", lambda p: p.write_bytes(p.read_bytes() + b"\xff\n"), "results.jsonl"),
+        ("manifest.json", lambda p: p.write_bytes(p.read_bytes()[:50]), "manifest.json"),
+        (
+            "stages/finetuned__ga.jsonl",
+            lambda p: p.write_bytes(p.read_bytes()[:-30]),
+            "stages/finetuned__ga.jsonl: cut in the middle of row 2",
+        ),
+    ],
+    ids=["config-latin1", "results-latin1", "manifest-truncated", "stage-cut"],
+)
+def test_report_on_a_damaged_run_directory_names_the_file(cli, tmp_path, file, damage, named):
+    root = _run_dir(tmp_path)
+    damage(root / file)
+    code, err = cli("report", root)
+    assert code == 0 and "Traceback" not in err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert any(named in line for line in warnings), err
+    assert named.split(":")[0] in (root / "report.md").read_text(encoding="utf-8")

@@ -58,7 +58,9 @@ def decode_text(data: bytes, path: str | Path, *, row: int | None = None) -> str
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        detail = f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = "" if row is not None else f" on line {line}"
+        detail = f"not UTF-8 text (byte 0x{data[exc.start]:02x}{where})"
         raise DataError(path, detail, row=row) from None
 
 

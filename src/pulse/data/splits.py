@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pulse.errors import DataError
-from pulse.files import write_text
+from pulse.files import read_text, write_text
 
 
 def write_split(path: str | Path, ids: Iterable[str]) -> Path:
@@ -30,7 +30,7 @@ def read_split(path: str | Path, known: Iterable[str] | None = None) -> list[str
     ids: list[str] = []
     rows: list[int] = []
     seen: set[str] = set()
-    for row, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for row, line in enumerate(read_text(path).splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue

@@ -28,8 +28,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from pulse.assignments import parse_assignment
-from pulse.errors import ConfigError
+from pulse.errors import ConfigError, DataError
 from pulse.eval.scorers import DEFAULT_SCORER, ZeroShotScorer
+from pulse.files import read_text
 from pulse.methods.registry import get_method
 
 # Declared below the protocol (pulse unlearn and the request share them); re-exported here,
@@ -364,7 +365,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(read_text(path)) or {}
+        except DataError as exc:
+            raise ConfigError(str(exc)) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f"line {mark.line + 1}: " if mark is not None else ""
