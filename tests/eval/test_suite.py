@@ -34,8 +34,14 @@ def result(tiny_dir, world, tmp_path_factory):
     return value, out
 
 
+def as_json(result):
+    """An evaluation result as the JSON ``--out`` writes."""
+    return result.to_dict()
+
+
 def test_result_is_json_and_written(result):
-    value, out = result
+    typed, out = result
+    value = as_json(typed)
     assert json.loads(out.read_text()) == json.loads(json.dumps(value))
     meta = value["meta"]
     assert meta["split"] == "forget_10" and meta["seed"] == 0
@@ -45,7 +51,7 @@ def test_result_is_json_and_written(result):
 
 
 def test_mcq_records_per_item_and_modality_aggregates(result, world):
-    value, _ = result
+    value = as_json(result[0])
     profiles = read_mllmu(world / "mllmu", "forget_10")
     mcq = value["tasks"]["mcq"]
     n = sum(len(p.mcq_image) + len(p.mcq_text) for p in profiles)
@@ -66,7 +72,7 @@ def test_mcq_records_per_item_and_modality_aggregates(result, world):
 
 
 def test_cloze_and_generation_tasks(result, world):
-    value, _ = result
+    value = as_json(result[0])
     profiles = read_mllmu(world / "mllmu", "forget_10")
     tasks = value["tasks"]
     assert len(tasks["cloze"]["records"]) == sum(len(p.mask) for p in profiles)
@@ -78,7 +84,7 @@ def test_cloze_and_generation_tasks(result, world):
 
 
 def test_mmbench_circular_metrics(result):
-    value, _ = result
+    value = as_json(result[0])
     mm = value["tasks"]["mmbench"]
     records = mm["records"]
     questions = {int(r["item_id"].split("/")[1]) % 1_000_000 for r in records}
@@ -94,8 +100,9 @@ def test_mmbench_circular_metrics(result):
 
 
 def test_render_table(result):
-    value, _ = result
-    table = render_table(value)
+    typed, _ = result
+    value = as_json(typed)
+    table = render_table(typed)
     assert isinstance(table, Table)
     assert table.row_count == 1 + 1 + 3 + 2  # mcq, cloze, 3 ROUGE, circular + vanilla
     console = Console(width=120, record=True)
@@ -107,8 +114,10 @@ def test_render_table(result):
 
 
 def test_mllmu_scorer_end_to_end_and_its_pool(tiny_dir, world):
-    value = evaluate(
-        tiny_dir, world, "forget_5", ["mcq"], scorer="mllmu", max_new_tokens=3, progress=False
+    value = as_json(
+        evaluate(
+            tiny_dir, world, "forget_5", ["mcq"], scorer="mllmu", max_new_tokens=3, progress=False
+        )
     )
     assert value["tasks"]["mcq"]["scorer"] == "mllmu"
     assert all("response" in r["extras"] for r in value["tasks"]["mcq"]["records"])
@@ -154,8 +163,12 @@ def test_adapter_is_applied(tiny, tiny_dir, world, tmp_path):
                 param.normal_(0, 0.5)  # LoRA starts as the identity (B = 0)
     save_adapter(peft_model, tmp_path / "adapter")
     kwargs = {"batch_size": 8, "progress": False}
-    plain = evaluate(tiny_dir, world, "forget_5", "mcq", **kwargs)["tasks"]["mcq"]["records"]
-    adapted = evaluate(tiny_dir, world, "forget_5", "mcq", adapter=tmp_path / "adapter", **kwargs)
+    plain = as_json(evaluate(tiny_dir, world, "forget_5", "mcq", **kwargs))["tasks"]["mcq"][
+        "records"
+    ]
+    adapted = as_json(
+        evaluate(tiny_dir, world, "forget_5", "mcq", adapter=tmp_path / "adapter", **kwargs)
+    )
     records = adapted["tasks"]["mcq"]["records"]
     assert adapted["meta"]["adapter"] == str(tmp_path / "adapter")
     assert [r["extras"]["logprobs"] for r in records] != [r["extras"]["logprobs"] for r in plain]

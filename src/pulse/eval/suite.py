@@ -13,7 +13,8 @@ The split is an MLLMU-Bench config (``Full_Set``, ``forget_10``, ``Retain_Set`` 
 ``DATA/mllmu`` (a world directory) or ``DATA`` itself; ``mmbench`` reads ``DATA/mmbench/dev.tsv``,
 or ``DATA`` when it is a TSV file. Every input is checked before the model is loaded.
 
-The result is plain JSON: ``{tasks: {name: {...summary..., records}}, meta: {...}}``; accuracy
+The result is an :class:`EvalResult` whose ``to_dict`` is the JSON ``--out`` writes:
+``{tasks: {name: {...summary..., records}}, meta: {...}}``; accuracy
 summaries hold a tally (``n``, ``total``, ``mean``) overall, per modality, per entity and per
 (entity, modality); ``intervals`` gives the 95 % interval ``[low, high]`` (or ``null``) of the
 overall and per-modality means (a bootstrap over entities; MMBench: Wilson over questions, see
@@ -28,6 +29,7 @@ from __future__ import annotations
 import importlib.metadata
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +43,75 @@ from pulse.errors import ConfigError, DataError
 from pulse.eval.generation import GenConfig, score_cloze, score_generation
 from pulse.eval.intervals import Interval, person_bootstrap, wilson
 from pulse.eval.mcq import MCQConfig, score_mcq
-from pulse.eval.mmbench import evaluate_mmbench
+from pulse.eval.mmbench import GeneralResult, evaluate_mmbench
 from pulse.eval.pebench import pebench_eval
 from pulse.eval.probing import probe
-from pulse.eval.records import ItemRecord, records_to_dicts, summarise
+from pulse.eval.records import ItemRecord, Summary, Tally, records_to_dicts, summarise
 from pulse.eval.scorers import DEFAULT_SCORER, check_scorer
 from pulse.eval.text_metrics import ROUGE_KEYS
 from pulse.files import write_json
 
-__all__ = ["TASKS", "evaluate", "parse_tasks", "pebench_eval", "probe", "render_table"]
+__all__ = [
+    "TASKS",
+    "EvalResult",
+    "TaskResult",
+    "evaluate",
+    "parse_tasks",
+    "pebench_eval",
+    "probe",
+    "render_table",
+]
 
 TASKS = ("mcq", "cloze", "gen", "mmbench")
 _KIND = {"mcq": ItemKind.MCQ, "cloze": ItemKind.CLOZE, "gen": ItemKind.GENERATION}
 METRICS = ("circular", "vanilla")  # MMBench
+Bounds = list[float] | None  # a 95 % interval as [low, high], or none
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of an evaluation: its per-item records and what they sum up to. ``summary``
+    for the MLLMU-Bench tasks, ``general`` for MMBench; ``intervals`` by what they cover
+    (``overall`` and each modality, or each MMBench metric)."""
+
+    records: list[ItemRecord]
+    intervals: dict[str, Bounds]
+    summary: Summary | None = None
+    scorer: str | None = None  # mcq and mmbench
+    rouge: dict[str, Any] | None = None  # gen: mean ROUGE F1s overall and by modality
+    general: GeneralResult | None = None  # mmbench
+    file: str | None = None  # mmbench: the TSV read
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.general is not None:
+            return {"file": self.file, **self.general.to_dict(), "intervals": self.intervals}
+        data: dict[str, Any] = {"scorer": self.scorer} if self.scorer is not None else {}
+        if self.rouge is not None:
+            data["rouge"] = self.rouge
+        assert self.summary is not None
+        return data | {
+            "summary": self.summary.to_dict(),
+            "intervals": self.intervals,
+            "records": records_to_dicts(self.records),
+        }
+
+    def tally(self, modality: str | None = None) -> Tally | None:
+        """Accuracy overall or in one modality (MLLMU-Bench tasks)."""
+        if self.summary is None:
+            return None
+        return self.summary.overall if modality is None else self.summary.by_modality.get(modality)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What ``pulse eval`` measured, task by task, and how (``meta``: model, data, settings,
+    versions, seconds)."""
+
+    tasks: dict[str, TaskResult]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tasks": {k: t.to_dict() for k, t in self.tasks.items()}, "meta": self.meta}
 
 
 def parse_tasks(tasks: str | Sequence[str]) -> list[str]:
@@ -128,8 +186,8 @@ def evaluate(
     dtype: str = "auto",
     device: str | None = None,
     fewshot_pool: Sequence[QAItem] | None = None,
-) -> dict[str, Any]:
-    """Run ``tasks`` and return the JSON-ready result; write it atomically to ``out`` if given.
+) -> EvalResult:
+    """Run ``tasks`` and return the result; write its JSON atomically to ``out`` if given.
 
     ``device`` defaults to ``cuda`` when available. ``seed`` fixes the ``mllmu`` few-shot draw
     (every other scorer is deterministic by construction).
@@ -175,30 +233,26 @@ def evaluate(
     torch.manual_seed(seed)
     mcq_cfg = MCQConfig(batch_size, progress, scorer, max_new_tokens, seed)
     gen_cfg = GenConfig(batch_size, max_new_tokens, progress)
-    runners: dict[str, Callable[[], dict[str, Any]]] = {
-        "mcq": lambda: {
-            "scorer": scorer,
-            **_summarised(score_mcq(model, processor, items["mcq"], mcq_cfg, pool=pool)),
-        },
+    runners: dict[str, Callable[[], TaskResult]] = {
+        "mcq": lambda: _summarised(
+            score_mcq(model, processor, items["mcq"], mcq_cfg, pool=pool), scorer=scorer
+        ),
         "cloze": lambda: _summarised(score_cloze(model, processor, items["cloze"], gen_cfg)),
         "gen": lambda: _with_rouge(score_generation(model, processor, items["gen"], gen_cfg)),
         "mmbench": lambda: _with_wilson(
-            {
-                "file": str(mmbench_path),
-                **evaluate_mmbench(model, processor, rows, mcq_cfg).to_dict(),
-            }
+            evaluate_mmbench(model, processor, rows, mcq_cfg), str(mmbench_path)
         ),
     }
-    results: dict[str, Any] = {}
+    results: dict[str, TaskResult] = {}
     seconds: dict[str, float] = {}
     for task in names:
         t0 = time.perf_counter()
         results[task] = runners[task]()
         seconds[task] = round(time.perf_counter() - t0, 3)
 
-    result = {
-        "tasks": results,
-        "meta": {
+    result = EvalResult(
+        results,
+        {
             "model": str(model_dir),
             "adapter": None if adapter is None else str(adapter),
             "data": str(data_dir),
@@ -213,35 +267,33 @@ def evaluate(
             "task_seconds": seconds,
             "seconds": round(time.perf_counter() - started, 3),
         },
-    }
+    )
     if out is not None:
-        write_json(out, result)
+        write_json(out, result.to_dict())
     return result
 
 
-def _summarised(records: list[ItemRecord]) -> dict[str, Any]:
+def _summarised(records: list[ItemRecord], **extra: Any) -> TaskResult:
     by_modality = {
         m: _bounds(person_bootstrap(r for r in records if r.modality.value == m))
         for m in sorted({r.modality.value for r in records})
     }
-    return {
-        "summary": summarise(records).to_dict(),
-        "intervals": {"overall": _bounds(person_bootstrap(records)), **by_modality},
-        "records": records_to_dicts(records),
-    }
+    intervals = {"overall": _bounds(person_bootstrap(records)), **by_modality}
+    return TaskResult(records, intervals, summarise(records), **extra)
 
 
-def _with_wilson(result: dict[str, Any]) -> dict[str, Any]:
+def _with_wilson(general: GeneralResult, file: str) -> TaskResult:
     """MMBench's circular and vanilla accuracy with their Wilson intervals over questions."""
-    intervals = {m: _bounds(wilson(result[m]["total"], result[m]["n"])) for m in METRICS}
-    return {**result, "intervals": intervals}
+    tallies = {m: getattr(general, m) for m in METRICS}
+    intervals = {m: _bounds(wilson(t.total, t.n)) for m, t in tallies.items()}
+    return TaskResult(general.records, intervals, scorer=general.scorer, general=general, file=file)
 
 
 def _bounds(interval: Interval | None) -> list[float] | None:
     return None if interval is None else [interval.low, interval.high]
 
 
-def _with_rouge(records: list[ItemRecord]) -> dict[str, Any]:
+def _with_rouge(records: list[ItemRecord]) -> TaskResult:
     """Generation: the ROUGE-L summary plus the mean of every ROUGE F1, overall and per
     modality: ``mean_k = (1/n) sum_i F1_k(i)``."""
 
@@ -256,7 +308,7 @@ def _with_rouge(records: list[ItemRecord]) -> dict[str, Any]:
             m: means([r for r in records if r.modality.value == m]) for m in modalities
         },
     }
-    return {"rouge": rouge, **_summarised(records)}
+    return _summarised(records, rouge=rouge)
 
 
 def _versions() -> dict[str, str]:
@@ -272,22 +324,22 @@ def _versions() -> dict[str, str]:
 # --- terminal table ---------------------------------------------------------------------------
 
 
-def render_table(result: dict[str, Any]) -> Table:
+def render_table(result: EvalResult) -> Table:
     """One row per metric: overall, multimodal and text-only values, and the item count."""
-    meta = result.get("meta", {})
+    meta = result.meta
     table = Table(title=f"{meta.get('model', 'model')} on {meta.get('split') or 'MMBench'}")
     for column in ("task", "metric", "overall", "multimodal", "text-only", "n"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
-    tasks = result.get("tasks", {})
+    tasks = result.tasks
     for name in ("mcq", "cloze"):
         if name in tasks:
-            label = f"accuracy ({tasks[name]['scorer']})" if name == "mcq" else "accuracy"
+            label = f"accuracy ({tasks[name].scorer})" if name == "mcq" else "accuracy"
             table.add_row(name, label, *_summary_cells(tasks[name]))
-    if "gen" in tasks:
-        rouge = tasks["gen"]["rouge"]
-        n = str(tasks["gen"]["summary"]["overall"]["n"])
+    if "gen" in tasks and tasks["gen"].rouge is not None:
+        gen = tasks["gen"]
+        rouge, by = gen.rouge, gen.rouge["by_modality"]
+        n = str(gen.tally().n)  # type: ignore[union-attr]
         for key in ROUGE_KEYS:
-            by = rouge["by_modality"]
             table.add_row(
                 "gen",
                 f"{key} F1",
@@ -296,33 +348,36 @@ def render_table(result: dict[str, Any]) -> Table:
                 _pct(by.get("text", {}).get(key)),
                 n,
             )
-    if "mmbench" in tasks:
+    if "mmbench" in tasks and tasks["mmbench"].general is not None:
         mm = tasks["mmbench"]
         for metric in METRICS:
-            tally = mm[metric]
+            tally = getattr(mm.general, metric)
             table.add_row(
                 "mmbench",
-                f"{metric} ({mm['scorer']})",
-                _pct(tally["mean"], mm.get("intervals", {}).get(metric)),
+                f"{metric} ({mm.scorer})",
+                _pct(tally.mean, mm.intervals.get(metric)),
                 "-",
                 "-",
-                str(tally["n"]),
+                str(tally.n),
             )
     return table
 
 
-def _summary_cells(task: dict[str, Any]) -> list[str]:
-    summary, intervals = task["summary"], task.get("intervals", {})
-    by = summary["by_modality"]
+def _summary_cells(task: TaskResult) -> list[str]:
+    def mean(modality: str | None = None) -> float | None:
+        tally = task.tally(modality)
+        return tally.mean if tally else None
+
+    overall = task.tally()
     return [
-        _pct(summary["overall"]["mean"], intervals.get("overall")),
-        _pct(by.get("multimodal", {}).get("mean"), intervals.get("multimodal")),
-        _pct(by.get("text", {}).get("mean"), intervals.get("text")),
-        str(summary["overall"]["n"]),
+        _pct(mean(), task.intervals.get("overall")),
+        _pct(mean("multimodal"), task.intervals.get("multimodal")),
+        _pct(mean("text"), task.intervals.get("text")),
+        str(overall.n if overall else 0),
     ]
 
 
-def _pct(value: float | None, bounds: list[float] | None = None) -> str:
+def _pct(value: float | None, bounds: Bounds = None) -> str:
     """``93.5%``, with ``±`` half the 95 % interval when there is one."""
     if value is None:
         return "-"
