@@ -173,3 +173,187 @@ def test_report_on_a_damaged_run_directory_names_the_file(cli, tmp_path, file, d
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert any(named in line for line in warnings), err
     assert named.split(":")[0] in (root / "report.md").read_text(encoding="utf-8")
+
+
+# --- images that decode badly or are too big ---------------------------------------------------
+
+
+def _png(size=(8, 8)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 200, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _rechunk(data: bytes, kind: bytes, edit) -> bytes:
+    """``data`` with the first chunk ``kind``'s payload edited and its CRC made valid again."""
+    import struct
+    import zlib
+
+    at = data.index(kind) - 4
+    length = struct.unpack(">I", data[at : at + 4])[0]
+    payload = edit(data[at + 8 : at + 8 + length])
+    chunk = struct.pack(">I", len(payload)) + kind + payload
+    chunk += struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    return data[:at] + chunk + data[at + 12 + length :]
+
+
+def bomb() -> bytes:
+    """A few hundred bytes whose header claims 30000 x 30000 pixels."""
+    import struct
+
+    return _rechunk(_png(), b"IHDR", lambda p: struct.pack(">II", 30000, 30000) + p[8:])
+
+
+def _claim(width: int, height: int):
+    import struct
+
+    return lambda p: struct.pack(">II", width, height) + p[8:]
+
+
+def broken_stream() -> bytes:
+    """Sound chunks (CRCs valid) around a pixel stream that does not inflate."""
+    return _rechunk(_png((64, 64)), b"IDAT", lambda p: p[:2] + bytes(len(p) - 2))
+
+
+BAD_IMAGES = {
+    "bomb": (bomb, "pixels allowed"),
+    "too-big": (lambda: _rechunk(_png(), b"IHDR", _claim(12000, 9000)), "12000x9000 pixels"),
+    "broken-stream": (broken_stream, "do not decode as an image"),
+    "truncated": (lambda: _png((64, 64))[:60], "do not decode as an image"),
+    "not-an-image": (lambda: b"GIF89a but not really", "do not decode as an image"),
+}
+
+
+def _mmbench_with(world: Path, tmp_path: Path, image: bytes) -> Path:
+    import base64
+
+    lines = (world / "mmbench" / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    cells = lines[1].split("\t")
+    cells[header.index("image")] = base64.b64encode(image).decode("ascii")
+    path = tmp_path / "dev.tsv"
+    path.write_text("\n".join([lines[0], "\t".join(cells), *lines[2:]]) + "\n", encoding="utf-8")
+    return path
+
+
+def _mllmu_with(world: Path, tmp_path: Path, image: bytes) -> Path:
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "data"
+    shutil.copytree(world / "mllmu", root / "mllmu")
+    for part in sorted((root / "mllmu" / "Full_Set").glob("*.parquet"))[:1]:
+        table = pq.read_table(part).to_pylist()
+        table[0]["image"] = {"bytes": image, "path": "x.png"}
+        import pyarrow as pa
+
+        pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(part)), part)
+    return root
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES, ids=str)
+def test_a_bad_mmbench_image_is_one_line_in_validate_and_eval(
+    cli, small_world, tiny_models, tmp_path, bad
+):
+    make, said = BAD_IMAGES[bad]
+    tsv = _mmbench_with(small_world, tmp_path, make())
+    code, err = cli("data", "validate", "mmbench", tsv)
+    refused(code, err, f"{tsv}, row 2, field 'image'", said)
+    out = tmp_path / "eval.json"
+    eval_args = ("--model", tiny_models / "finetuned", "--tasks", "mmbench", "--out", out)
+    code, again = cli("eval", "--data", tsv, *eval_args)
+    assert again == err and code == 2 and not out.exists()
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES, ids=str)
+def test_a_bad_mllmu_image_is_one_line_in_validate_and_eval(
+    cli, small_world, tiny_models, tmp_path, bad
+):
+    make, said = BAD_IMAGES[bad]
+    root = _mllmu_with(small_world, tmp_path, make())
+    code, err = cli("data", "validate", "mllmu", root / "mllmu")
+    refused(code, err, "Full_Set", "row 1, field 'image'", said)
+    out = tmp_path / "eval.json"
+    eval_args = ("--model", tiny_models / "finetuned", "--split", "Full_Set", "--out", out)
+    code, again = cli("eval", "--data", root, *eval_args)
+    assert again == err and code == 2 and not out.exists()
+
+
+def _pebench_copy(world: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the world's PEBench and the first image its CSV names."""
+    import csv
+    import shutil
+
+    root = shutil.copytree(world / "pebench", tmp_path / "pebench")
+    with open(root / "PEBench.csv", encoding="utf-8", newline="") as handle:
+        first = next(csv.DictReader(handle))["image"]
+    return root / "PEBench.csv", root / first
+
+
+@pytest.mark.parametrize("bad", BAD_IMAGES, ids=str)
+def test_a_bad_pebench_image_is_one_line_in_validate_and_the_reader(
+    cli, small_world, tmp_path, bad
+):
+    from pulse.data.pebench import read_pebench
+    from pulse.errors import DataError
+
+    make, said = BAD_IMAGES[bad]
+    csv_path, image = _pebench_copy(small_world, tmp_path)
+    image.write_bytes(make())
+    code, err = cli("data", "validate", "pebench", csv_path)
+    refused(code, err, f"{csv_path}, row 2, field 'image'", said)
+    with pytest.raises(DataError) as exc:
+        read_pebench(csv_path)
+    assert err.strip() == f"error: {exc.value}"
+
+
+def test_a_symlink_loop_in_the_pebench_images_is_one_line(cli, small_world, tmp_path):
+    csv_path, image = _pebench_copy(small_world, tmp_path)
+    image.unlink()
+    image.symlink_to(image)
+    refused(*cli("data", "validate", "pebench", csv_path), f"{csv_path}, row 2, field 'image'")
+    folder = image.parent
+    moved = folder.with_name(folder.name + "-real")
+    folder.rename(moved)
+    folder.symlink_to(folder)
+    refused(*cli("data", "validate", "pebench", csv_path), f"{csv_path}, row 2, field 'image'")
+
+
+# --- data the validator accepted and evaluation refused ----------------------------------------
+
+
+def _mmbench_edited(world: Path, tmp_path: Path, line: int, column: str, value: str) -> Path:
+    lines = (world / "mmbench" / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    cells = lines[line - 1].split("\t")
+    cells[header.index(column)] = value
+    lines[line - 1] = "\t".join(cells)
+    path = tmp_path / "dev.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("category", "ocr", "row 3, field 'category': 'ocr' differs from 'object_recognition'"),
+        ("l2-category", "x", "row 3, field 'l2-category': 'x' differs"),
+        ("index", "\u00b2", "row 3, field 'index': expected a non-negative integer"),
+        ("index", "\u0661", "row 3, field 'index': expected a non-negative integer"),
+        ("image", "\u00b2", "row 3, field 'image': expected base64 image data"),
+    ],
+    ids=["rotation-category", "rotation-l2", "superscript-index", "arabic-index", "image-ref"],
+)
+def test_mmbench_rows_evaluation_would_refuse_are_refused_by_validation(
+    cli, small_world, tiny_models, tmp_path, column, value, named
+):
+    tsv = _mmbench_edited(small_world, tmp_path, 3, column, value)
+    code, err = cli("data", "validate", "mmbench", tsv)
+    refused(code, err, f"{tsv}, {named}")
+    eval_args = ("--model", tiny_models / "finetuned", "--tasks", "mmbench")
+    assert cli("eval", "--data", tsv, *eval_args) == (code, err)

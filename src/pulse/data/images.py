@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import warnings
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image, UnidentifiedImageError
@@ -17,17 +18,56 @@ from pulse.errors import DataError
 Row = int | str | None
 
 
+# The most pixels one image may have: PIL's own decompression-bomb limit, checked from the
+# header before anything is decoded (a PNG of a few KiB can claim 30000 x 30000 pixels).
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
 def check_image(data: object, file: str | Path, *, row: Row = None, field: str = "image") -> bytes:
-    """Return ``data`` if it is the bytes of an image file PIL can decode, else raise."""
+    """Return ``data`` if it is the bytes of an image that decodes as evaluation decodes it
+    (every pixel, to RGB: :func:`pulse.data.schema.decode_image`) and whose structure is
+    sound (chunk checksums, end marker), else raise. The structure check alone passed a PNG
+    whose chunks were sound and whose pixel stream was not."""
     if not isinstance(data, bytes | bytearray) or not data:
         raise DataError(file, "expected encoded image bytes, found none", row=row, field=field)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            # verify() checks the file structure without decoding every pixel: fast on 8k images.
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            # Over the limit is refused below in one line: PIL's warning would be a second.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        with img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise DataError(
+                    file,
+                    f"the image is {width}x{height} pixels, "
+                    f"more than the {MAX_PIXELS} pixels allowed",
+                    row=row,
+                    field=field,
+                )
+            img.convert("RGB")
+        with Image.open(io.BytesIO(data)) as again:
+            again.verify()  # a cut-off end decodes, but the file is damaged
+    except DataError:
+        raise
+    except Image.DecompressionBombError:  # twice the limit: PIL refuses it at open
         raise DataError(
-            file, f"the image bytes do not decode as an image ({exc})", row=row, field=field
+            file,
+            f"the image claims more than twice the {MAX_PIXELS} pixels allowed",
+            row=row,
+            field=field,
+        ) from None
+    except UnidentifiedImageError:
+        raise DataError(
+            file,
+            "the image bytes do not decode as an image (not a known image format)",
+            row=row,
+            field=field,
+        ) from None
+    except Exception as exc:  # PIL raises many types for a bad stream (OSError, zlib, ...)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            file, f"the image bytes do not decode as an image ({reason})", row=row, field=field
         ) from None
     return bytes(data)
 
@@ -75,8 +115,13 @@ def resolve_under(
 ) -> Path:
     """Resolve ``rel`` under ``root``; symlinks that lead outside the root are refused too."""
     check_relative(rel, file, row=row, field=field)
-    root = Path(root).resolve()
-    path = (root / rel.replace("\\", "/")).resolve()
+    try:
+        root = Path(root).resolve()
+        path = (root / rel.replace("\\", "/")).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop: RuntimeError before Python 3.13
+        raise DataError(
+            file, f"image path {rel!r} cannot be resolved ({exc})", row=row, field=field
+        ) from None
     if not path.is_relative_to(root):
         raise DataError(
             file,
@@ -94,4 +139,8 @@ def read_image_file(
     path = resolve_under(root, rel, file, row=row, field=field)
     if not path.is_file():
         raise DataError(file, f"image file not found: {path}", row=row, field=field)
-    return check_image(path.read_bytes(), file, row=row, field=field)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(file, f"image file {path}: {exc.strerror}", row=row, field=field) from None
+    return check_image(data, file, row=row, field=field)

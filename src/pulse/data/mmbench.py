@@ -80,12 +80,31 @@ def read_mmbench(path: str | Path) -> list[MMBenchRow]:
         lines[row.index] = line
         raw_images[row.index] = (line, cells[col.image].strip())
         rows.append(row)
+    _check_rotations(table.file, rows, lines)
     images = _decode_images(table.file, raw_images)
     return [replace(row, image=images[row.index]) for row in rows]
 
 
+def _check_rotations(file: Path, rows: list[MMBenchRow], lines: dict[int, int]) -> None:
+    """Rotated copies of a question must carry its category and l2-category: CircularEval
+    scores them as one question, and refuses copies that disagree."""
+    first: dict[int, MMBenchRow] = {}
+    for row in sorted(rows, key=lambda r: r.index):
+        base = first.setdefault(base_index(row), row)
+        for name, column in (("category", "category"), ("l2_category", "l2-category")):
+            if getattr(row, name) != getattr(base, name):
+                raise DataError(
+                    file,
+                    f"{getattr(row, name)!r} differs from {getattr(base, name)!r} of row index "
+                    f"{base.index} (line {lines[base.index]}), the same question",
+                    row=lines[row.index],
+                    field=column,
+                )
+
+
 def _is_reference(cell: str) -> bool:
-    return cell.isdigit() and len(cell) <= _MAX_REFERENCE_LEN
+    # ASCII only: str.isdigit() also takes '²', which int() refuses.
+    return cell.isascii() and cell.isdigit() and len(cell) <= _MAX_REFERENCE_LEN
 
 
 def _decode_images(file: Path, raw: dict[int, tuple[int, str]]) -> dict[int, bytes]:
@@ -174,7 +193,7 @@ class _Columns:
 
     def parse_index(self, line: int, cell: str) -> int:
         text = cell.strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise DataError(
                 self.file,
                 f"expected a non-negative integer, found {cell!r}",
