@@ -29,7 +29,8 @@ def cli(monkeypatch, capsys):
 
 def refused(code: int, err: str, *needles: str) -> None:
     """One line, exit 2, no traceback, every needle in the line."""
-    lines = [line for line in err.splitlines() if line.strip()]
+    # Progress bars (a model's weights loading) are not lines of the message.
+    lines = [line for line in err.splitlines() if line.strip() and "it/s]" not in line]
     assert code == 2, err
     assert "Traceback" not in err and len(lines) == 1, err
     assert lines[0].startswith("error: "), err
@@ -357,3 +358,82 @@ def test_mmbench_rows_evaluation_would_refuse_are_refused_by_validation(
     refused(code, err, f"{tsv}, {named}")
     eval_args = ("--model", tiny_models / "finetuned", "--tasks", "mmbench")
     assert cli("eval", "--data", tsv, *eval_args) == (code, err)
+
+
+# --- adapters ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_models, tmp_path_factory) -> Path:
+    """A LoRA adapter (rank 4, LLM) saved for the tiny fine-tuned model."""
+    from pulse.models.adapters import apply_scope, save_adapter
+    from pulse.models.loading import load_model
+    from pulse.models.scope import UpdateScope
+
+    model = load_model(tiny_models / "finetuned", dtype="float32")
+    peft = apply_scope(model, UpdateScope(rank=4, alpha=8))
+    return save_adapter(peft, tmp_path_factory.mktemp("adapter") / "adapter")
+
+
+def _edit_config(edit):
+    import json
+
+    def apply(folder: Path) -> None:
+        path = folder / "adapter_config.json"
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))), encoding="utf-8")
+
+    return apply
+
+
+def _reshape(folder: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    tensors = load_file(path)
+    name = next(iter(sorted(tensors)))
+    tensors[name] = torch.zeros(tensors[name].shape[0] + 3, tensors[name].shape[1])
+    save_file(tensors, path)
+
+
+BAD_ADAPTERS = {
+    "config-truncated": (
+        lambda f: (f / "adapter_config.json").write_text('{"peft_type": "LO', encoding="utf-8"),
+        "adapter_config.json is not valid JSON",
+    ),
+    "config-not-utf8": (
+        lambda f: (f / "adapter_config.json").write_bytes(b'{"peft_type": "\xff"}'),
+        "adapter_config.json is not UTF-8",
+    ),
+    "config-no-peft-type": (_edit_config(lambda c: {"r": 4}), "no 'peft_type'"),
+    "config-bad-value": (
+        _edit_config(lambda c: {**c, "peft_type": "NOT_A_TUNER"}),
+        "not a valid PEFT config (unknown value 'NOT_A_TUNER')",
+    ),
+    "missing-modules": (
+        _edit_config(lambda c: {**c, "target_modules": ["no_such_proj"]}),
+        "does not fit this model",
+    ),
+    "wrong-shape": (_reshape, "size mismatch"),
+    "weights-garbage": (
+        lambda f: (f / "adapter_model.safetensors").write_bytes(b"\x00" * 64),
+        "does not fit this model",
+    ),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_ADAPTERS, ids=str)
+def test_a_bad_adapter_is_one_line_naming_it(cli, small_world, tiny_models, adapter, tmp_path, bad):
+    import shutil
+
+    damage, said = BAD_ADAPTERS[bad]
+    folder = shutil.copytree(adapter, tmp_path / "adapter")
+    damage(folder)
+    out = tmp_path / "eval.json"
+    code, err = cli(
+        "eval",
+        *("--model", tiny_models / "finetuned", "--data", small_world),
+        *("--split", "forget_5", "--adapter", folder, "--out", out),
+    )
+    refused(code, err, f"error: {folder}: ", said)
+    assert not out.exists()

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftConfig, PeftModel, get_peft_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from pulse.errors import ConfigError, ModelError
+from pulse.errors import ConfigError, DataError, ModelError
+from pulse.files import read_json
 from pulse.models.scope import COMPONENTS, UpdateScope
 
 # Module paths per family (transformers 5 layout), most specific first within each component.
@@ -242,13 +243,49 @@ def load_adapter(
     model: nn.Module, adapter_dir: str | Path, *, trainable: bool = False
 ) -> PeftModel:
     """Put a saved adapter on ``model``; ``trainable=True`` to continue training it."""
+    adapter_dir = check_adapter(adapter_dir)
+    try:
+        with _quiet_peft():
+            return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    except Exception as exc:  # PEFT and safetensors raise many types for an adapter that
+        # does not fit (missing modules: ValueError; shapes: RuntimeError; bytes: their own)
+        raise ModelError(f"{adapter_dir}: does not fit this model ({_first_cause(exc)})") from exc
+
+
+def check_adapter(adapter_dir: str | Path) -> Path:
+    """``adapter_dir`` if it holds an adapter whose config PEFT reads (checked before a model
+    loads; whether it fits the model is known only when it is put on one), else a one-line
+    ModelError naming it."""
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise ModelError(f"{adapter_dir}: not an adapter directory (no adapter_config.json)")
     if not (adapter_dir / "adapter_model.safetensors").is_file():
         raise ModelError(f"{adapter_dir}: no adapter_model.safetensors")
-    with _quiet_peft():
-        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    path = adapter_dir / "adapter_config.json"
+    try:
+        config = read_json(path)
+    except DataError as exc:
+        raise ModelError(f"{adapter_dir}: adapter_config.json is {exc.detail}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("peft_type"), str):
+        raise ModelError(f"{adapter_dir}: adapter_config.json has no 'peft_type' (not PEFT's)")
+    try:
+        PeftConfig.from_pretrained(adapter_dir)
+    except Exception as exc:  # unknown keys, values of the wrong type
+        raise ModelError(
+            f"{adapter_dir}: adapter_config.json is not a valid PEFT config ({_first_cause(exc)})"
+        ) from exc
+    return adapter_dir
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The line of a (multi-line) library error that says what is wrong."""
+    if isinstance(exc, KeyError) and exc.args:  # PEFT's lookup of an unknown type name
+        return f"unknown value {exc.args[0]!r}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "size mismatch" in line or "not found" in line:
+            return line.rstrip(".")
+    return lines[0].rstrip(".") if lines else type(exc).__name__
 
 
 def save_merged(model: nn.Module, out_dir: str | Path, processor: Any = None) -> nn.Module:

@@ -90,6 +90,10 @@ def load_model(
 
     _offline()
     check_model_dir(path, trust_remote_code=trust_remote_code)
+    if adapter is not None:
+        from pulse.models.adapters import check_adapter
+
+        check_adapter(adapter)  # before the (slow) model load
     kwargs: dict[str, Any] = {"dtype": resolve_dtype(dtype)}
     if device_map is not None:
         kwargs["device_map"] = device_map
