@@ -9,6 +9,9 @@ from pulse.eval.intervals import Interval
 from pulse.protocol.results import ResultRow, status_row
 
 BEFORE = "before"  # the method label of the model before any request
+# The method label of the oracle: the model trained like the original without the forget set.
+ORACLE = "oracle"
+REFERENCES = (BEFORE, ORACLE)  # rows that are references, not methods competing
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class CellId:
     def before(cls, scenario: str, setting: str = "", requests: int = 1) -> CellId:
         """The cell of the model before any request."""
         return cls(scenario, BEFORE, setting, request=0, requests=requests)
+
+    @classmethod
+    def oracle(cls, scenario: str, setting: str = "", requests: int = 1) -> CellId:
+        """The cell of the oracle (request 0, like before: no request made it)."""
+        return cls(scenario, ORACLE, setting, request=0, requests=requests)
 
     @property
     def _place(self) -> dict[str, object]:
@@ -91,12 +99,18 @@ class RequestOutcome:
 
 @dataclass(frozen=True)
 class Population:
-    """The people a cell evaluates: their questions' MLLMU-Bench config, and the model the
-    requests start from."""
+    """The people a cell evaluates: their questions' MLLMU-Bench config, the model the
+    requests start from and, when the scenario has one, its oracle (that model's recipe
+    without the forget set): every state is then compared with it."""
 
     model: Path
     config: str
     people: list[str]
+    oracle: Path | None = None
+
+    def of_oracle(self) -> Population | None:
+        """The same people and questions, on the oracle."""
+        return None if self.oracle is None else Population(self.oracle, self.config, self.people)
 
 
 Splits = dict[str, list[str]]

@@ -265,12 +265,35 @@ class Engine:
             group.people,
         )
 
+    def measure_oracle(self, group: Population) -> Measurement | None:
+        """The group's oracle on its people (cached like any state), when it has one."""
+        oracle = group.of_oracle()
+        return None if oracle is None else self.measure_model(oracle)
+
     def before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
         """The scenario's before row: the model before any request, on its splits."""
         cell = CellId.before(scenario, requests=requests)
         self.stage(
-            f"{scenario}/before", lambda: metric_rows(cell, [self.measure_model(group)], splits)
+            f"{scenario}/before",
+            lambda: metric_rows(
+                cell, [self.measure_model(group)], splits, oracle=self.measure_oracle(group)
+            ),
         )
+
+    def oracle(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
+        """The scenario's oracle row, when the group has an oracle: its change against before
+        on the same people, and its own rows versus the oracle (a check: forget quality 1,
+        distance 0)."""
+        if group.oracle is None:
+            return
+        cell = CellId.oracle(scenario, requests=requests)
+
+        def compute() -> list[ResultRow]:
+            oracle = self.measure_oracle(group)
+            assert oracle is not None
+            return metric_rows(cell, [oracle], splits, self.measure_model(group), oracle)
+
+        self.stage(f"{scenario}/oracle", compute)
 
     def after(
         self, cell: CellId, outcome: RequestOutcome, group: Population, splits: Splits
@@ -283,14 +306,18 @@ class Engine:
         self._timing(outcome, time.perf_counter() - started)
         # Against the before state of the same people (its evaluation is cached): the rows'
         # changes get paired intervals.
-        return metric_rows(cell, [measured], splits, self.measure_model(group))
+        return metric_rows(
+            cell, [measured], splits, self.measure_model(group), self.measure_oracle(group)
+        )
 
     def pooled(
         self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
     ) -> list[ResultRow]:
         """The cell's rows pooled over the training seeds that finished."""
         runs = [self.measure_request(o, group) for o in outcomes]
-        return metric_rows(cell, runs, splits, self.measure_model(group))
+        return metric_rows(
+            cell, runs, splits, self.measure_model(group), self.measure_oracle(group)
+        )
 
     def request_stage(
         self,

@@ -32,7 +32,8 @@ from pulse.protocol.metrics import CONTRAST, GAP, Comparison, Group, Metric, met
 from pulse.protocol.results import ResultRow
 from pulse.protocol.store import RunStore, content_key
 
-RECENT_MEASUREMENTS = 4  # before states of two scenarios, and the gap's two request states
+# The before states of two scenarios, the oracle, and the gap's two request states.
+RECENT_MEASUREMENTS = 5
 
 
 def _plan(
@@ -51,19 +52,32 @@ def metric_rows(
     runs: Sequence[Measurement],
     splits: Mapping[str, Sequence[str]],
     before: Measurement | None = None,
+    oracle: Measurement | None = None,
 ) -> list[ResultRow]:
     """The rows of ``runs`` — one measurement per training seed of the same request, on the
     same people and questions — pooled: each value the mean over the seeds, its interval and
     its change's interval drawn over seeds and units. One run gives that run's rows; given the
-    ``before`` measurement of the same people, every change gets its paired interval."""
-    chosen = [m for m in metrics() if all(m.applies(run) for run in runs)]
+    ``before`` measurement of the same people, every change gets its paired interval; given the
+    ``oracle``'s, the metrics versus the oracle get rows too."""
+    chosen = [
+        m
+        for m in metrics()
+        if all(m.applies(run) for run in runs)
+        and (not m.versus_oracle or (oracle is not None and m.applies(oracle)))
+    ]
     rows = []
     for group, metric in _plan(chosen, splits):
         samples = [metric.select(run, group) for run in runs]
         if not all(samples):
             continue
+        if metric.versus_oracle:
+            assert oracle is not None
+            reference = metric.select(oracle, group)
+            if not reference:
+                continue
+            samples = [metric.against(sample, reference) for sample in samples]
         change = None
-        if before is not None and metric.applies(before):
+        if before is not None and not metric.versus_oracle and metric.applies(before):
             earlier = metric.select(before, group)
             change = metric.change(samples, earlier) if earlier else None
         rows.append(

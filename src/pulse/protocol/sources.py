@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pulse.errors import ConfigError, ModelError
 from pulse.protocol.config import RunConfig
 from pulse.protocol.registry import Need, get_scenario
+
+if TYPE_CHECKING:
+    from pulse.world.train import WorldTrainConfig
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,20 @@ class Sources:
     mllmu: Path | None = None
     mmbench: Path | None = None
     pebench: Path | None = None
+    # The fine-tuned model's oracle, a local checkpoint trained without the forget set; with
+    # the world, ``world_oracles`` trains it for the forget set a scenario chooses.
+    oracle: Path | None = None
+    world_oracles: WorldOracles | None = None
+
+
+@dataclass(frozen=True)
+class WorldOracles:
+    """The world and its models, from which the oracles of a forget set are trained (or
+    reused: :mod:`pulse.world.oracle`) with the recipe of the world's models."""
+
+    world: Path
+    models: Path
+    config: WorldTrainConfig
 
 
 def world_sources(config: RunConfig, run_dir: Path, progress: bool = True) -> Sources:
@@ -49,6 +67,7 @@ def world_sources(config: RunConfig, run_dir: Path, progress: bool = True) -> So
         mllmu=data.mllmu or world_dir / "mllmu",
         mmbench=data.mmbench or world_dir / "mmbench" / "dev.tsv",
         pebench=data.pebench or world_dir / "pebench" / "PEBench.csv",
+        world_oracles=WorldOracles(world_dir, models_dir, world_train_config(spec.seed)),
     )
 
 

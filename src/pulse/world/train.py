@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -200,8 +201,11 @@ def known_in_both_modalities(records, bar: float) -> int:
     return len(select_known(entity_accuracy(records, combine="min"), threshold=bar))
 
 
-def quick_check(model, processor, world: Path, stage: str) -> dict[str, Any]:
-    """Accuracy numbers that tell whether a stage learnt what the protocol needs."""
+def quick_check(
+    model, processor, world: Path, stage: str, forget: Collection[str] = ()
+) -> dict[str, Any]:
+    """Accuracy numbers that tell whether a stage learnt what the protocol needs; with
+    ``forget`` (an oracle's), also its accuracy on those people and on the others apart."""
     mllmu = world / "mllmu"
     # Option-text scoring: a model this small never learns to bind an answer to its option
     # letter (docs/world.md), so it is asked which option text it would answer.
@@ -217,6 +221,11 @@ def quick_check(model, processor, world: Path, stage: str) -> dict[str, Any]:
     out["mcq_by_modality"] = {k: v.mean for k, v in summary.by_modality.items()}
     out["entities_known_80pct_both_modalities"] = known_in_both_modalities(records, 0.8)
     out["entities"] = len({r.entity_id for r in records})
+    if forget:
+        left_out = set(forget)
+        for name, keep in (("forget", True), ("kept", False)):
+            part = summarise([r for r in records if (r.entity_id in left_out) is keep])
+            out[f"{name}_mcq_by_modality"] = {k: v.mean for k, v in part.by_modality.items()}
     rows = read_mmbench(world / "mmbench" / "dev.tsv")
     mm = score_mcq(model, processor, [row_item(r) for r in rows], cfg)
     result = circular_eval(
@@ -268,20 +277,7 @@ def train_world_models(
         return save_merged(model, base_dir, processor), processor, stats
 
     def finetune():
-        model, processor = load_model_and_processor(base_dir, dtype="float32")
-        scope = cfg.finetune_scope
-        if cfg.finetune_embeddings:
-            scope = replace(scope, token_indices=unseen_tokens(processor, corpus(), ft_pairs()))
-        # Seeded here, not only at the start: the adapter's initialisation must not depend on
-        # whether pre-training ran in this process or its model was reused.
-        set_seed(cfg.seed)
-        peft_model = apply_scope(model, scope)
-        pairs = ft_pairs()
-        examples = pairs + replay_sample(corpus(), cfg.finetune_replay, len(pairs), cfg.seed)
-        stats = train_supervised(
-            peft_model, processor, examples, _with(cfg.finetune, cfg.seed, progress)
-        )
-        return save_merged(peft_model, ft_dir, processor), processor, stats
+        return finetune_base(base_dir, ft_dir, corpus(), ft_pairs(), cfg, progress)
 
     results = []
     for name, path, train in (("base", base_dir, pretrain), ("finetuned", ft_dir, finetune)):
@@ -301,6 +297,30 @@ def train_world_models(
         write_json(manifest_path, manifest)
         results.append(res)
     return results
+
+
+def finetune_base(
+    base_dir: Path,
+    out_dir: Path,
+    corpus: list[ChatExample],
+    examples: list[ChatExample],
+    cfg: WorldTrainConfig,
+    progress: bool,
+) -> tuple[Any, Any, Any]:
+    """The fine-tuning recipe: LoRA (plus the embeddings of the tokens ``examples`` use and the
+    corpus never does) on ``examples`` with the corpus replayed, merged into ``out_dir``. The
+    fine-tuned model and the oracles without a forget set are trained by this one function."""
+    model, processor = load_model_and_processor(base_dir, dtype="float32")
+    scope = cfg.finetune_scope
+    if cfg.finetune_embeddings:
+        scope = replace(scope, token_indices=unseen_tokens(processor, corpus, examples))
+    # Seeded here, not only at the start: the adapter's initialisation must not depend on
+    # whether pre-training ran in this process or its model was reused.
+    set_seed(cfg.seed)
+    peft_model = apply_scope(model, scope)
+    mixed = examples + replay_sample(corpus, cfg.finetune_replay, len(examples), cfg.seed)
+    stats = train_supervised(peft_model, processor, mixed, _with(cfg.finetune, cfg.seed, progress))
+    return save_merged(peft_model, out_dir, processor), processor, stats
 
 
 def world_train_config(

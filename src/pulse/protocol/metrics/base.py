@@ -65,6 +65,12 @@ class Metric:
     compared: ClassVar[bool] = False
     legend: ClassVar[str] = ""  # one sentence for the report's legend (empty: none)
     columns: ClassVar[tuple[Display, ...]] = ()
+    # Compares a state with the oracle (a model trained without the forget set): its rows exist
+    # only where the scenario has an oracle, and its samples pair the state's and the oracle's
+    # (:meth:`against`).
+    versus_oracle: ClassVar[bool] = False
+    # Whether its columns mark a "best" value (not for a value whose ideal is in the middle).
+    ranked: ClassVar[bool] = True
 
     def lower_is_better(self, split: str) -> bool:
         return (not self.higher_is_better) ^ (self.knowledge and split in FORGET_SPLITS)
@@ -78,6 +84,10 @@ class Metric:
     def select(self, measurement: Measurement, group: Group) -> Sample | None:
         """The per-item records of ``group`` in ``measurement`` (falsy: not measured)."""
         raise NotImplementedError
+
+    def against(self, sample: Sample, oracle: Sample) -> Sample:
+        """The sample of a metric versus the oracle: the state's and the oracle's, paired."""
+        return (sample, oracle)
 
     def value(self, samples: Sequence[Sample]) -> float:
         """The value of one sample; several (training seeds) give the mean of theirs."""

@@ -13,6 +13,7 @@ from pulse.errors import ConfigError
 from pulse.protocol.cells import Population
 from pulse.protocol.config import Scenario
 from pulse.protocol.engine import Engine
+from pulse.protocol.oracles import finetuned_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.sources import mllmu_needs
 from pulse.protocol.splits import forget_retain
@@ -66,10 +67,16 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
 
 
 def fictitious(engine: Engine) -> tuple[Population, list[str], list[str]]:
-    """The fine-tuned model, its people and the finetuned split (shared by three scenarios)."""
+    """The fine-tuned model, its people, the finetuned split and the oracle of its forget set
+    when the run has one (shared by three scenarios)."""
     assert engine.sources.finetuned is not None
     forget, retain = finetuned_split(engine)
-    group = Population(engine.sources.finetuned, engine.config.data.fictitious, forget + retain)
+    group = Population(
+        engine.sources.finetuned,
+        engine.config.data.fictitious,
+        forget + retain,
+        finetuned_oracle(engine, forget),
+    )
     return group, forget, retain
 
 
@@ -77,6 +84,7 @@ def run(engine: Engine, name: str) -> None:
     group, forget, retain = fictitious(engine)
     splits = {"forget": forget, "retain": retain}
     engine.before(name, group, splits)
+    engine.oracle(name, group, splits)
     engine.methods(name, group, splits, forget, retain)
 
 

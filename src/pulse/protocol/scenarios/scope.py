@@ -41,6 +41,7 @@ def run(engine: Engine, name: str) -> None:
     group, forget, retain = fictitious(engine)
     splits = {"forget": forget, "retain": retain}
     engine.before(name, group, splits)
+    engine.oracle(name, group, splits)
     by_method: dict[str, dict[CellId, Outcomes]] = {}
     for label in engine.config.scenarios[name].scopes:
         scope = parse_scope_label(label, engine.config.train_of(name).scope)

@@ -73,6 +73,10 @@ def run(engine: Engine, name: str) -> None:
     subsets = _subsets(engine, forget, spec.requests)
     k = len(subsets)
     engine.before(name, group, {**sequential_splits(subsets, 0), "retain": retain}, requests=k)
+    # The oracle never learned any subset: its "forgotten so far" is the whole forget set, and
+    # each request's state is compared with it on the people forgotten by then.
+    oracle_splits = {"forget": forget, "forgotten": forget, "retain": retain}
+    engine.oracle(name, group, oracle_splits, requests=k)
     ends: dict[CellId, Outcomes] = {}
     for entry in engine.config.methods_of(name):
         last = _chain(engine, name, entry, group, subsets, retain, spec.reference_policy)
