@@ -5,8 +5,17 @@ comparisons (``gap``, ``contrast``) built from the metrics marked ``compared``."
 
 from __future__ import annotations
 
-# The built-in metrics register themselves on import, in row order.
-from pulse.protocol.metrics import accuracy, chance, general, pebench_score  # noqa: F401
+# The built-in metrics register themselves on import, their rows in this order within a
+# group (forget_quality imports truth_ratio first); a metric's groups keep their order.
+from pulse.protocol.metrics import (  # noqa: F401
+    accuracy,
+    chance,
+    forget_quality,
+    general,
+    oracle_distance,
+    pebench_score,
+    truth_ratio,
+)
 from pulse.protocol.metrics.base import (
     FORGET_SPLITS,
     MODALITIES,

@@ -1,0 +1,111 @@
+"""The oracle in a miniature run: its row beside before in the three scenarios of fine-tuned
+knowledge, and every state compared with it (forget quality, distance to the oracle)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+from tests.fixtures.tiny import FAST_WORLD
+
+from pulse.data.mllmu import read_mllmu
+from pulse.protocol.config import parse_config
+from pulse.protocol.engine import Engine
+from pulse.protocol.results import RESULTS_FILE, read_results
+from pulse.protocol.runner import run_scenarios
+from pulse.protocol.sources import local_sources
+from pulse.protocol.store import RunStore
+from pulse.world.oracle import train_finetuned_oracle
+
+
+def _config(small_world, tiny_models, forget, retain):
+    return parse_config(
+        {
+            "models": {
+                "base": str(tiny_models / "base"),
+                "finetuned": str(tiny_models / "finetuned"),
+            },
+            "data": {
+                "mllmu": str(small_world / "mllmu"),
+                "mmbench": str(small_world / "mmbench" / "dev.tsv"),
+            },
+            "train": {"max_steps": 2, "batch_size": 4, "pairs_per_id": 3},
+            "eval": {"general_questions": 6},
+            "methods": [{"method": "ga"}],
+            "scenarios": {
+                "finetuned": {"forget": ",".join(forget), "retain": ",".join(retain)},
+                "pretrained": {"enabled": False},
+                "sequential": {"requests": 2, "batch": False},
+                "scope": {"scopes": ["llm"]},
+                "pebench": {"enabled": False},
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def oracle_run(small_world, tiny_models, tmp_path_factory):
+    people = sorted(p.id for p in read_mllmu(small_world / "mllmu", "Full_Set"))[:8]
+    forget, retain = people[:4], people[4:]
+    models = tmp_path_factory.mktemp("oracle") / "models"
+    shutil.copytree(tiny_models, models)
+    oracle = train_finetuned_oracle(
+        small_world, models, forget, FAST_WORLD, progress=False, check=False
+    )
+    config = _config(small_world, models, forget, retain)
+    store = RunStore.open(tmp_path_factory.mktemp("oracle-run") / "run", config)
+    sources = replace(local_sources(config), oracle=oracle.path)
+    run_scenarios(Engine(config, store, sources, progress=False))
+    return store.root, forget, retain
+
+
+def _cell(rows, scenario, method, request=None):
+    return {
+        (r.split, r.modality, r.metric): r
+        for r in rows
+        if r.scenario == scenario
+        and r.method == method
+        and (request is None or r.request == request)
+    }
+
+
+def test_the_oracle_row_stands_beside_before(oracle_run):
+    root, forget, _ = oracle_run
+    rows = read_results(root / RESULTS_FILE)
+    for scenario in ("finetuned", "sequential", "scope"):
+        oracle = _cell(rows, scenario, "oracle")
+        assert oracle, scenario
+        assert {r.request for r in rows if r.scenario == scenario and r.method == "oracle"} == {0}
+        # Against itself: indistinguishable, at zero distance.
+        assert oracle[("forget", "all", "forget_quality")].value == 1.0
+        assert oracle[("forget", "all", "oracle_distance")].value == 0.0
+        assert oracle[("forget", "all", "accuracy")].n == len(forget) * 10
+        # Its change against before, on the same people.
+        assert oracle[("forget", "all", "accuracy")].change_low is not None
+
+
+def test_every_state_is_compared_with_the_oracle(oracle_run):
+    root, forget, _ = oracle_run
+    rows = read_results(root / RESULTS_FILE)
+    before = _cell(rows, "finetuned", "before")
+    ga = _cell(rows, "finetuned", "ga")
+    oracle = _cell(rows, "finetuned", "oracle")
+    for cell in (before, ga):
+        for modality in ("multimodal", "text", "all"):
+            quality = cell[("forget", modality, "forget_quality")]
+            assert 0 <= quality.value <= 1
+            for split in ("forget", "retain"):
+                distance = cell[(split, modality, "oracle_distance")]
+                accuracy = cell[(split, modality, "accuracy")].value
+                expected = accuracy - oracle[(split, modality, "accuracy")].value
+                assert distance.value == pytest.approx(expected)
+                assert distance.low - 1e-9 <= distance.value <= distance.high + 1e-9
+        assert ("retain", "all", "forget_quality") not in cell
+        assert cell[("forget", "all", "truth_ratio")].value > 0
+    # The sequential scenario compares each request on the people forgotten by then.
+    first = _cell(rows, "sequential", "ga", request=1)
+    assert first[("forgotten", "all", "forget_quality")].n < len(forget) * 10
+    assert ("pending", "all", "oracle_distance") not in first
+    last = _cell(rows, "sequential", "ga", request=2)
+    assert last[("forgotten", "all", "forget_quality")].n == len(forget) * 10
