@@ -437,3 +437,52 @@ def test_a_bad_adapter_is_one_line_naming_it(cli, small_world, tiny_models, adap
     )
     refused(code, err, f"error: {folder}: ", said)
     assert not out.exists()
+
+
+# --- offline for real --------------------------------------------------------------------------
+
+NO_NETWORK = """
+import socket, sys
+attempts = []
+def refuse(*args, **kwargs):
+    attempts.append(repr(args[:2]))
+    raise OSError("network refused by the test")
+socket.getaddrinfo = refuse
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+from pulse.cli import main
+import huggingface_hub.constants
+assert huggingface_hub.constants.HF_HUB_OFFLINE, "HF_HUB_OFFLINE set after huggingface_hub"
+sys.argv = ["pulse", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("NETWORK ATTEMPTS:", len(attempts), attempts[:3], file=sys.stderr)
+"""
+
+
+def test_an_evaluation_attempts_no_network_call(small_world, tiny_models, tmp_path):
+    """HF_HUB_OFFLINE is in effect (set before huggingface_hub is imported) and no socket is
+    opened or name resolved while a model loads and is evaluated."""
+    import os
+    import subprocess
+
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_NETWORK,
+            *("eval", "--model", str(tiny_models / "finetuned"), "--data", str(small_world)),
+            *("--split", "forget_5", "--tasks", "mcq", "--out", str(tmp_path / "e.json")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "NETWORK ATTEMPTS: 0 []" in result.stderr, result.stderr[-2000:]
+    assert (tmp_path / "e.json").is_file()
