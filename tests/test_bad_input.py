@@ -486,3 +486,63 @@ def test_an_evaluation_attempts_no_network_call(small_world, tiny_models, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     assert "NETWORK ATTEMPTS: 0 []" in result.stderr, result.stderr[-2000:]
     assert (tmp_path / "e.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("question", "Which? " * 2000, "row 2, field 'question': 14000 characters, more than"),
+        ("hint", "x" * 9000, "row 2, field 'hint': 9000 characters"),
+        ("B", "y" * 8001, "row 2, field 'B': 8001 characters"),
+        ("question", "<image> What is shown?", "row 2, field 'question': contains the image"),
+    ],
+    ids=["long-question", "long-hint", "long-option", "placeholder"],
+)
+def test_mmbench_text_one_item_cannot_carry_is_refused(
+    cli, small_world, tiny_models, tmp_path, column, value, named
+):
+    tsv = _mmbench_edited(small_world, tmp_path, 2, column, value)
+    code, err = cli("data", "validate", "mmbench", tsv)
+    refused(code, err, f"{tsv}, {named}")
+    eval_args = ("--model", tiny_models / "finetuned", "--tasks", "mmbench")
+    assert cli("eval", "--data", tsv, *eval_args) == (code, err)
+
+
+def test_mmbench_options_all_the_same_are_refused(cli, small_world, tmp_path):
+    lines = (small_world / "mmbench" / "dev.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    cells = lines[1].split("\t")
+    for letter in "ABCD":
+        if cells[header.index(letter)].strip():
+            cells[header.index(letter)] = "same"
+    lines[1] = "\t".join(cells)
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    refused(*cli("data", "validate", "mmbench", tsv), "row 2, field 'A': all options are the same")
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda q: {**q, "Question": "Q " * 5000}, "Question': 10000 characters"),
+        (lambda q: {**q, "Question": "Who is <image>?"}, "Question': contains the image"),
+        (lambda q: {**q, "Options": {k: "same" for k in q["Options"]}}, "all options are the same"),
+        (lambda q: {**q, "Options": {**q["Options"], "C": "z" * 8001}}, "Options.C': 8001"),
+    ],
+    ids=["long-question", "placeholder", "same-options", "long-option"],
+)
+def test_mllmu_text_one_item_cannot_carry_is_refused(cli, small_world, tmp_path, edit, named):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "data"
+    shutil.copytree(small_world / "mllmu", root / "mllmu")
+    part = sorted((root / "mllmu" / "Full_Set").glob("*.parquet"))[0]
+    table = pq.read_table(part).to_pylist()
+    mcqs = table[0]["Classification_Task"]["Image_Textual_Questions"]
+    mcqs[0] = edit(mcqs[0])
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(part)), part)
+    code, err = cli("data", "validate", "mllmu", root / "mllmu")
+    refused(code, err, "Full_Set", "row 1", "Image_Textual_Questions[0]", named)

@@ -26,6 +26,7 @@ from pulse.data.schema import (
     QAItem,
     TrainPair,
 )
+from pulse.data.text import options_problem, text_problem
 from pulse.errors import ConfigError, DataError
 from pulse.files import atomic_write
 
@@ -213,6 +214,9 @@ class _Row:
                 raise self.fail(field, "expected a non-empty value")
             return ""
         if isinstance(value, str | int | float):
+            problem = text_problem(str(value))
+            if problem is not None:
+                raise self.fail(field, problem)
             return str(value)
         raise self.fail(field, f"expected text, found {type(value).__name__}")
 
@@ -272,6 +276,13 @@ class _Row:
             raise self.fail(f"{where}.Options", f"unexpected option {bad[0]!r}: expected A-D")
         if len(options) < 2:
             raise self.fail(f"{where}.Options", "expected at least two non-empty options")
+        for letter, option in options.items():
+            problem = text_problem(option)
+            if problem is not None:
+                raise self.fail(f"{where}.Options.{letter}", problem)
+        problem = options_problem(options)
+        if problem is not None:
+            raise self.fail(f"{where}.Options", problem)
         answer = self.text(entry.get("Correct_Answer"), f"{where}.Correct_Answer", required=True)
         return MCQ(
             question=self.text(entry.get("Question"), f"{where}.Question", required=True),

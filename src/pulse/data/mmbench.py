@@ -13,6 +13,7 @@ from pathlib import Path
 from pulse.data.images import b64_encode, b64_image
 from pulse.data.schema import OPTION_LETTERS, ItemKind, Modality, QAItem
 from pulse.data.tables import TextTable, read_delimited, write_delimited
+from pulse.data.text import options_problem, text_problem
 from pulse.errors import DataError
 
 COLUMNS = (
@@ -182,6 +183,14 @@ class _Columns:
             name: "" if i is None or _empty(cells[i]) else cells[i]
             for name, i in self.optional.items()
         }
+        texts = {"question": question, "hint": extra.get("hint", ""), **options}
+        for field_name, text in texts.items():
+            problem = text_problem(text)
+            if problem is not None:
+                raise DataError(self.file, problem, row=line, field=field_name)
+        problem = options_problem(options)
+        if problem is not None:
+            raise DataError(self.file, problem, row=line, field="A")
         return MMBenchRow(
             index=self.parse_index(line, cells[self.index]),
             question=question,
