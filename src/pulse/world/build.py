@@ -42,7 +42,7 @@ from pulse.world.questions import ItemPlan, benchmark_tasks, plan_items, trainin
 from pulse.world.skills import CATEGORIES, SkillQuestion, make_questions
 from pulse.world.vocab import EVENTS
 
-WORLD_FORMAT_VERSION = 3
+WORLD_FORMAT_VERSION = 4  # 4: cloze questions without a capitalised subject mid-sentence
 
 
 @dataclass(frozen=True)

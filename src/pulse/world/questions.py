@@ -109,8 +109,9 @@ def benchmark_tasks(
     mask = []
     for type_, shown in (("Image_Textual", True), ("Pure_Text", False)):
         for attribute in plan.cloze:
-            subject = "The person in the image" if shown else person.name
-            sentence = PHRASINGS[attribute].cloze.format(name=subject)
+            # Lower case: the subject may fall mid-sentence; the sentence is capitalised after.
+            subject = "the person in the image" if shown else person.name
+            sentence = _capitalise(PHRASINGS[attribute].cloze.format(name=subject))
             mask.append(
                 {
                     "Question": sentence,
