@@ -16,6 +16,7 @@ from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import run_scenarios
 from pulse.protocol.sources import local_sources
 from pulse.protocol.store import RunStore
+from pulse.report import write_report
 from pulse.world.oracle import train_finetuned_oracle
 
 
@@ -109,3 +110,13 @@ def test_every_state_is_compared_with_the_oracle(oracle_run):
     assert ("pending", "all", "oracle_distance") not in first
     last = _cell(rows, "sequential", "ga", request=2)
     assert last[("forgotten", "all", "forget_quality")].n == len(forget) * 10
+
+
+def test_the_report_shows_the_oracle(oracle_run):
+    root, _, _ = oracle_run
+    report = write_report(root)
+    markdown = report.markdown.read_text()
+    assert "| oracle |" in markdown.replace("  ", " ")
+    assert "Forget quality" in markdown and "Distance to the oracle" in markdown
+    assert "Against the oracle, before" in markdown
+    assert any("tradeoff_finetuned" in f.name for f in report.figures)

@@ -124,8 +124,8 @@ def table_latex(table: Table) -> str:
     ]
     groups, rules, start = [], [], keys + 1
     for name, span, lower in table.column_groups():
-        arrow = r"$\downarrow$" if lower else r"$\uparrow$"
-        groups.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(name)} {arrow}}}")
+        arrow = "" if lower is None else r" $\downarrow$" if lower else r" $\uparrow$"
+        groups.append(rf"\multicolumn{{{span}}}{{c}}{{{latex_escape(name)}{arrow}}}")
         rules.append(rf"\cmidrule(lr){{{start}-{start + span - 1}}}")
         start += span
     lines.append(" & ".join([""] * keys + groups) + r" \\")
@@ -141,7 +141,14 @@ def table_latex(table: Table) -> str:
         else:
             body = [_latex_cell(row, c.key) for c in table.columns]
         lines.append(" & ".join(keys_tex + body) + r" \\")
-        if row.is_before:
+        if row.is_reference and row is _last_reference(table):
             lines.append(r"\midrule")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def _last_reference(table: Table) -> TableRow | None:
+    """The last of the reference rows (before, oracle), which a rule separates from the
+    methods."""
+    references = [row for row in table.rows if row.is_reference]
+    return references[-1] if references else None

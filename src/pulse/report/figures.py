@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from pulse.protocol.metrics import get_metric
 from pulse.protocol.registry import scenario_types
 from pulse.report.tables import Column, Table, TableRow
 
@@ -34,6 +35,7 @@ STYLE = {
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 MODALITY_COLOURS = {"multimodal": "#0072B2", "text-only": "#E69F00"}
 BEFORE_COLOUR = "#444444"
+ORACLE_COLOUR = "#7B3294"  # outside the methods' palette
 STATUS_COLOUR = "#b45309"
 BATCH_OFFSET = 0.18  # the one-batch star sits just right of the last request, not on its dot
 BAND_ALPHA = 0.13  # shaded 95 % intervals: visible, yet lines of other methods read through
@@ -105,11 +107,17 @@ def _error(value: float, bounds: tuple[float, float] | None) -> list[list[float]
 
 
 def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
-    fig, axes = _grid(len(table.columns), 4, 2.9, 2.4)
+    # Accuracy and general capability; the values versus the oracle are in the tables (the
+    # oracle's own accuracy is a dashed line in each panel).
+    columns = [c for c in table.columns if not _versus_oracle(c)]
+    fig, axes = _grid(len(columns), 4, 2.9, 2.4)
     before = table.before
     last = max(r.requests for r in table.method_rows)
-    for ax, column in zip(axes, table.columns, strict=True):
+    for ax, column in zip(axes, columns, strict=True):
         base = figure_pct(before.value(column.key)) if before else None
+        oracle = table.oracle.value(column.key) if table.oracle else None
+        if oracle is not None:
+            ax.axhline(figure_pct(oracle), color=ORACLE_COLOUR, linestyle="--", linewidth=0.9)
         for method, colour in colours.items():
             steps = sorted(
                 (r.request, figure_pct(r.value(column.key)), _interval(r, column.key))
@@ -160,7 +168,11 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
     handles.append(
         Line2D([], [], color="grey", marker="*", markersize=11, linestyle="", markeredgecolor="k")
     )
-    fig.legend(handles, [*present, "one batch (same data)"], loc="outside lower center", ncols=6)
+    labels = [*present, "one batch (same data)"]
+    if table.oracle is not None:
+        handles.append(Line2D([], [], color=ORACLE_COLOUR, linestyle="--"))
+        labels.append("oracle")
+    fig.legend(handles, labels, loc="outside lower center", ncols=6)
     fig.suptitle(f"{table.scenario}: after each request (0 = before)", fontsize=10)
     return FigureFile(
         f"sustainability_{table.slug}.png",
@@ -196,14 +208,17 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
                 linewidth=0.8,
                 alpha=0.6,
             )
+        if table.chance is not None:
+            # Guessing: a forget accuracy left of this line is below what no knowledge gives.
+            ax.axvline(figure_pct(table.chance), color="grey", linestyle=":", linewidth=0.9)
         for row in points:
-            colour = BEFORE_COLOUR if row.is_before else colours.get(row.method, BEFORE_COLOUR)
+            colour = _reference_colour(row) or colours.get(row.method, BEFORE_COLOUR)
             x, y = figure_pct(row.value(forget)), figure_pct(row.value(retain))
-            batch = chained and row.requests <= 1 and not row.is_before
-            marker = "D" if row.is_before else "*" if batch else "o"
-            # Intervals on the rows a reader compares (before, each method's last request);
-            # on every intermediate request they would bury the path.
-            if row.request == row.requests or row.is_before:
+            batch = chained and row.requests <= 1 and not row.is_reference
+            marker = "D" if row.is_before else "P" if row.is_oracle else "*" if batch else "o"
+            # Intervals on the rows a reader compares (before, the oracle, each method's last
+            # request); on every intermediate request they would bury the path.
+            if row.request == row.requests or row.is_reference:
                 xerr = _error(x, _interval(row, forget))
                 yerr = _error(y, _interval(row, retain))
                 if xerr is not None or yerr is not None:
@@ -221,14 +236,14 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
                 [x],
                 [y],
                 marker=marker,
-                markersize=10 if batch else 6,
+                markersize=10 if batch else 8 if row.is_oracle else 6,
                 color=colour,
                 markeredgecolor="black" if batch else colour,
                 markeredgewidth=0.5,
                 linestyle="",
             )
             # Intermediate requests stay unlabelled: the joining line shows their order.
-            if row.variant and not row.is_before and row.request == row.requests:
+            if row.variant and not row.is_reference and row.request == row.requests:
                 ax.annotate(
                     row.variant,
                     (x, y),
@@ -245,8 +260,15 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         ax.text(2, 98, "better", ha="left", va="top", fontsize=7, color="grey", style="italic")
     present = _plotted_methods(table, colours)
     handles = [Line2D([], [], color=BEFORE_COLOUR, marker="D", linestyle="")]
+    labels = ["before"]
+    if table.oracle is not None:
+        handles.append(Line2D([], [], color=ORACLE_COLOUR, marker="P", linestyle=""))
+        labels.append("oracle")
     handles += [Line2D([], [], color=colours[m], marker="o", linestyle="") for m in present]
-    labels = ["before", *present]
+    labels += present
+    if table.chance is not None:
+        handles.append(Line2D([], [], color="grey", linestyle=":"))
+        labels.append("chance (forget)")
     if chained:
         handles.append(
             Line2D(
@@ -267,9 +289,19 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         f"Trade-off: {table.scenario}",
         "Forget accuracy against retain accuracy, per modality, with their 95 % intervals as "
         "bars where the run measured them; the top-left corner is the goal (forgotten, and "
-        "the rest kept).",
+        "the rest kept). Where the run has an oracle (a model trained without the forget "
+        "set), its mark is where exact unlearning lands; the dotted line is guessing.",
         png(fig),
     )
+
+
+def _versus_oracle(column: Column) -> bool:
+    metric = get_metric(column.metric)
+    return metric is not None and metric.versus_oracle
+
+
+def _reference_colour(row: TableRow) -> str | None:
+    return BEFORE_COLOUR if row.is_before else ORACLE_COLOUR if row.is_oracle else None
 
 
 def _plotted_methods(table: Table, colours: dict[str, str]) -> list[str]:
@@ -282,7 +314,7 @@ def _plotted_methods(table: Table, colours: dict[str, str]) -> list[str]:
 def _request_runs(rows: Sequence[TableRow]) -> list[list[TableRow]]:
     runs: dict[tuple[str, str], list[TableRow]] = {}
     for row in rows:
-        if row.requests > 1 and not row.is_before:
+        if row.requests > 1 and not row.is_reference:
             runs.setdefault((row.method, row.setting), []).append(row)
     return [sorted(run, key=lambda r: r.request) for run in runs.values() if len(run) > 1]
 

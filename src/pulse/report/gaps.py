@@ -100,13 +100,13 @@ def _table_gaps(table: Table) -> list[str]:
 def _lacking(table: Table, row: TableRow) -> list[str]:
     """Columns that ``row`` lacks although a row of the same shape has them: a before row is
     compared with the before row only, a request of a chain with other requests, and so on, so
-    a column that does not apply to a row (a batch row has no "forgotten so far") is not
-    reported."""
+    a column that does not apply to a row (a batch row has no "forgotten so far", the oracle no
+    "current request") is not reported."""
     if row.status != "ok":
         return []
 
-    def shape(r: TableRow) -> tuple[bool, bool]:
-        return (r.is_before, r.requests > 1)
+    def shape(r: TableRow) -> tuple[bool, bool, bool]:
+        return (r.is_before, r.is_oracle, r.requests > 1)
 
     peers = [r for r in table.rows if shape(r) == shape(row) and r.status == "ok"]
     return [

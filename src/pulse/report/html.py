@@ -14,6 +14,7 @@ from pulse.report.tables import (
     Column,
     Table,
     TableRow,
+    arrow,
     gap_text,
     percent,
     plus_minus,
@@ -120,7 +121,7 @@ def _tables(tables: Sequence[Table], legend: str) -> str:
 def _table(table: Table) -> str:
     keys = len(table.header)
     groups = "".join(
-        f'<th colspan="{span}">{escape(name)} {"↓" if lower else "↑"}</th>'
+        f'<th colspan="{span}">{escape(name)} {arrow(lower)}</th>'
         for name, span, lower in table.column_groups()
     )
     labels = "".join(f'<th class="key">{escape(h)}</th>' for h in table.header)
@@ -162,7 +163,7 @@ def _row(table: Table, row: TableRow) -> str:
         cells = f'<td class="{css}" colspan="{width}">{escape(text)}</td>'
     else:
         cells = "".join(_cell(row.cells[c.key], c) for c in table.columns)
-    css = ' class="before"' if row.is_before else ""
+    css = ' class="before"' if row.is_reference else ""
     return f"<tr{css}>{keys}{cells}</tr>"
 
 

@@ -41,7 +41,7 @@ def _cell(row: TableRow, key: str) -> str:
 
 def _table(table: Table) -> list[str]:
     header = [*table.header] + [
-        f"{c.group} {'↓' if c.lower_is_better else '↑'} {c.label}" for c in table.columns
+        " ".join(part for part in (c.group, c.arrow, c.label) if part) for c in table.columns
     ]
     rows = [[*r.keys, *(_cell(r, c.key) for c in table.columns)] for r in table.rows]
     csv_path, tex_path = table_files(table)

@@ -4,9 +4,12 @@ Every table gets the sentences of its scenario (:attr:`ScenarioType.reading
 <pulse.protocol.registry.ScenarioType.reading>`; by default :func:`forgetting`: which method
 forgets most, at what cost), and this module's helpers are theirs to use.
 
-Comparisons ("the most", "per point") are only made between at least two rows that have the
-numbers; a row that diverged or failed takes part in none of them. A comparison of two single
-values whose 95 % intervals overlap says so: the difference may be the questions' noise.
+Where the scenario has an oracle (a model trained without the forget set) every state is also
+placed against it (:mod:`pulse.report.against_oracle`), and a row ranked as forgetting the most
+while below the oracle's forget accuracy is said to over-forget. Comparisons ("the most", "per
+point") are only made between at least two rows that have the numbers; a row that diverged or
+failed takes part in none of them. A comparison of two single values whose 95 % intervals
+overlap says so: the difference may be the questions' noise.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pulse.protocol.registry import get_scenario, scenario_types
+from pulse.report.against_oracle import below_oracle_note, oracle_sentences
 from pulse.report.tables import Column, Table, TableRow
 
 FORGET_KEYS = ("forget_multimodal", "forget_text")
@@ -34,6 +38,7 @@ def build_reading(tables: Sequence[Table]) -> list[str]:
         own = scenario.reading if scenario and scenario.reading else forgetting
         sentences += _near_chance(table)
         sentences += own(table)
+        sentences += oracle_sentences(table, ok_rows(table.headline_rows))
         sentences += _modality(table)
         sentences += _partial_seeds(table)
     for scenario in scenario_types():
@@ -169,9 +174,10 @@ def forgetting(table: Table) -> list[str]:
     by_label = {r.label: r for r in rows}
     if len(drops) == 1:
         ((label, drop),) = drops.items()
+        note = below_oracle_note(table, by_label[label])
         out.append(
             f"In {table.scenario}, {label} lowers forget accuracy by {pts(drop)} on average "
-            "over multimodal and text-only questions."
+            f"over multimodal and text-only questions{note}."
         )
     elif forgotten := most_forgotten(table, by_label):
         leader, drop, note = forgotten
@@ -197,7 +203,8 @@ def most_forgotten(table: Table, rows: dict[str, TableRow]) -> tuple[str, float,
     leader = clear_leader(drops)
     if leader is None:
         return None
-    return leader, drops[leader], _runner_up_note(table, drops, rows, FORGET_KEYS)
+    note = _runner_up_note(table, drops, rows, FORGET_KEYS) + below_oracle_note(table, rows[leader])
+    return leader, drops[leader], note
 
 
 def most_retained(table: Table, rows: dict[str, TableRow]) -> tuple[str, float, str] | None:

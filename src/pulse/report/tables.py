@@ -1,7 +1,8 @@
 """Table data in the paper's shape, built from result rows; no formatting for any medium here.
 
 One builder serves every scenario kind: a table has one row per cell (method, setting, request)
-plus the ``before`` row, and the kind only decides the columns, the name of the setting column
+plus the reference rows, ``before`` and (where the scenario has one) ``oracle``, which compete
+with no method, and the kind only decides the columns, the name of the setting column
 and which rows compete for "best": its :class:`Layout`, which each scenario registers
 (:mod:`pulse.protocol.registry`). A metric that declares columns of its own
 (:attr:`pulse.protocol.metrics.Metric.columns`) adds them to every table that measured it.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pulse.protocol.cells import BEFORE
+from pulse.protocol.cells import BEFORE, ORACLE, REFERENCES
 from pulse.protocol.metrics import CONTRAST, GAP, lower_is_better, metrics
 from pulse.protocol.metrics.chance import CHANCE
 from pulse.protocol.registry import get_scenario, scenario_names
@@ -32,6 +33,7 @@ class Column:
     split: str
     metric: str
     modality: str | None = None  # None: any modality ("all" preferred)
+    ranked: bool = True  # whether a best value is marked (its ideal is an end, not a middle)
 
     @property
     def lower_is_better(self) -> bool:
@@ -40,6 +42,15 @@ class Column:
     @property
     def title(self) -> str:
         return f"{self.group}, {self.label}"
+
+    @property
+    def arrow(self) -> str:
+        """↓ lower is better, ↑ higher; none for a value whose ideal is a middle."""
+        return arrow(self.lower_is_better if self.ranked else None)
+
+
+def arrow(lower_is_better: bool | None) -> str:
+    return "" if lower_is_better is None else "↓" if lower_is_better else "↑"
 
 
 def mcq_columns(split: str, group: str) -> tuple[Column, Column]:
@@ -110,8 +121,17 @@ class TableRow:
         return self.method == BEFORE
 
     @property
+    def is_oracle(self) -> bool:
+        return self.method == ORACLE
+
+    @property
+    def is_reference(self) -> bool:
+        """Before or the oracle: a row to compare the methods with, not one of them."""
+        return self.method in REFERENCES
+
+    @property
     def label(self) -> str:
-        return BEFORE if self.is_before else " · ".join(k for k in self.keys if k)
+        return self.method if self.is_reference else " · ".join(k for k in self.keys if k)
 
     @property
     def variant(self) -> str:
@@ -157,8 +177,12 @@ class Table:
         return next((r for r in self.rows if r.is_before), None)
 
     @property
+    def oracle(self) -> TableRow | None:
+        return next((r for r in self.rows if r.is_oracle), None)
+
+    @property
     def method_rows(self) -> list[TableRow]:
-        return [r for r in self.rows if not r.is_before]
+        return [r for r in self.rows if not r.is_reference]
 
     @property
     def headline_rows(self) -> list[TableRow]:
@@ -222,15 +246,17 @@ class Table:
         present = {c.key for c in self.columns}
         return all(k in present for k in keys)
 
-    def column_groups(self) -> list[tuple[str, int, bool]]:
-        """(group, span, lower is better) for consecutive columns sharing a group header."""
-        groups: list[tuple[str, int, bool]] = []
+    def column_groups(self) -> list[tuple[str, int, bool | None]]:
+        """(group, span, lower is better: None where no end is better) for consecutive columns
+        sharing a group header."""
+        groups: list[tuple[str, int, bool | None]] = []
         for column in self.columns:
             if groups and groups[-1][0] == column.group:
                 name, span, lower = groups[-1]
                 groups[-1] = (name, span + 1, lower)
             else:
-                groups.append((column.group, 1, column.lower_is_better))
+                lower = column.lower_is_better if column.ranked else None
+                groups.append((column.group, 1, lower))
         return groups
 
 
@@ -263,6 +289,7 @@ def layout_of(kind: str) -> Layout:
             d.split,
             m.name,
             d.modality,
+            m.ranked,
         )
         for m in metrics()
         for d in m.columns
@@ -276,8 +303,9 @@ def kind_order() -> list[str]:
 
 
 def method_order(rows: Iterable[ResultRow]) -> list[str]:
-    """Methods in order of first appearance, ``before`` excluded (also fixes figure colours)."""
-    return list(dict.fromkeys(r.method for r in rows if r.method != BEFORE))
+    """Methods in order of first appearance, the reference rows (before, oracle) excluded (also
+    fixes figure colours)."""
+    return list(dict.fromkeys(r.method for r in rows if r.method not in REFERENCES))
 
 
 def build_tables(rows: Sequence[ResultRow]) -> list[Table]:
@@ -382,7 +410,7 @@ def _keys(layout: Layout, header: tuple[str, ...], cell: _CellKey) -> tuple[str,
     if len(header) > 1 and header[1] != "request":
         keys.append(setting)
     if header[-1] == "request":
-        if method == BEFORE:
+        if method in REFERENCES:
             keys.append("0")
         elif layout.setting_header is None and requests <= 1:
             keys.append(setting)  # the one-batch row of a sequential scenario
@@ -454,7 +482,7 @@ def _missing_requests(
     """Placeholder rows for the requests of a multi-request cell that never reported."""
     seen: dict[tuple[str, str, int], set[int]] = {}
     for method, setting, request, requests in cells:
-        if requests > 1 and method != BEFORE:
+        if requests > 1 and method not in REFERENCES:
             seen.setdefault((method, setting, requests), set()).add(request)
     placeholders = []
     for (method, setting, requests), done in seen.items():
@@ -476,9 +504,11 @@ def _row_order(layout: Layout, methods: Sequence[str]) -> Callable[[TableRow], t
         )
         method_key = (method_rank, row.method)
         setting_key = (setting_rank, row.setting)
+        # Before, then the oracle, then the methods.
+        reference = 0 if row.is_before else 1 if row.is_oracle else 2
         if layout.setting_first:
-            return (not row.is_before, *setting_key, *method_key, row.request)
-        return (not row.is_before, *method_key, *setting_key, row.request)
+            return (reference, *setting_key, *method_key, row.request)
+        return (reference, *method_key, *setting_key, row.request)
 
     return key
 
@@ -489,10 +519,12 @@ def _with_deltas_and_best(
     before = next((r for r in rows if r.is_before), None)
     best: set[tuple[int, str]] = set()
     for column in columns:
+        if not column.ranked:
+            continue
         groups: dict[Any, list[tuple[int, float]]] = {}
         for index, row in enumerate(rows):
             value = row.value(column.key)
-            if not row.is_before and row.status == "ok" and value is not None:
+            if not row.is_reference and row.status == "ok" and value is not None:
                 groups.setdefault(best_group(row), []).append((index, value))
         for members in groups.values():
             values = {v for _, v in members}

@@ -29,8 +29,8 @@ def _cell(row: TableRow, key: str) -> str:
 
 
 def render_headline(tables: Sequence[Table], complete: bool) -> RichTable:
-    """Per scenario with forget / retain columns: the before row, then one row per method and
-    setting (a sequential chain shows its last request)."""
+    """Per scenario with forget / retain columns: the before and oracle rows, then one row per
+    method and setting (a sequential chain shows its last request)."""
     title = "Headline results (%; best in bold)"
     seeds = max((n for t in tables for n in t.seed_counts), default=1)
     if seeds > 1:
@@ -49,7 +49,8 @@ def render_headline(tables: Sequence[Table], complete: bool) -> RichTable:
         if not table.has("forget_multimodal"):
             continue
         out.add_row(f"[bold]{table.scenario}[/]")
-        rows = ([table.before] if table.before else []) + table.headline_rows
+        references = [r for r in (table.before, table.oracle) if r is not None]
+        rows = references + table.headline_rows
         for row in rows:
             out.add_row(f" {row.label}", *(_cell(row, c.key) for c in MCQ_COLUMNS))
         out.add_section()

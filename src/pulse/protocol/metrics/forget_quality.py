@@ -48,8 +48,9 @@ class ForgetQuality(Metric):
     reads = "mcq"
     versus_oracle = True
     legend = (
-        "forget quality: the KS p-value between the truth ratios of the state and of the oracle "
-        f"on the forget questions (above {KS_LEVEL}: indistinguishable from the oracle)"
+        "forget quality: the KS p-value, in %, between the truth ratios of the state and of the "
+        f"oracle on the forget questions (above {KS_LEVEL * 100:.0f}: indistinguishable from the "
+        "oracle)"
     )
     columns = (
         Display("multimodal", "forget", "multimodal"),
