@@ -358,6 +358,74 @@ def unlearn_command(
         raise typer.Exit(1)
 
 
+@app.command("finetune")
+def finetune_command(
+    model: Annotated[Path, typer.Option("--model", help="A local Hugging Face LMM directory.")],
+    data: Annotated[
+        Path, typer.Option("--data", help="An MLLMU-Bench root (one folder per config).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the merged checkpoint.")],
+    config: Annotated[
+        str, typer.Option("--config", help="The config holding the fine-tuning pairs.")
+    ] = "ft_Data",
+    exclude: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude",
+            help="People left out (the oracle's forget set): a split file, an MLLMU-Bench "
+            "config name (forget_10) or a comma-separated ID list.",
+        ),
+    ] = None,
+    scope: Annotated[str, typer.Option("--scope", help="llm, projector+llm, ...")] = "llm",
+    rank: Annotated[int, typer.Option("--rank", help="LoRA rank.")] = 16,
+    alpha: Annotated[int, typer.Option("--alpha", help="LoRA alpha.")] = 16,
+    epochs: Annotated[float, typer.Option("--epochs", help="Passes over the pairs.")] = 1.0,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", help="Optimizer steps; overrides --epochs if > 0.")
+    ] = -1,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 2e-5,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 4,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Batches per step.")] = 1,
+    bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast.")] = False,
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Training seed.")] = 0,
+) -> None:
+    """LoRA fine-tune a local LMM on MLLMU-Bench's fine-tuning pairs and save the merged model:
+    the fine-tuned model of a run (all profiles) or its oracle (--exclude the forget set; a run
+    names it as models.oracle). Defaults: MLLMU-Bench's LoRA baseline (rank 16, alpha 16,
+    lr 2e-5, one epoch, batch 4)."""
+    from pulse.methods.finetune import finetune
+    from pulse.methods.request import resolve_ids
+    from pulse.methods.supervised import TrainConfig
+
+    left_out, _ = resolve_ids(exclude, data)
+    train = TrainConfig(  # checks its own values (one line naming the bad one)
+        epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        bf16=bf16,
+        seed=seed,
+    )
+    result = finetune(
+        model,
+        data,
+        out,
+        config=config,
+        exclude=left_out,
+        train=train,
+        scope=_scope_settings(scope, rank, alpha).update_scope(),
+        dtype=dtype,
+    )
+    console.print(
+        f"fine-tuned on {result.pairs} pairs of {result.people} people "
+        f"({len(result.excluded)} left out): {result.steps} steps in {result.seconds:.0f}s; "
+        f"merged model: {result.out}",
+        highlight=False,
+    )
+
+
 def _scope_settings(label: str, rank: int, alpha: int) -> ScopeConfig:
     try:
         base = ScopeConfig(rank=rank, alpha=alpha)

@@ -4,28 +4,28 @@ knowledge, and every state compared with it (forget quality, distance to the ora
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import pytest
 from tests.fixtures.tiny import FAST_WORLD
 
 from pulse.data.mllmu import read_mllmu
+from pulse.errors import ConfigError
+from pulse.files import write_json
+from pulse.methods.finetune import RECORD
 from pulse.protocol.config import parse_config
-from pulse.protocol.engine import Engine
 from pulse.protocol.results import RESULTS_FILE, read_results
-from pulse.protocol.runner import run_scenarios
-from pulse.protocol.sources import local_sources
-from pulse.protocol.store import RunStore
+from pulse.protocol.runner import run_protocol
 from pulse.report import write_report
 from pulse.world.oracle import train_finetuned_oracle
 
 
-def _config(small_world, tiny_models, forget, retain):
+def _config(small_world, tiny_models, forget, retain, oracle):
     return parse_config(
         {
             "models": {
                 "base": str(tiny_models / "base"),
                 "finetuned": str(tiny_models / "finetuned"),
+                "oracle": str(oracle),
             },
             "data": {
                 "mllmu": str(small_world / "mllmu"),
@@ -54,10 +54,8 @@ def oracle_run(small_world, tiny_models, tmp_path_factory):
     oracle = train_finetuned_oracle(
         small_world, models, forget, FAST_WORLD, progress=False, check=False
     )
-    config = _config(small_world, models, forget, retain)
-    store = RunStore.open(tmp_path_factory.mktemp("oracle-run") / "run", config)
-    sources = replace(local_sources(config), oracle=oracle.path)
-    run_scenarios(Engine(config, store, sources, progress=False))
+    config = _config(small_world, models, forget, retain, oracle.path)
+    store = run_protocol(config, tmp_path_factory.mktemp("oracle-run") / "run", progress=False)
     return store.root, forget, retain
 
 
@@ -120,3 +118,24 @@ def test_the_report_shows_the_oracle(oracle_run):
     assert "Forget quality" in markdown and "Distance to the oracle" in markdown
     assert "Against the oracle, before" in markdown
     assert any("tradeoff_finetuned" in f.name for f in report.figures)
+
+
+def test_an_oracle_of_another_forget_set_is_refused(small_world, tiny_models, tmp_path):
+    people = sorted(p.id for p in read_mllmu(small_world / "mllmu", "Full_Set"))[:8]
+    oracle = tmp_path / "oracle"
+    shutil.copytree(tiny_models / "finetuned", oracle)
+    write_json(oracle / RECORD, {"excluded": people[:2]})
+    config = _config(small_world, tiny_models, people[:4], people[4:], oracle)
+    with pytest.raises(ConfigError, match=r"models\.oracle: .* without 2 people, not this run's"):
+        run_protocol(config, tmp_path / "run", progress=False)
+
+
+def test_models_oracle_belongs_to_a_local_finetuned_model():
+    with pytest.raises(ConfigError, match="oracle"):
+        parse_config({"models": {"base": "b", "oracle": "o"}})
+    with pytest.raises(ConfigError, match="'oracle' is reserved"):
+        parse_config({"methods": [{"method": "ga", "label": "oracle"}]})
+    # Unset, it leaves the digest as it was (tests/protocol/test_config.py pins it); set, not.
+    plain = parse_config({"models": {"finetuned": "f"}})
+    with_oracle = parse_config({"models": {"finetuned": "f", "oracle": "o"}})
+    assert plain.digest() != with_oracle.digest()

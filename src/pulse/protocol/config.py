@@ -67,13 +67,17 @@ class ModelsConfig(Section):
 
     ``base``: the model that already knows the celebrities (pretrained scenario);
     ``finetuned``: the model fine-tuned on the fictitious profiles (finetuned, sequential and
-    scope scenarios); ``pebench``: the model fine-tuned on the PEBench data.
+    scope scenarios); ``pebench``: the model fine-tuned on the PEBench data; ``oracle``: the
+    fine-tuned model's recipe without the finetuned scenario's forget set (``pulse finetune
+    --exclude``), against which those three scenarios compare every state (the world trains its
+    own).
     """
 
     world: WorldSource | None = Field(default_factory=WorldSource)
     base: Path | None = None
     finetuned: Path | None = None
     pebench: Path | None = None
+    oracle: Path | None = None
     # Checked here, before a run directory is made (pulse.models.loading.DTYPES reads them).
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
@@ -93,6 +97,8 @@ class ModelsConfig(Section):
             raise ValueError("give either world or local checkpoints (base / finetuned), not both")
         if self.world is None and not (self.base or self.finetuned or self.pebench):
             raise ValueError("no model: give world, or base / finetuned / pebench checkpoints")
+        if self.oracle is not None and self.finetuned is None:
+            raise ValueError("oracle: the oracle of a local finetuned checkpoint (give finetuned)")
         return self
 
 
@@ -265,6 +271,10 @@ class RunConfig(Section):
                 raise ValueError(f"scenario {name}: method label {dupes[0]!r} is used twice")
             if "before" in labels:
                 raise ValueError("'before' is reserved for the model before any request")
+            if "oracle" in labels:
+                raise ValueError(
+                    "'oracle' is reserved for the model trained without the forget set"
+                )
         return self
 
     def train_of(self, scenario: str) -> TrainSettings:
@@ -295,6 +305,8 @@ class RunConfig(Section):
         if data["repeats"] == 1:
             # Absent from versions before repeats existed: their run directories still resume.
             del data["repeats"]
+        if data["models"]["oracle"] is None:
+            del data["models"]["oracle"]  # likewise
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -3,7 +3,7 @@
 With the synthetic world the oracle of the forget set a scenario chose is trained on first use
 (or reused from the models directory); with local checkpoints it is ``models.oracle``, trained
 by the user (``pulse finetune --exclude``); otherwise there is none, and the rows versus the
-oracle are absent (:func:`no_oracle_reason` says why in the report).
+oracle are absent (the report's reading says why: :mod:`pulse.report.against_oracle`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pulse.errors import ConfigError
 
 if TYPE_CHECKING:
     from pulse.protocol.engine import Engine
@@ -24,6 +26,7 @@ def finetuned_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
     """The fine-tuned model's oracle for ``forget``, or None when the run has none."""
     sources = engine.sources
     if sources.oracle is not None:
+        check_excluded(sources.oracle, forget)
         return sources.oracle
     world = sources.world_oracles
     if world is None:
@@ -41,11 +44,15 @@ def finetuned_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
     return _FOUND[key]
 
 
-def no_oracle_reason(local_models: bool) -> str:
-    """Why a table of fine-tuned knowledge has no oracle row."""
-    if local_models:
-        return (
-            "no oracle: the run's models are local checkpoints and models.oracle names none "
-            "(a checkpoint fine-tuned without the forget set: pulse finetune --exclude)"
+def check_excluded(oracle: Path, forget: Sequence[str]) -> None:
+    """A checkpoint made by ``pulse finetune`` records the people it left out: they must be the
+    forget set, else it is not this forget set's oracle (one line naming both)."""
+    from pulse.methods.finetune import read_excluded
+
+    excluded = read_excluded(oracle)
+    if excluded is not None and sorted(excluded) != sorted(set(forget)):
+        raise ConfigError(
+            f"models.oracle: {oracle} was fine-tuned without {len(excluded)} people, not this "
+            f"run's forget set of {len(set(forget))} (fix the split with scenarios.finetuned."
+            "forget / retain, the file given to pulse finetune --exclude)"
         )
-    return "no oracle row: this run's results were written without one"

@@ -73,7 +73,7 @@ def world_sources(config: RunConfig, run_dir: Path, progress: bool = True) -> So
 
 def local_sources(config: RunConfig) -> Sources:
     m, d = config.models, config.data
-    return Sources(m.base, m.finetuned, m.pebench, d.mllmu, d.mmbench, d.pebench)
+    return Sources(m.base, m.finetuned, m.pebench, d.mllmu, d.mmbench, d.pebench, m.oracle)
 
 
 def mllmu_needs(config: RunConfig, sources: Sources, model_key: str) -> list[Need]:
@@ -81,6 +81,8 @@ def mllmu_needs(config: RunConfig, sources: Sources, model_key: str) -> list[Nee
     capability is evaluated, the MMBench file."""
     model = sources.finetuned if model_key == "models.finetuned" else sources.base
     needs: list[Need] = [(model_key, model, "dir"), ("data.mllmu", sources.mllmu, "dir")]
+    if model_key == "models.finetuned" and sources.oracle is not None:
+        needs.append(("models.oracle", sources.oracle, "dir"))
     if config.eval.general:
         needs.append(("data.mmbench", sources.mmbench, "file"))
     return needs
