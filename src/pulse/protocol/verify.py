@@ -51,8 +51,8 @@ def stage_file_problem(path: Path, record: dict[str, Any]) -> str | None:
 
 def run_problems(root: Path, manifest: dict[str, Any], results_rows: int | None) -> list[str]:
     """One line per damaged file of the run directory ``root``: each finished stage's rows
-    file that is there, and ``results.jsonl`` (``results_rows`` rows read) when it does not hold the rows of
-    the finished stages."""
+    file that is there, and ``results.jsonl`` (``results_rows`` rows read) when it does not
+    hold the rows of the finished stages."""
     stages = manifest.get("stages")
     if not isinstance(stages, dict):
         return []
