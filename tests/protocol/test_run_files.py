@@ -212,3 +212,53 @@ def test_a_run_with_damaged_files_resumes_to_the_same_rows(mini_config, tmp_path
     run_protocol(parse_config(only), store.root, progress=False)
     assert read_results(results) == rows
     assert load_run(store.root).problems == []
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tmp_path):
+    """``pulse run`` killed with SIGKILL at random moments (model loads, training, evaluation,
+    between stages), re-run until it finishes: the rows of an uninterrupted run."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    config = {**mini_config, "methods": [{"method": "ga"}, {"method": "npo"}]}
+    config["train"] = {"max_steps": 12, "batch_size": 4}
+    config["scenarios"] = {
+        name: {"enabled": name == "finetuned"} for name in mini_config["scenarios"]
+    }
+    config["scenarios"]["finetuned"] |= {"people": 4}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def run(out, kill_after=None):
+        command = [sys.executable, "-m", "pulse.cli", "run", str(path), "--out", str(out)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kill_after is not None:
+            try:
+                process.wait(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+        _, err = process.communicate(timeout=600)
+        assert b"Traceback" not in err, err.decode()[-2000:]
+        return process.returncode
+
+    started = time.perf_counter()
+    assert run(tmp_path / "whole") == 0
+    whole = time.perf_counter() - started
+    # Each attempt resumes the one before and is killed a random part of a whole run's time
+    # later: loading, training, evaluating or writing, wherever that falls.
+    rng, kills = random.Random(19), 0
+    for _ in range(6):
+        if run(tmp_path / "killed", rng.uniform(0.2, 0.6) * whole) == 0:
+            break
+        kills += 1
+    assert kills >= 1  # at least one moment fell inside the run
+    assert run(tmp_path / "killed") == 0
+    expected = read_results(tmp_path / "whole" / "results.jsonl")
+    assert read_results(tmp_path / "killed" / "results.jsonl") == expected
+    assert load_run(tmp_path / "killed").problems == []
