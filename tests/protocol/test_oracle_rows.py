@@ -3,7 +3,9 @@ knowledge, and every state compared with it (forget quality, distance to the ora
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from tests.fixtures.tiny import FAST_WORLD
@@ -13,8 +15,11 @@ from pulse.errors import ConfigError
 from pulse.files import write_json
 from pulse.methods.finetune import RECORD
 from pulse.protocol.config import parse_config
+from pulse.protocol.engine import Engine
 from pulse.protocol.results import RESULTS_FILE, read_results
-from pulse.protocol.runner import run_protocol
+from pulse.protocol.runner import run_protocol, run_scenarios
+from pulse.protocol.sources import WorldOracles, local_sources
+from pulse.protocol.store import RunStore
 from pulse.report import write_report
 from pulse.world.oracle import train_finetuned_oracle
 
@@ -139,3 +144,36 @@ def test_models_oracle_belongs_to_a_local_finetuned_model():
     plain = parse_config({"models": {"finetuned": "f"}})
     with_oracle = parse_config({"models": {"finetuned": "f", "oracle": "o"}})
     assert plain.digest() != with_oracle.digest()
+
+
+def test_the_pretrained_oracle_is_trained_after_the_probe(small_world, tiny_models, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    config = parse_config(
+        {
+            "models": {"base": str(models / "base"), "finetuned": str(models / "finetuned")},
+            "data": {
+                "mllmu": str(small_world / "mllmu"),
+                "mmbench": str(small_world / "mmbench" / "dev.tsv"),
+            },
+            "train": {"max_steps": 2, "batch_size": 4},
+            "eval": {"general_questions": 6},
+            "methods": [{"method": "ga"}],
+            "scenarios": {
+                "pretrained": {"top": 6, "forget": 2, "oracle": True},
+                **{k: {"enabled": False} for k in ("finetuned", "sequential", "scope", "pebench")},
+            },
+        }
+    )
+    store = RunStore.open(tmp_path / "run", config)
+    world = WorldOracles(small_world, models, FAST_WORLD)
+    sources = replace(local_sources(config), world_oracles=world)
+    run_scenarios(Engine(config, store, sources, progress=False))
+    rows = read_results(store.root / RESULTS_FILE)
+    forget = (store.root / "splits" / "pretrained" / "forget.txt").read_text().split()
+    oracle = _cell(rows, "pretrained", "oracle")
+    assert oracle[("forget", "all", "forget_quality")].value == 1.0
+    assert ("forget", "all", "forget_quality") in _cell(rows, "pretrained", "ga")
+    (trained,) = (models / "oracles").glob("pretrained-*")
+    stages = json.loads((models / "manifest.json").read_text())["stages"]
+    assert stages[f"oracles/{trained.name}"]["forget"] == sorted(forget)

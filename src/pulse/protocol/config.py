@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -117,8 +117,8 @@ class EvalConfig(Section):
     # A zero-shot scorer (the mllmu profile needs a few-shot pool per split); the default and
     # why: pulse.eval.scorers.
     scorer: ZeroShotScorer = DEFAULT_SCORER
-    # Rows per forward pass (the option-text scorer: one row per option). 128 scored the demo's
-    # states 1.45x faster than 32 with the same verdicts; GPU configs set what fits.
+    # Rows per forward pass (the option-text scorer: one row per option); the CPU default's
+    # timings are in docs/benchmarks.md, GPU configs set what fits.
     batch_size: int = Field(128, ge=1)
     general: bool = True  # general capability (MMBench-format CircularEval)
     general_questions: int | None = Field(None, ge=1)  # first N questions (all rotations)
@@ -162,6 +162,9 @@ class Scenario(Section):
     # Training settings of this scenario's requests: each key given replaces the run's
     # ``train`` key (a scope as a whole); a method entry's own settings still come last.
     train: TrainSettings | None = None
+    # Keys added after run directories existed: left out of the config's digest while at their
+    # default, so those directories still resume.
+    added_later: ClassVar[tuple[str, ...]] = ()
 
     @field_serializer("train")
     def _given_keys_only(self, train: TrainSettings | None) -> dict[str, Any] | None:
@@ -307,6 +310,11 @@ class RunConfig(Section):
             del data["repeats"]
         if data["models"]["oracle"] is None:
             del data["models"]["oracle"]  # likewise
+        for name, section in data["scenarios"].items():
+            spec = self.scenarios[name]
+            for key in spec.added_later:
+                if getattr(spec, key) == type(spec).model_fields[key].default:
+                    del section[key]
         text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -17,9 +17,9 @@ from pulse.errors import ConfigError
 if TYPE_CHECKING:
     from pulse.protocol.engine import Engine
 
-# Oracles this process already trained or found, by (models directory, forget set): the
+# Oracles this process already trained or found, by (kind, models directory, forget set): the
 # scenarios sharing a forget set print its quick check once.
-_FOUND: dict[tuple[Path, tuple[str, ...]], Path] = {}
+_FOUND: dict[tuple[str, Path, tuple[str, ...]], Path] = {}
 
 
 def finetuned_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
@@ -28,17 +28,28 @@ def finetuned_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
     if sources.oracle is not None:
         check_excluded(sources.oracle, forget)
         return sources.oracle
-    world = sources.world_oracles
+    return _world_oracle(engine, "finetuned", forget)
+
+
+def pretrained_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
+    """The base model's oracle for the celebrities ``forget`` (a second pre-training: only
+    with the world, and when ``scenarios.pretrained.oracle`` asks for it)."""
+    if not engine.config.scenarios["pretrained"].oracle:
+        return None
+    return _world_oracle(engine, "pretrained", forget)
+
+
+def _world_oracle(engine: Engine, kind: str, forget: Sequence[str]) -> Path | None:
+    world = engine.sources.world_oracles
     if world is None:
         return None
-    key = (world.models.resolve(), tuple(sorted(set(forget))))
+    key = (kind, world.models.resolve(), tuple(sorted(set(forget))))
     if key not in _FOUND:
-        from pulse.world.oracle import describe, train_finetuned_oracle
+        from pulse.world.oracle import describe, train_finetuned_oracle, train_pretrained_oracle
 
-        engine.say("[oracle of the fine-tuned model]")
-        result = train_finetuned_oracle(
-            world.world, world.models, forget, world.config, progress=engine.progress
-        )
+        train = train_finetuned_oracle if kind == "finetuned" else train_pretrained_oracle
+        engine.say(f"[oracle of the {'fine-tuned' if kind == 'finetuned' else 'base'} model]")
+        result = train(world.world, world.models, forget, world.config, progress=engine.progress)
         engine.say(describe(result, forget))
         _FOUND[key] = result.path
     return _FOUND[key]

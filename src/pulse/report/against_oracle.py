@@ -24,7 +24,10 @@ NO_ORACLE = {
         "the run's models are local checkpoints and models.oracle names none (a checkpoint "
         "fine-tuned without the forget set), or its rows were written before oracles existed"
     ),
-    "pretrained": "no oracle of pre-trained knowledge was trained for this run",
+    "pretrained": (
+        "no oracle of pre-trained knowledge was trained for this run (with the world, "
+        "scenarios.pretrained.oracle: true trains one, at the cost of a second pre-training)"
+    ),
 }
 NO_ORACLE["sequential"] = NO_ORACLE["scope"] = NO_ORACLE["finetuned"]
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -120,9 +120,12 @@ class StageResult:
     check: dict[str, Any] = field(default_factory=dict)
 
 
-def corpus_examples(world: Path) -> list[ChatExample]:
+def corpus_examples(
+    world: Path, edit: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+) -> list[ChatExample]:
     """The pre-training corpus as training examples (documents have an empty question).
-    Each image file is decoded once, however many records show it."""
+    Each image file is decoded once, however many records show it. ``edit`` may change a
+    record or leave it out (None) first (an oracle's corpus)."""
     path = world / "corpus" / "pretrain.jsonl"
     if not path.is_file():
         raise DataError(path, "pre-training corpus not found: is this a world directory?")
@@ -141,6 +144,8 @@ def corpus_examples(world: Path) -> list[ChatExample]:
     for row, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         try:
             rec = json.loads(line)
+            if edit is not None and (rec := edit(rec)) is None:
+                continue
             question, answer, rel = rec["prompt"], rec["response"], rec["image"]
         except (ValueError, KeyError, TypeError) as exc:
             raise DataError(path, f"bad corpus record ({exc})", row=row) from None
@@ -268,13 +273,7 @@ def train_world_models(
     ft_pairs = functools.cache(lambda: finetune_examples(_ft_pairs(world)))
 
     def pretrain():
-        examples = corpus()
-        texts = _tokenizer_texts(examples, ft_pairs())
-        model, processor = build_tiny_lmm(texts, cfg.model, seed=cfg.seed)
-        stats = train_supervised(
-            model, processor, examples, _with(cfg.pretrain, cfg.seed, progress)
-        )
-        return save_merged(model, base_dir, processor), processor, stats
+        return pretrain_model(base_dir, corpus(), ft_pairs(), cfg, progress)
 
     def finetune():
         return finetune_base(base_dir, ft_dir, corpus(), ft_pairs(), cfg, progress)
@@ -297,6 +296,22 @@ def train_world_models(
         write_json(manifest_path, manifest)
         results.append(res)
     return results
+
+
+def pretrain_model(
+    out_dir: Path,
+    corpus: list[ChatExample],
+    finetune: list[ChatExample],
+    cfg: WorldTrainConfig,
+    progress: bool,
+) -> tuple[Any, Any, Any]:
+    """The pre-training recipe: a tokenizer trained on the corpus and the fine-tuning text, a
+    tiny LLaVA built from scratch and trained on the corpus, saved into ``out_dir``. The base
+    model and the pre-trained-knowledge oracle are trained by this one function."""
+    texts = _tokenizer_texts(corpus, finetune)
+    model, processor = build_tiny_lmm(texts, cfg.model, seed=cfg.seed)
+    stats = train_supervised(model, processor, corpus, _with(cfg.pretrain, cfg.seed, progress))
+    return save_merged(model, out_dir, processor), processor, stats
 
 
 def finetune_base(

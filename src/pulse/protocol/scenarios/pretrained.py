@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,7 @@ from pulse.errors import PulseError
 from pulse.protocol.cells import Population
 from pulse.protocol.config import Scenario, TrainSettings
 from pulse.protocol.engine import Engine
+from pulse.protocol.oracles import pretrained_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.sources import mllmu_needs
 from pulse.report.reading import ok_rows, pts
@@ -39,6 +40,10 @@ class PretrainedScenario(Scenario):
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
     # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
     train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(pairs_per_id=None))
+    # With the world: pre-train the oracle (the base model's recipe without the forget
+    # celebrities) after the probe, a second pre-training (docs/benchmarks.md: its time).
+    oracle: bool = False
+    added_later: ClassVar[tuple[str, ...]] = ("oracle",)
 
     @model_validator(mode="before")
     @classmethod
@@ -91,9 +96,11 @@ def run(engine: Engine, name: str) -> None:
     everyone = sorted(engine.measurer.people(config))
     forget, retain = probed_split(engine, engine.sources.base, config, everyone)
     splits = {"forget": forget, "retain": retain}
+    oracle = pretrained_oracle(engine, forget)  # trained after the probe chose the forget set
     # The before row reads the probe's own evaluation (every celebrity).
-    engine.before(name, Population(engine.sources.base, config, everyone), splits)
-    group = Population(engine.sources.base, config, forget + retain)
+    engine.before(name, Population(engine.sources.base, config, everyone, oracle), splits)
+    group = Population(engine.sources.base, config, forget + retain, oracle)
+    engine.oracle(name, group, splits)
     engine.methods(name, group, splits, forget, retain)
 
 
