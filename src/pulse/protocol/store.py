@@ -73,6 +73,9 @@ class RunStore:
         self.root = root
         self.manifest = manifest
         self._told: set[str] = set()  # stages whose damaged file was already said
+        # Stage files found whole, by (checksum, size, mtime): the results file is rebuilt after
+        # every stage, which would otherwise hash every finished stage's file each time.
+        self._whole: dict[str, tuple[Any, int, int]] = {}
 
     @classmethod
     def open(cls, root: str | Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
@@ -123,8 +126,18 @@ class RunStore:
         record = self.manifest["stages"].get(stage, {})
         if record.get("status") not in FINISHED:
             return False
-        problem = stage_file_problem(self.rows_path(stage), record)
+        path = self.rows_path(stage)
+        try:
+            stat = path.stat()
+            seen = (record.get("sha256"), stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            seen = None
+        if seen is not None and self._whole.get(stage) == seen:
+            return True
+        problem = stage_file_problem(path, record)
         if problem is None:
+            if seen is not None:
+                self._whole[stage] = seen
             return True
         if stage not in self._told:
             self._told.add(stage)
