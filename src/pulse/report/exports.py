@@ -134,21 +134,24 @@ def table_latex(table: Table) -> str:
         latex_escape(c.label) for c in table.columns
     ]
     lines += [" & ".join(header) + r" \\", r"\midrule"]
-    for row in table.rows:
+    for index, row in enumerate(table.rows):
         keys_tex = [latex_escape(k) for k in row.keys]
         if row.status != "ok":
             body = [rf"\multicolumn{{{width}}}{{c}}{{\textit{{{latex_escape(row.status)}}}}}"]
         else:
             body = [_latex_cell(row, c.key) for c in table.columns]
         lines.append(" & ".join(keys_tex + body) + r" \\")
-        if row.is_reference and row is _last_reference(table):
+        if row.is_reference and not _reference_follows(table, index):
             lines.append(r"\midrule")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
-def _last_reference(table: Table) -> TableRow | None:
-    """The last of the reference rows (before, oracle), which a rule separates from the
-    methods."""
-    references = [row for row in table.rows if row.is_reference]
-    return references[-1] if references else None
+def _reference_follows(table: Table, index: int) -> bool:
+    """Whether the row after ``index`` is a reference row (before, oracle) of the same setting:
+    a rule closes each group of reference rows (one per PEBench target kind)."""
+    rows = table.rows
+    if index + 1 >= len(rows):
+        return False
+    later = rows[index + 1]
+    return later.is_reference and later.setting == rows[index].setting
