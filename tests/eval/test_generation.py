@@ -12,6 +12,7 @@ from pulse.eval.generation import (
     generate_mcq,
     generate_texts,
     mllmu_mcq,
+    mllmu_prompts,
     score_cloze,
     score_generation,
 )
@@ -85,6 +86,20 @@ def test_mllmu_scorer_uses_the_published_verdict(tiny, mcq_items):
         assert record.correct == mllmu_verdict(response, item.answer)
         head = response[:1].upper()
         assert record.prediction == (head if head in item.options else None)
+
+
+def test_an_items_mllmu_prompt_does_not_depend_on_what_else_is_scored(mcq_items):
+    """Scored alone, with the whole set, or with a pool holding its own person: the same prompt,
+    never an example of its own person."""
+    people = {i.entity_id: i for i in mcq_items}
+    everything = mllmu_prompts(mcq_items, mcq_items, seed=5)
+    for index in (0, len(mcq_items) // 2, len(mcq_items) - 1):
+        item = mcq_items[index]
+        assert mllmu_prompts([item], mcq_items, seed=5) == [everything[index]]
+        others = [p for p in mcq_items if p.entity_id != item.entity_id]
+        # the same as from a pool without its own person: none of theirs was drawn
+        assert mllmu_prompts([item], others, seed=5) == [everything[index]]
+    assert len(people) > 1
 
 
 def test_cloze_and_generation_scores(tiny, full_items):

@@ -128,7 +128,32 @@ def generate_mcq(
 
 def fewshot_pool(items: Sequence[QAItem]) -> list[FewShotExample]:
     """Solved examples for :func:`mllmu_prompt` from multiple-choice items."""
-    return [FewShotExample(i.question, i.options, i.answer, i.id) for i in items]
+    return [FewShotExample(i.question, i.options, i.answer, i.id, i.entity_id) for i in items]
+
+
+def mllmu_prompts(
+    items: Sequence[QAItem], pool: Sequence[QAItem], *, seed: int = 0, shots: int = 1
+) -> list[str]:
+    """Each item's few-shot prompt: a function of the item, ``seed`` and ``pool`` alone (not of
+    the other items evaluated with it). Examples come from the pool items of the item's own
+    modality (all of the pool when it has none of that modality), never of the item's own
+    entity (its answers), seeded by ``(seed, item id)``."""
+    by_modality = {m: fewshot_pool([p for p in pool if p.modality is m]) for m in Modality}
+    everything = fewshot_pool(pool)
+    prompts = []
+    for item in items:
+        candidates = by_modality[item.modality] or everything
+        prompts.append(
+            mllmu_prompt(
+                item.question,
+                item.options,
+                pool=[ex for ex in candidates if ex.entity != item.entity_id],
+                seed=seed,
+                key=item.id,
+                shots=shots,
+            )
+        )
+    return prompts
 
 
 def mllmu_mcq(
@@ -143,30 +168,11 @@ def mllmu_mcq(
 ) -> list[ItemRecord]:
     """MLLMU-Bench's MCQ protocol: few-shot prompt, greedy answer, first-character verdict.
 
-    Each item's examples are drawn from the pool items of its own modality (all of the pool
-    when it has none of that modality), seeded by ``(seed, item id)``.
+    Each item's prompt: :func:`mllmu_prompts` (the same whatever else is evaluated).
     """
     _check_kind(items, ItemKind.MCQ, "mllmu_mcq")
     _check_kind(pool, ItemKind.MCQ, "the mllmu few-shot pool")
-    shared = {i.entity_id for i in items} & {p.entity_id for p in pool}
-    if shared:
-        raise ValueError(
-            f"the few-shot pool shares entities with the items under evaluation "
-            f"(e.g. {sorted(shared)[0]!r}): it would show their answers in the prompt"
-        )
-    by_modality = {m: fewshot_pool([p for p in pool if p.modality is m]) for m in Modality}
-    everything = fewshot_pool(pool)
-    prompts = [
-        mllmu_prompt(
-            i.question,
-            i.options,
-            pool=by_modality[i.modality] or everything,
-            seed=seed,
-            key=i.id,
-            shots=shots,
-        )
-        for i in items
-    ]
+    prompts = mllmu_prompts(items, pool, seed=seed, shots=shots)
     responses = _answers(model, processor, items, prompts, cfg or GenConfig())
     records = []
     for item, response in zip(items, responses, strict=True):

@@ -80,6 +80,7 @@ class FewShotExample:
     options: Mapping[str, str]
     answer: str
     id: str = ""  # for a stable order of the pool; e.g. the item id
+    entity: str = ""  # whose example it is: never drawn for an item of the same entity
 
 
 def mllmu_prompt(

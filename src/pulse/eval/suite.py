@@ -18,8 +18,9 @@ The result is an :class:`EvalResult` whose ``to_dict`` is the JSON ``--out`` wri
 summaries hold a tally (``n``, ``total``, ``mean``) overall, per modality, per entity and per
 (entity, modality); ``intervals`` gives the 95 % interval ``[low, high]`` (or ``null``) of the
 overall and per-modality means (a bootstrap over entities; MMBench: Wilson over questions, see
-:mod:`pulse.eval.intervals`). The ``mllmu`` scorer's few-shot examples come from profiles that
-are neither in the split nor in any ``forget_*`` config (``fewshot_pool`` overrides).
+:mod:`pulse.eval.intervals`). The ``mllmu`` scorer's few-shot examples come from one fixed pool,
+the ``Retain_Set`` / ``Full_Set`` profiles outside every ``forget_*`` config (``fewshot_pool``
+overrides), never from the item's own entity: an item's prompt is the same in every split.
 
 Re-exported here for one import: :func:`probe` (knowledge probing) and :func:`pebench_eval`.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,11 @@ def split_items(data_dir: str | Path, split: str | None) -> tuple[Path, list[QAI
     return root, [i for p in read_mllmu(root, split) for i in profile_items(p)]
 
 
-def default_fewshot_pool(root: Path, exclude: set[str]) -> list[QAItem]:
+def default_fewshot_pool(root: Path, exclude: Iterable[str] = ()) -> list[QAItem]:
     """MCQ items of ``Retain_Set`` / ``Full_Set`` profiles outside ``exclude`` and outside every
-    ``forget_*`` config: the few-shot examples never show a forget answer."""
+    ``forget_*`` config: the few-shot examples never show a forget answer. The pool does not
+    depend on the split evaluated, so an item gets the same prompt in every split (an item's
+    own entity is left out of its candidates: :func:`pulse.eval.generation.mllmu_prompts`)."""
     configs = list_configs(root)
     banned = set(exclude)
     for config in configs:
@@ -214,14 +217,13 @@ def evaluate(
         rows = read_mmbench(mmbench_path)
     pool = None
     if "mcq" in names and scorer == "mllmu":
-        exclude = {i.entity_id for i in items["mcq"]}
         pool = list(fewshot_pool) if fewshot_pool is not None else None
         if pool is None and root is not None:
-            pool = default_fewshot_pool(root, exclude)
+            pool = default_fewshot_pool(root)
         if not pool:
             raise ConfigError(
-                "the mllmu scorer needs few-shot examples of entities outside the split and the "
-                "forget sets: none found (pass fewshot_pool)"
+                "the mllmu scorer needs few-shot examples of entities outside the forget sets: "
+                "none found (pass fewshot_pool)"
             )
 
     from pulse.models.loading import load_model_and_processor
