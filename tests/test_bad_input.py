@@ -100,6 +100,16 @@ def test_run_refuses_unusable_numbers_before_creating_anything(cli, tmp_path, ov
     assert not out.exists()
 
 
+def test_more_sequential_requests_than_forget_people_is_refused_before_the_run(cli, tmp_path):
+    out = tmp_path / "run"
+    config = _config(
+        tmp_path, "scenarios:\n  finetuned: {people: 4}\n  sequential: {requests: 3}\n"
+    )
+    code, err = cli("run", "--out", out, config)
+    refused(code, err, str(config), "scenarios.sequential.requests: 3 asked for", "has 2 people")
+    assert not out.exists()
+
+
 def _config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")

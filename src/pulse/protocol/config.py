@@ -171,6 +171,10 @@ class Scenario(Section):
         # Only what the user wrote: a saved config read back must override the same keys.
         return None if train is None else train.model_dump(mode="json", exclude_unset=True)
 
+    def check(self, config: RunConfig) -> None:
+        """Checks against the rest of the config (raise ValueError), run when the config is
+        parsed: what the scenario would otherwise refuse after the run directory exists."""
+
     def on_by_default(self, config: RunConfig) -> bool:
         """Whether the scenario runs when its config leaves ``enabled`` unset (None)."""
         return True
@@ -278,6 +282,15 @@ class RunConfig(Section):
                 raise ValueError(
                     "'oracle' is reserved for the model trained without the forget set"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _scenarios_agree(self) -> RunConfig:
+        for name in self.enabled():
+            try:
+                self.scenarios[name].check(self)
+            except ValueError as exc:
+                raise ValueError(f"scenarios.{name}.{exc}") from None
         return self
 
     def train_of(self, scenario: str) -> TrainSettings:

@@ -32,8 +32,13 @@ def forget_retain(
         raise ConfigError(
             f"need at least 2 people to split into forget and retain, got {len(order)}"
         )
-    n_forget = min(max(1, round(fraction * len(order))), len(order) - 1)
+    n_forget = forget_size(len(order), fraction)
     return sorted(order[:n_forget]), sorted(order[n_forget:])
+
+
+def forget_size(people: int, fraction: float) -> int:
+    """How many of ``people`` (at least 2) :func:`forget_retain` puts in the forget set."""
+    return min(max(1, round(fraction * people)), people - 1)
 
 
 def partition(ids: Sequence[str], k: int, seed: int) -> list[list[str]]:

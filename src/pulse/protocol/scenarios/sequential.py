@@ -16,14 +16,15 @@ from pydantic import Field, model_validator
 
 from pulse.data.splits import read_split, write_split
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
-from pulse.protocol.config import MethodEntry, Scenario
+from pulse.protocol.config import MethodEntry, RunConfig, Scenario
 from pulse.protocol.engine import Engine
 from pulse.protocol.measure import gap_rows
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.results import ResultRow
+from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
 from pulse.protocol.scenarios.finetuned import fictitious
 from pulse.protocol.sources import mllmu_needs
-from pulse.protocol.splits import partition, sequential_splits
+from pulse.protocol.splits import forget_size, partition, sequential_splits
 from pulse.report.reading import (
     also,
     gap_note,
@@ -61,6 +62,19 @@ class SequentialScenario(Scenario):
                 "continue uses the initial model as reference, merge the previous request's model"
             )
         return self
+
+    def check(self, config: RunConfig) -> None:
+        # Refused here, before a run directory exists, when the config fixes the count.
+        finetuned = config.scenarios.get(FINETUNED)
+        people = getattr(finetuned, "people", None)
+        if people is None or getattr(finetuned, "forget", None) is not None:
+            return
+        forget = forget_size(people, finetuned.forget_fraction)
+        if self.requests > forget:
+            raise ValueError(
+                f"requests: {self.requests} asked for, but the finetuned forget set has "
+                f"{forget} people ({people} people x forget_fraction {finetuned.forget_fraction})"
+            )
 
     @property
     def reference_policy(self) -> Literal["initial", "previous"]:
