@@ -205,7 +205,9 @@ def test_a_method_that_raises_is_recorded_as_failed(mini_config, tmp_path, monke
 
     monkeypatch.setattr(request_module, "run_request", flaky)
     config = {**mini_config, "scenarios": {"finetuned": {"people": 4}}}
-    config["scenarios"] |= {k: {"enabled": False} for k in ("pretrained", "sequential", "scope")}
+    config["scenarios"] |= {
+        k: {"enabled": False} for k in ("pretrained", "sequential", "scope", "pebench")
+    }
     store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
     rows = read_results(store.root / RESULTS_FILE)
     failed = [r for r in rows if r.method == "npo"]

@@ -93,9 +93,9 @@ def finetuned_model(engine: Engine, rows: Sequence[PEBenchRow]) -> Path:
     out = engine.store.path("models", NAME)
     if (out / "config.json").is_file():
         return out
+    from pulse.methods.supervised import TrainConfig, train_supervised
     from pulse.models.adapters import apply_scope, save_merged
     from pulse.models.loading import load_model_and_processor
-    from pulse.methods.supervised import TrainConfig, train_supervised
 
     assert engine.sources.base is not None
     train = engine.config.train_of(NAME)
