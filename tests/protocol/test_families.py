@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import pytest
+from tests.fixtures.families import idefics3, llava_next
 from transformers import AutoTokenizer
 
 from pulse.models.adapters import save_merged
 from pulse.protocol.config import parse_config
 from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import run_protocol
-from tests.fixtures.families import idefics3, llava_next
 
 BUILDERS = {"llava_next": llava_next, "idefics3": idefics3}
 

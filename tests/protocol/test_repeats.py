@@ -15,7 +15,8 @@ from pulse.report import headline_table, write_report
 def repeated(mini_config, **scenarios):
     config = {**mini_config, "repeats": 2, "methods": [{"method": "ga"}]}
     config["scenarios"] = {
-        name: {"enabled": False} for name in ("finetuned", "pretrained", "sequential", "scope", "pebench")
+        name: {"enabled": False}
+        for name in ("finetuned", "pretrained", "sequential", "scope", "pebench")
     } | scenarios
     return config
 
