@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,20 +93,14 @@ def train_finetuned_oracle(
         )
     name = oracle_name("finetuned", keys["finetuned"], forget)
     path = models / ORACLES / name
-    entry = manifest["stages"].get(f"{ORACLES}/{name}", {})
-    if entry.get("status") == "done" and path.is_dir():
-        return StageResult(f"oracle {name}", path, True, check=entry.get("check", {}))
-    pairs = oracle_finetune_pairs(world, forget)
-    model, processor, stats = finetune_base(
-        models / "base", path, corpus_examples(world), finetune_examples(pairs), cfg, progress
-    )
-    result = StageResult(
-        f"oracle {name}", path, False, stats.seconds, stats.steps, stats.first_loss, stats.last_loss
-    )
-    if check:
-        result.check = quick_check(model, processor, world, "finetuned", forget=forget)
-    _record(manifest_path, name, forget, result)
-    return result
+
+    def train():
+        pairs = oracle_finetune_pairs(world, forget)
+        return finetune_base(
+            models / "base", path, corpus_examples(world), finetune_examples(pairs), cfg, progress
+        )
+
+    return _oracle_stage(world, models, name, forget, train, "finetuned", check)
 
 
 def forget_names(world: Path, forget: Collection[str]) -> dict[str, str]:
@@ -167,19 +161,38 @@ def train_pretrained_oracle(
     keys = cfg.stage_keys(world)
     name = oracle_name("pretrained", keys["base"], forget)
     path = models / ORACLES / name
+
+    def train():
+        corpus = corpus_examples(world, CorpusFilter(world, forget))
+        finetune = finetune_examples(_ft_pairs(world))
+        return pretrain_model(path, corpus, finetune, cfg, progress)
+
+    return _oracle_stage(world, models, name, forget, train, "base", check)
+
+
+def _oracle_stage(
+    world: Path,
+    models: Path,
+    name: str,
+    forget: Collection[str],
+    train: Callable[[], tuple[Any, Any, Any]],
+    stage: str,
+    check: bool,
+) -> StageResult:
+    """The oracle ``name`` read back when its manifest entry says done, else ``train()``ed,
+    quick-checked as the world's ``stage`` model (the forget people apart) and recorded."""
+    path = models / ORACLES / name
     manifest_path = models / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     entry = manifest.get("stages", {}).get(f"{ORACLES}/{name}", {})
     if entry.get("status") == "done" and path.is_dir():
         return StageResult(f"oracle {name}", path, True, check=entry.get("check", {}))
-    corpus = corpus_examples(world, CorpusFilter(world, forget))
-    finetune = finetune_examples(_ft_pairs(world))
-    model, processor, stats = pretrain_model(path, corpus, finetune, cfg, progress)
+    model, processor, stats = train()
     result = StageResult(
         f"oracle {name}", path, False, stats.seconds, stats.steps, stats.first_loss, stats.last_loss
     )
     if check:
-        result.check = quick_check(model, processor, world, "base", forget=forget)
+        result.check = quick_check(model, processor, world, stage, forget=forget)
     _record(manifest_path, name, forget, result)
     return result
 
