@@ -48,6 +48,18 @@ class Display:
     modality: str | None = None  # None: any modality ("all" preferred)
 
 
+# A sample of a metric measured against the oracle: the state's records and the oracle's.
+OraclePair = tuple[list[Any], list[Any]]
+
+
+def modality_displays(split: str, prefix: str = "") -> tuple[Display, Display]:
+    """The multimodal and text-only columns of ``split``, labelled ``<prefix>multimodal``."""
+    return (
+        Display(f"{prefix}multimodal", split, "multimodal"),
+        Display(f"{prefix}text-only", split, "text"),
+    )
+
+
 class Metric:
     """Base declaration; a metric module subclasses it and registers one instance.
 

@@ -17,17 +17,16 @@ from scipy.stats import ks_2samp
 from pulse.eval.records import ItemRecord
 from pulse.protocol.metrics.base import (
     FORGET_SPLITS,
-    Display,
     Group,
     Metric,
+    OraclePair,
     Splits,
     mean,
+    modality_displays,
     split_groups,
 )
 from pulse.protocol.metrics.registry import register_metric
 from pulse.protocol.metrics.truth_ratio import TRUTH_RATIO
-
-Pair = tuple[list[ItemRecord], list[ItemRecord]]  # the state's and the oracle's records
 
 # KS at this level: a p-value above it cannot tell the state from the oracle.
 KS_LEVEL = 0.05
@@ -53,10 +52,8 @@ class ForgetQuality(Metric):
         "oracle)"
     )
     columns = (
-        Display("multimodal", "forget", "multimodal"),
-        Display("text-only", "forget", "text"),
-        Display("forgotten so far, multimodal", "forgotten", "multimodal"),
-        Display("forgotten so far, text-only", "forgotten", "text"),
+        *modality_displays("forget"),
+        *modality_displays("forgotten", "forgotten so far, "),
     )
 
     def groups(self, splits: Splits):
@@ -65,10 +62,10 @@ class ForgetQuality(Metric):
     def select(self, measurement, group: Group) -> list[ItemRecord] | None:
         return TRUTH_RATIO.select(measurement, group)
 
-    def value(self, samples: Sequence[Pair]) -> float:
+    def value(self, samples: Sequence[OraclePair]) -> float:
         return mean(forget_quality(_ratios(state), _ratios(oracle)) for state, oracle in samples)
 
-    def count(self, samples: Sequence[Pair]) -> int:
+    def count(self, samples: Sequence[OraclePair]) -> int:
         return len(samples[0][0])
 
 

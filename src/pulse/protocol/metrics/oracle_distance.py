@@ -17,16 +17,15 @@ from pulse.eval.records import ItemRecord, tally
 from pulse.protocol.metrics.accuracy import mcq_records
 from pulse.protocol.metrics.base import (
     FORGET_SPLITS,
-    Display,
     Group,
     Metric,
+    OraclePair,
     Splits,
     mean,
+    modality_displays,
     split_groups,
 )
 from pulse.protocol.metrics.registry import register_metric
-
-Pair = tuple[list[ItemRecord], list[ItemRecord]]  # the state's and the oracle's records
 
 ORACLE_SPLITS = FORGET_SPLITS | {"retain"}
 
@@ -43,12 +42,9 @@ class OracleDistance(Metric):
         "paired interval over people"
     )
     columns = (
-        Display("forget, multimodal", "forget", "multimodal"),
-        Display("forget, text-only", "forget", "text"),
-        Display("forgotten so far, multimodal", "forgotten", "multimodal"),
-        Display("forgotten so far, text-only", "forgotten", "text"),
-        Display("retain, multimodal", "retain", "multimodal"),
-        Display("retain, text-only", "retain", "text"),
+        *modality_displays("forget", "forget, "),
+        *modality_displays("forgotten", "forgotten so far, "),
+        *modality_displays("retain", "retain, "),
     )
 
     def groups(self, splits: Splits):
@@ -57,13 +53,13 @@ class OracleDistance(Metric):
     def select(self, measurement, group: Group) -> list[ItemRecord] | None:
         return mcq_records(measurement.mcq, group)
 
-    def value(self, samples: Sequence[Pair]) -> float:
+    def value(self, samples: Sequence[OraclePair]) -> float:
         return mean(tally(state).mean - tally(oracle).mean for state, oracle in samples)
 
-    def count(self, samples: Sequence[Pair]) -> int:
+    def count(self, samples: Sequence[OraclePair]) -> int:
         return len(samples[0][0])
 
-    def interval(self, samples: Sequence[Pair]) -> Interval | None:
+    def interval(self, samples: Sequence[OraclePair]) -> Interval | None:
         # Every seed's state against the one oracle, question by question.
         return paired_person_bootstrap_over_seeds([s for s, _ in samples], [samples[0][1]])
 
