@@ -4,7 +4,10 @@ scenario kind, and a metric no longer registered, in a results.jsonl with no man
 
 from __future__ import annotations
 
+import csv
 import json
+
+import pytest
 
 from pulse.report import write_report
 
@@ -58,6 +61,10 @@ def test_an_older_run_directory_still_reports(tmp_path):
     report = files.markdown.read_text(encoding="utf-8")
     assert "Fine-tuned knowledge" in report and "PEBench: person and event targets" in report
     assert "retired_metric" not in report
-    csv = (run / "tables" / "finetuned.csv").read_text(encoding="utf-8")
-    assert "30.0" in csv or "0.3" in csv  # ga's forget accuracy
+    with (run / "tables" / "finetuned.csv").open(encoding="utf-8") as handle:
+        by_method = {r["method"]: r for r in csv.DictReader(handle)}
+    assert float(by_method["ga"]["forget_multimodal"]) == pytest.approx(30.0)  # in %
+    assert float(by_method["ga"]["forget_multimodal_delta"]) == pytest.approx(
+        -60.0
+    )  # points against before
     assert files.html.is_file()
