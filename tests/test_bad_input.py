@@ -146,6 +146,32 @@ def test_an_id_list_that_is_not_utf8_is_named(cli, tmp_path, option):
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("format_", "name"), [("mmbench", "dev.tsv"), ("pebench", "PEBench.csv")])
+def test_a_table_that_is_not_utf8_names_the_file_and_line(
+    cli, small_world, tmp_path, format_, name
+):
+    """A latin-1 byte on the third line of a TSV / CSV: the file and that line (row 3, the
+    header being row 1) in validation and in the reader evaluation uses."""
+    import shutil
+
+    from pulse.data.mmbench import read_mmbench
+    from pulse.data.pebench import read_pebench
+    from pulse.errors import DataError
+
+    source = small_world / format_ / name
+    copy = tmp_path / format_
+    shutil.copytree(source.parent, copy)
+    path = copy / name
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"e", b"\xe9", 1)
+    path.write_bytes(b"\n".join(lines))
+    code, err = cli("data", "validate", format_, path)
+    refused(code, err, f"{path}, row 3: not UTF-8 text (byte 0xe9)")
+    with pytest.raises(DataError) as exc:
+        (read_mmbench if format_ == "mmbench" else read_pebench)(path)
+    assert err.strip() == f"error: {exc.value}"
+
+
 def _run_dir(tmp_path: Path) -> Path:
     from pulse.protocol.config import parse_config
     from pulse.protocol.results import ResultRow

@@ -3,6 +3,7 @@ header matching, and empty-file checks shared by both readers."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
@@ -41,10 +42,7 @@ def read_delimited(path: str | Path, delimiter: str) -> TextTable:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate the BOM that Excel writes
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"expected UTF-8 text ({exc})") from None
+    text = _utf8_text(path)
     if not text.strip():
         raise DataError(path, "the file is empty: expected a header line and data rows")
     # Base64 images are far longer than csv's default 128 KiB field limit.
@@ -78,6 +76,22 @@ def read_delimited(path: str | Path, delimiter: str) -> TextTable:
     if not rows:
         raise DataError(path, "no data rows: expected at least one row after the header")
     return TextTable(path, header, rows)
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's UTF-8 text (a leading BOM, which Excel writes, dropped); text that is not
+    UTF-8 is one line naming the file line (a row's number, header = 1) of the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        detail = f"not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"
+        raise DataError(path, detail, row=line) from None
 
 
 def write_delimited(
