@@ -41,6 +41,9 @@ KNOWN_CONFIGS = (
     "retain_95",
     "retain_90",
     "retain_85",
+    # pulse's own: people never trained on (membership inference's non-members)
+    "Holdout_Set",
+    "Holdout_Celebrities",
 )
 _OTHER_CONFIG = re.compile(r"(forget|retain)_[A-Za-z0-9_]+")
 PARQUET_NAME = "train-00000-of-00001.parquet"

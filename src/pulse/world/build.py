@@ -37,12 +37,16 @@ from pulse.errors import ConfigError
 from pulse.files import write_json
 from pulse.world.corpus import celebrity_records, skill_records
 from pulse.world.images import draw_portrait, draw_scene, event_style
-from pulse.world.people import Person, invent_people
+from pulse.world.people import HOLDOUT_GROUPS, Person, invent_holdout, invent_people
 from pulse.world.questions import ItemPlan, benchmark_tasks, plan_items, training_pairs
 from pulse.world.skills import CATEGORIES, SkillQuestion, make_questions
 from pulse.world.vocab import EVENTS
 
-WORLD_FORMAT_VERSION = 4  # 4: cloze questions without a capitalised subject mid-sentence
+# 4: cloze questions without a capitalised subject mid-sentence; 5: holdout people
+WORLD_FORMAT_VERSION = 5
+# The MLLMU-Bench configs of the holdout people (never trained on: membership inference).
+HOLDOUT_FICTITIOUS = "Holdout_Set"
+HOLDOUT_CELEBRITIES = "Holdout_Celebrities"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,19 @@ class WorldSize:
     cloze_per_modality: int = 2
     forget_percents: tuple[int, ...] = (5, 10, 15, 50)
     skill_mcq_orders: int = 3
+    # People made like the fictitious people and the celebrities and never trained on (the
+    # non-members of membership inference). None: a quarter of their group, at least 4.
+    holdout_fictitious: int | None = None
+    holdout_celebrities: int | None = None
+
+    def __post_init__(self) -> None:
+        defaults = {
+            "holdout_fictitious": self.fictitious,
+            "holdout_celebrities": self.celebrities,
+        }
+        for name, group in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, max(4, group // 4))
 
 
 SIZES: dict[str, WorldSize] = {
@@ -172,6 +189,13 @@ def _write_world(root: Path, seed: int, size_name: str, size: WorldSize) -> dict
         g: [p for p in people if p.group == g] for g in ("celebrity", "fictitious", "pebench")
     }
     names = {p.id: p.name for p in people}
+    # Holdout people from streams of their own: everyone above keeps their bytes.
+    holdout = invent_holdout(
+        _rng(seed, "holdout-people"),
+        {"fictitious": size.holdout_fictitious, "celebrity": size.holdout_celebrities},
+        people,
+        (size.fame_most, size.fame_least),
+    )
 
     # portraits: every rendering of every person
     portraits: dict[str, list[bytes]] = {}
@@ -179,6 +203,13 @@ def _write_world(root: Path, seed: int, size_name: str, size: WorldSize) -> dict
     for p in people:
         portraits[p.id] = [
             _save_png(root, _portrait_rel(p.id, k), draw_portrait(p.face, k, images_rng))
+            for k in range(size.renderings)
+        ]
+
+    holdout_rng = _rng(seed, "holdout-portraits")
+    for p in holdout:
+        portraits[p.id] = [
+            _save_png(root, _portrait_rel(p.id, k), draw_portrait(p.face, k, holdout_rng))
             for k in range(size.renderings)
         ]
 
@@ -193,6 +224,7 @@ def _write_world(root: Path, seed: int, size_name: str, size: WorldSize) -> dict
         root, seed, size, by_group["celebrity"], names, portraits, events, skills_train
     )
     plans = _write_mllmu(root, seed, size, by_group, portraits)
+    plans |= _write_holdout(root, seed, size, holdout, portraits)
     n_dev_rows = _write_mmbench(root, seed, size, skills_train)
     scenes = _write_pebench(root, seed, size, by_group["pebench"], portraits, events)
 
@@ -200,6 +232,8 @@ def _write_world(root: Path, seed: int, size_name: str, size: WorldSize) -> dict
         "celebrities": size.celebrities,
         "fictitious": size.fictitious,
         "pebench_people": size.pebench_people,
+        "holdout_fictitious": size.holdout_fictitious,
+        "holdout_celebrities": size.holdout_celebrities,
         "events": size.events,
         "corpus_records": len(corpus),
         "mmbench_dev_rows": n_dev_rows,
@@ -213,7 +247,7 @@ def _write_world(root: Path, seed: int, size_name: str, size: WorldSize) -> dict
             "size": size_name,
             "sizes": asdict(size),
             "counts": counts,
-            "people": [p.to_json() for p in people],
+            "people": [p.to_json() for p in [*people, *holdout]],
             "events": events,
             "item_plans": {pid: asdict(plan) for pid, plan in plans.items()},
             "pebench_scenes": scenes,
@@ -350,6 +384,29 @@ def _write_mllmu(
         n = max(1, round(len(order) * percent / 100))
         write_mllmu(mllmu, f"forget_{percent}", [full[i] for i in sorted(order[:n])])
         write_mllmu(mllmu, f"retain_{100 - percent}", [full[i] for i in sorted(order[n:])])
+    return plans
+
+
+def _write_holdout(
+    root: Path,
+    seed: int,
+    size: WorldSize,
+    holdout: list[Person],
+    portraits: dict[str, list[bytes]],
+) -> dict[str, ItemPlan]:
+    """The holdout people as Holdout_Set (fictitious) and Holdout_Celebrities, laid out like
+    Full_Set and Retain_Set: the same questions and training pairs (``metadata``), in no
+    training config (ft_Data) and no corpus record."""
+    rng = _rng(seed, "holdout-questions")
+    plans: dict[str, ItemPlan] = {}
+    for kind, config in (("fictitious", HOLDOUT_FICTITIOUS), ("celebrity", HOLDOUT_CELEBRITIES)):
+        rows = []
+        for p in (p for p in holdout if p.group == HOLDOUT_GROUPS[kind]):
+            plans[p.id] = plan_items(rng, size.mcq_per_modality, size.cloze_per_modality)
+            tasks = benchmark_tasks(rng, p, plans[p.id])
+            rows.append(_profile(p, portraits[p.id][0], _portrait_rel(p.id, 0), tasks, True))
+        if rows:
+            write_mllmu(root / "mllmu", config, rows)
     return plans
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from pulse.world.vocab import (
@@ -34,7 +35,9 @@ MIN_FACE_DISTANCE = 4
 class Person:
     id: str
     name: str
-    group: str  # "celebrity" (pre-training), "fictitious" (fine-tuning), "pebench"
+    # "celebrity" (pre-training), "fictitious" (fine-tuning), "pebench"; "holdout_celebrity" and
+    # "holdout_fictitious": made like those two and never trained on (membership inference)
+    group: str
     attributes: dict[str, str]
     face: dict[str, str]
     fame: int = 0  # how many corpus contexts mention a celebrity (0 for others)
@@ -44,16 +47,17 @@ class Person:
         return asdict(self)
 
 
-def invent_names(rng: random.Random, count: int) -> list[str]:
-    """Distinct two-part names from syllables (first: 2 syllables, last: 2 or 3)."""
+def invent_names(rng: random.Random, count: int, taken: Sequence[str] = ()) -> list[str]:
+    """Distinct two-part names from syllables (first: 2 syllables, last: 2 or 3), sharing no
+    part with each other or with the ``taken`` names."""
 
     def word(syllables: int) -> str:
         parts = [rng.choice(NAME_ONSETS) + rng.choice(NAME_VOWELS) for _ in range(syllables)]
         return ("".join(parts) + rng.choice(NAME_CODAS)).capitalize()
 
     names: list[str] = []
-    firsts: set[str] = set()
-    lasts: set[str] = set()
+    firsts: set[str] = {name.split(" ", 1)[0] for name in taken}
+    lasts: set[str] = {name.split(" ", 1)[1] for name in taken}
     while len(names) < count:
         first, last = word(2), word(rng.choice((2, 3)))
         # Unique first and last names: a name part then identifies a single person.
@@ -65,11 +69,14 @@ def invent_names(rng: random.Random, count: int) -> list[str]:
     return names
 
 
-def invent_faces(rng: random.Random, count: int) -> list[dict[str, str]]:
+def invent_faces(
+    rng: random.Random, count: int, taken: Sequence[dict[str, str]] = ()
+) -> list[dict[str, str]]:
+    """Faces at least MIN_FACE_DISTANCE features apart from each other and the ``taken``."""
     faces: list[dict[str, str]] = []
     while len(faces) < count:
         face = {k: rng.choice(v) for k, v in FACE_FEATURES.items()}
-        if all(sum(face[k] != f[k] for k in face) >= MIN_FACE_DISTANCE for f in faces):
+        if all(sum(face[k] != f[k] for k in face) >= MIN_FACE_DISTANCE for f in (*taken, *faces)):
             faces.append(face)
     return faces
 
@@ -120,6 +127,45 @@ def invent_people(
                 )
             )
     _relate_celebrities(rng, [p for p in people if p.group == "celebrity"])
+    return people
+
+
+HOLDOUT_GROUPS = {"celebrity": "holdout_celebrity", "fictitious": "holdout_fictitious"}
+HOLDOUT_PREFIX = {"holdout_celebrity": "hc", "holdout_fictitious": "hf"}
+
+
+def invent_holdout(
+    rng: random.Random,
+    counts: dict[str, int],
+    others: Sequence[Person],
+    fame_range: tuple[int, int],
+) -> list[Person]:
+    """Holdout people: celebrities and fictitious people made exactly like those of
+    :func:`invent_people` (attributes, faces, a celebrity's fame and relations) but in groups of
+    their own, which no training data mentions: the non-members of membership inference.
+    Names and faces are unique across ``others`` too; ``rng`` is a stream of its own, so the
+    other people stay as they are."""
+    total = sum(counts.values())
+    names = invent_names(rng, total, [p.name for p in others])
+    faces = invent_faces(rng, total, [p.face for p in others])
+    people: list[Person] = []
+    for kind, n in counts.items():
+        group = HOLDOUT_GROUPS[kind]
+        fame = fame_curve(rng, n, *fame_range) if kind == "celebrity" else [0] * n
+        for k in range(n):
+            i = len(people)
+            people.append(
+                Person(
+                    id=f"{HOLDOUT_PREFIX[group]}{k + 1:03d}",
+                    name=names[i],
+                    group=group,
+                    attributes=invent_attributes(rng),
+                    face=faces[i],
+                    fame=fame[k],
+                )
+            )
+    # Relations among themselves: no record of a trained person names a holdout person.
+    _relate_celebrities(rng, [p for p in people if p.group == HOLDOUT_GROUPS["celebrity"]])
     return people
 
 
