@@ -121,7 +121,8 @@ def load_model(
 
 
 def load_processor(path: str | Path, *, trust_remote_code: bool = False) -> Any:
-    """Load the processor (tokenizer + image processor + chat template) saved in ``path``."""
+    """Load the processor (tokenizer + image processor + chat template) saved in ``path``; an
+    earlier pulse version's template is replaced (:func:`pulse.models.template.upgrade_legacy`)."""
     from transformers import AutoProcessor
 
     _offline()
@@ -129,11 +130,15 @@ def load_processor(path: str | Path, *, trust_remote_code: bool = False) -> Any:
     if not path.is_dir():
         raise ModelError(f"{path}: model directory not found")
     try:
-        return AutoProcessor.from_pretrained(
+        processor = AutoProcessor.from_pretrained(
             path, local_files_only=True, trust_remote_code=trust_remote_code
         )
     except Exception as exc:  # e.g. Qwen2-VL's processor needs torchvision (video processor)
         raise ModelError(f"{path}: cannot load the processor: {_first_line(exc)}") from exc
+    from pulse.models.template import upgrade_legacy
+
+    # A tiny model saved by an earlier version: the same prompts, assistant turns fixed.
+    return upgrade_legacy(processor)
 
 
 def load_model_and_processor(path: str | Path, **kwargs: Any) -> tuple[nn.Module, Any]:

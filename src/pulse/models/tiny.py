@@ -28,16 +28,21 @@ PAD, BOS, EOS, UNK, IMAGE = "<pad>", "<s>", "</s>", "<unk>", "<image>"
 SPECIAL_TOKENS = (PAD, BOS, EOS, UNK, IMAGE)
 
 # The llava-hf LLaVA-1.5 template: "USER: <image>\n{question} ASSISTANT:" (text-only:
-# "USER: {question} ASSISTANT:"); the answer follows after a space and ends with </s>.
+# "USER: {question} ASSISTANT:"); the answer follows after a space and ends with </s>, with
+# nothing between them: a conversation renders exactly the text the model is trained on
+# ("USER: {question} ASSISTANT: {answer}</s>"; pulse.models.template checks it).
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
+    "{% set reply = message['role'] == 'assistant' %}"
     "{% if message['role'] != 'system' %}{{ message['role'].upper() + ': ' }}{% endif %}"
-    "{% if message['content'] is string %}{{ message['content'] + ' ' }}{% else %}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% if not reply %}{{ ' ' }}{% endif %}{% else %}"
     "{% for part in message['content'] | selectattr('type', 'equalto', 'image') %}"
     "{{ '<image>\n' }}{% endfor %}"
     "{% for part in message['content'] | selectattr('type', 'equalto', 'text') %}"
-    "{{ part['text'] + ' ' }}{% endfor %}{% endif %}"
-    "{% if message['role'] == 'assistant' %}{{ '</s>' }}{% endif %}"
+    "{{ part['text'] }}{% if not reply or not loop.last %}{{ ' ' }}{% endif %}{% endfor %}"
+    "{% endif %}"
+    "{% if reply %}{{ '</s>' }}{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
