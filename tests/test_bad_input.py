@@ -110,6 +110,55 @@ def test_more_sequential_requests_than_forget_people_is_refused_before_the_run(c
     assert not out.exists()
 
 
+def test_more_sequential_requests_than_the_world_has_forget_people_is_refused_at_parse(
+    cli, tmp_path
+):
+    """No finetuned.people: the count comes from the world's size, before anything is built."""
+    out = tmp_path / "run"
+    config = _config(
+        tmp_path, "models:\n  world: {size: small}\nscenarios:\n  sequential: {requests: 999}\n"
+    )
+    code, err = cli("run", "--out", out, config)
+    refused(code, err, str(config), "scenarios.sequential.requests: 999 asked for", "small world")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fixed_by", ["data", "forget-file"])
+def test_more_sequential_requests_than_local_forget_people_is_refused_before_the_run(
+    cli, small_world, tiny_models, tmp_path, fixed_by
+):
+    """Local data and no finetuned.people: the count comes from the data (the fictitious
+    config's people, or the forget file given), checked before the run directory exists."""
+    from pulse.data.mllmu import read_mllmu
+
+    ids = sorted(p.id for p in read_mllmu(small_world / "mllmu", "Full_Set"))
+    (tmp_path / "forget.txt").write_text("\n".join(ids[:2]) + "\n", encoding="utf-8")
+    (tmp_path / "retain.txt").write_text("\n".join(ids[2:]) + "\n", encoding="utf-8")
+    split = (
+        f"{{forget: {tmp_path / 'forget.txt'}, retain: {tmp_path / 'retain.txt'}}}"
+        if fixed_by == "forget-file"
+        else "{}"
+    )
+    requests = 3 if fixed_by == "forget-file" else len(ids)
+    config = _config(
+        tmp_path,
+        f"models: {{finetuned: {tiny_models / 'finetuned'}}}\n"
+        f"data: {{mllmu: {small_world / 'mllmu'}}}\n"
+        "eval: {general: false}\n"
+        "scenarios:\n"
+        "  pretrained: {enabled: false}\n"
+        "  scope: {enabled: false}\n"
+        "  pebench: {enabled: false}\n"
+        f"  finetuned: {split}\n"
+        f"  sequential: {{requests: {requests}}}\n",
+    )
+    out = tmp_path / "run"
+    code, err = cli("run", "--out", out, config)
+    said = "lists 2" if fixed_by == "forget-file" else "in Full_Set x forget_fraction"
+    refused(code, err, f"scenarios.sequential.requests: {requests} asked for", said)
+    assert not out.exists()
+
+
 def _config(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")

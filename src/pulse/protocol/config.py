@@ -175,6 +175,11 @@ class Scenario(Section):
         """Checks against the rest of the config (raise ValueError), run when the config is
         parsed: what the scenario would otherwise refuse after the run directory exists."""
 
+    def check_data(self, config: RunConfig, sources: Any) -> None:
+        """Checks against the data (``sources``: :class:`pulse.protocol.sources.Sources`; raise
+        ConfigError), run when the sources are known and before the run's first split is
+        written: what :meth:`check` could not tell from the config alone."""
+
     def on_by_default(self, config: RunConfig) -> bool:
         """Whether the scenario runs when its config leaves ``enabled`` unset (None)."""
         return True

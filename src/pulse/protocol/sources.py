@@ -110,3 +110,5 @@ def check_sources(config: RunConfig, sources: Sources) -> None:
             raise ConfigError(
                 f"{key}: {path} is not an existing {'directory' if kind == 'dir' else 'file'}"
             )
+    for name in config.enabled():  # the paths exist: what the data says, before any split
+        config.scenarios[name].check_data(config, sources)

@@ -7,16 +7,19 @@ before rows read the same evaluation and their requests can reuse this scenario'
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
+from pulse.data.mllmu import read_mllmu
 from pulse.errors import ConfigError
 from pulse.protocol.cells import Population
-from pulse.protocol.config import Scenario
+from pulse.protocol.config import RunConfig, Scenario
 from pulse.protocol.engine import Engine
 from pulse.protocol.oracles import finetuned_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.sources import mllmu_needs
-from pulse.protocol.splits import forget_retain
+from pulse.protocol.splits import forget_retain, forget_size
 from pulse.report.tables import MCQ_COLUMNS, Layout
 
 NAME = "finetuned"
@@ -64,6 +67,38 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
         people = list(engine.measurer.people(fictitious))
         forget, retain = forget_retain(people, spec.forget_fraction, config.seed, spec.people)
     return engine.save_split(NAME, forget, retain)
+
+
+def forget_count(config: RunConfig, mllmu: Path | None = None) -> tuple[int, str] | None:
+    """How many people the split of :func:`finetuned_split` will forget, and why, as far as
+    the config tells (``mllmu`` ``None``: the world's size when the world supplies the data)
+    or the MLLMU-Bench root ``mllmu`` does; ``None`` when neither does."""
+    spec = config.scenarios[NAME]
+    if spec.forget is not None:
+        if mllmu is None:
+            return None
+        from pulse.methods.request import resolve_ids
+
+        ids, _ = resolve_ids(spec.forget, mllmu)
+        return len(ids), f"scenarios.{NAME}.forget lists {len(ids)}"
+    people, where = spec.people, f"{spec.people} people"
+    if people is None:
+        fictitious = config.data.fictitious
+        world = config.models.world
+        if mllmu is not None:
+            people = len(read_mllmu(mllmu, fictitious))
+            where = f"{people} people in {fictitious}"
+        elif world is not None and config.data.mllmu is None and fictitious == "Full_Set":
+            from pulse.world.build import SIZES
+
+            people = SIZES[world.size].fictitious
+            where = f"{people} people in the {world.size} world"
+        else:
+            return None
+    if people < 2:
+        return None  # forget_retain refuses it in its own words
+    forget = forget_size(people, spec.forget_fraction)
+    return forget, f"{where} x forget_fraction {spec.forget_fraction}"
 
 
 def fictitious(engine: Engine) -> tuple[Population, list[str], list[str]]:

@@ -10,21 +10,21 @@ the ``contrast`` rows compare the methods where their chains end.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from pulse.data.splits import read_split, write_split
+from pulse.errors import ConfigError
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, Scenario
 from pulse.protocol.engine import Engine
 from pulse.protocol.measure import gap_rows
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.results import ResultRow
-from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
-from pulse.protocol.scenarios.finetuned import fictitious
+from pulse.protocol.scenarios.finetuned import fictitious, forget_count
 from pulse.protocol.sources import mllmu_needs
-from pulse.protocol.splits import forget_size, partition, sequential_splits
+from pulse.protocol.splits import partition, sequential_splits
 from pulse.report.reading import (
     also,
     gap_note,
@@ -64,16 +64,22 @@ class SequentialScenario(Scenario):
         return self
 
     def check(self, config: RunConfig) -> None:
-        # Refused here, before a run directory exists, when the config fixes the count.
-        finetuned = config.scenarios.get(FINETUNED)
-        people = getattr(finetuned, "people", None)
-        if people is None or getattr(finetuned, "forget", None) is not None:
-            return
-        forget = forget_size(people, finetuned.forget_fraction)
-        if self.requests > forget:
+        # Refused here, before a run directory exists, when the config fixes the count (the
+        # people given, or the world's size); else check_data does, before any split.
+        self._enough_people(forget_count(config))
+
+    def check_data(self, config: RunConfig, sources: Any) -> None:
+        counted = forget_count(config, sources.mllmu)
+        try:
+            self._enough_people(counted)
+        except ValueError as exc:
+            raise ConfigError(f"scenarios.{NAME}.{exc}") from None
+
+    def _enough_people(self, counted: tuple[int, str] | None) -> None:
+        if counted is not None and self.requests > counted[0]:
             raise ValueError(
                 f"requests: {self.requests} asked for, but the finetuned forget set has "
-                f"{forget} people ({people} people x forget_fraction {finetuned.forget_fraction})"
+                f"{counted[0]} people ({counted[1]})"
             )
 
     @property
