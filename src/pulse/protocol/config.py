@@ -69,8 +69,9 @@ class ModelsConfig(Section):
     ``finetuned``: the model fine-tuned on the fictitious profiles (finetuned, sequential and
     scope scenarios); ``pebench``: the model fine-tuned on the PEBench data; ``oracle``: the
     fine-tuned model's recipe without the finetuned scenario's forget set (``pulse finetune
-    --exclude``), against which those three scenarios compare every state (the world trains its
-    own).
+    --exclude``), against which those three scenarios compare every state unless their own
+    ``scenarios.<name>.oracle`` names another (:meth:`RunConfig.local_oracle`; the world trains
+    its own).
     """
 
     world: WorldSource | None = Field(default_factory=WorldSource)
@@ -165,6 +166,12 @@ class Scenario(Section):
     # Keys added after run directories existed: left out of the config's digest while at their
     # default, so those directories still resume.
     added_later: ClassVar[tuple[str, ...]] = ()
+    # The ``models`` key of the model a local oracle of this scenario replaces ("finetuned",
+    # "base"); None: the scenario takes no local oracle. Such a scenario declares
+    # ``oracle: Path | None`` (the checkpoint), and ``oracle_from`` names another scenario
+    # whose oracle it reuses unless given its own (same model, same forget set).
+    oracle_of: ClassVar[str | None] = None
+    oracle_from: ClassVar[str | None] = None
 
     @field_serializer("train")
     def _given_keys_only(self, train: TrainSettings | None) -> dict[str, Any] | None:
@@ -290,6 +297,19 @@ class RunConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _oracles_have_their_model(self) -> RunConfig:
+        # Every section, enabled or not: a disabled one's oracle may be reused (oracle_from).
+        for name, spec in self.scenarios.items():
+            own = getattr(spec, "oracle", None)
+            key = spec.oracle_of
+            if isinstance(own, Path) and key and getattr(self.models, key, None) is None:
+                raise ValueError(
+                    f"scenarios.{name}.oracle: a local oracle belongs to a local {key} "
+                    f"checkpoint (give models.{key})"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _scenarios_agree(self) -> RunConfig:
         for name in self.enabled():
             try:
@@ -301,6 +321,24 @@ class RunConfig(Section):
     def train_of(self, scenario: str) -> TrainSettings:
         """The training settings of ``scenario``'s requests (before a method's own)."""
         return self.scenarios[scenario].train_settings(self.train)
+
+    def local_oracle(self, scenario: str) -> tuple[str, Path] | None:
+        """The local checkpoint ``scenario`` compares its states with, and the config key that
+        names it: the scenario's own ``oracle``, else that of the scenario it reuses the
+        oracle of, else (for the fine-tuned model's scenarios) ``models.oracle``; None when
+        the config names none (with the world, the oracle is trained instead)."""
+        spec = self.scenarios[scenario]
+        own = getattr(spec, "oracle", None)
+        if isinstance(own, Path):
+            return f"scenarios.{scenario}.oracle", own
+        shared = spec.oracle_from
+        if shared is not None and shared in self.scenarios:
+            found = self.local_oracle(shared)
+            if found is not None:
+                return found
+        if spec.oracle_of == "finetuned" and self.models.oracle is not None:
+            return "models.oracle", self.models.oracle
+        return None
 
     def methods_of(self, scenario: str) -> list[MethodEntry]:
         own = self.scenarios[scenario].methods

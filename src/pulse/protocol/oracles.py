@@ -1,9 +1,12 @@
 """A scenario's oracle: its model's recipe without the forget set (:mod:`pulse.world.oracle`).
 
 With the synthetic world the oracle of the forget set a scenario chose is trained on first use
-(or reused from the models directory); with local checkpoints it is ``models.oracle``, trained
-by the user (``pulse finetune --exclude``); otherwise there is none, and the rows versus the
-oracle are absent (the report's reading says why: :mod:`pulse.report.against_oracle`).
+(or reused from the models directory); with local checkpoints it is the scenario's own
+``scenarios.<name>.oracle``, else the one it reuses (the sequential and scope scenarios: the
+finetuned scenario's), else ``models.oracle`` for the fine-tuned model's scenarios, trained by
+the user (``pulse finetune --exclude``; :meth:`RunConfig.local_oracle
+<pulse.protocol.config.RunConfig.local_oracle>`); otherwise there is none, and the rows versus
+the oracle are absent (the report's reading says why: :mod:`pulse.report.against_oracle`).
 """
 
 from __future__ import annotations
@@ -22,19 +25,28 @@ if TYPE_CHECKING:
 _FOUND: dict[tuple[str, Path, tuple[str, ...]], Path] = {}
 
 
-def finetuned_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
-    """The fine-tuned model's oracle for ``forget``, or None when the run has none."""
-    sources = engine.sources
-    if sources.oracle is not None:
-        check_excluded(sources.oracle, forget)
-        return sources.oracle
+def finetuned_oracle(engine: Engine, scenario: str, forget: Sequence[str]) -> Path | None:
+    """The fine-tuned model's oracle for ``forget`` that ``scenario`` compares with (its own
+    local checkpoint, the one it reuses, ``models.oracle``, or the world's), or None."""
+    local = engine.config.local_oracle(scenario)
+    if local is None and engine.sources.oracle is not None:
+        local = ("models.oracle", engine.sources.oracle)
+    if local is not None:
+        key, path = local
+        check_excluded(path, forget, key, "scenarios.finetuned.forget / retain")
+        return path
     return _world_oracle(engine, "finetuned", forget)
 
 
 def pretrained_oracle(engine: Engine, forget: Sequence[str]) -> Path | None:
-    """The base model's oracle for the celebrities ``forget`` (a second pre-training: only
-    with the world, and when ``scenarios.pretrained.oracle`` asks for it)."""
-    if not engine.config.scenarios["pretrained"].oracle:
+    """The base model's oracle for the celebrities ``forget``: ``scenarios.pretrained.oracle``
+    as a local checkpoint, or with the world and ``oracle: true`` a second pre-training."""
+    local = engine.config.local_oracle("pretrained")
+    if local is not None:
+        key, path = local
+        check_excluded(path, forget, key, "the probe's split, RUN/splits/pretrained/forget.txt")
+        return path
+    if engine.config.scenarios["pretrained"].oracle is not True:
         return None
     return _world_oracle(engine, "pretrained", forget)
 
@@ -55,15 +67,20 @@ def _world_oracle(engine: Engine, kind: str, forget: Sequence[str]) -> Path | No
     return _FOUND[key]
 
 
-def check_excluded(oracle: Path, forget: Sequence[str]) -> None:
+def check_excluded(
+    oracle: Path,
+    forget: Sequence[str],
+    key: str = "models.oracle",
+    split: str = "scenarios.finetuned.forget / retain",
+) -> None:
     """A checkpoint made by ``pulse finetune`` records the people it left out: they must be the
-    forget set, else it is not this forget set's oracle (one line naming both)."""
+    forget set, else it is not this forget set's oracle (one line naming the config ``key``
+    and both sets' sizes; ``split`` says where the run's forget set comes from)."""
     from pulse.methods.finetune import read_excluded
 
     excluded = read_excluded(oracle)
     if excluded is not None and sorted(excluded) != sorted(set(forget)):
         raise ConfigError(
-            f"models.oracle: {oracle} was fine-tuned without {len(excluded)} people, not this "
-            f"run's forget set of {len(set(forget))} (fix the split with scenarios.finetuned."
-            "forget / retain, the file given to pulse finetune --exclude)"
+            f"{key}: {oracle} was trained without {len(excluded)} people, not this run's "
+            f"forget set of {len(set(forget))} (match it to {split})"
         )

@@ -47,6 +47,9 @@ class ScenarioType:
     # Figures of its own beside the common ones: (tables, colour of each method) -> figures.
     figures: Callable[[Sequence[Table], dict[str, str]], list[FigureFile]] | None = None
     needs: Callable[[RunConfig, Sources], list[Need]] = _no_needs
+    # Why a table of this scenario can be without an oracle row: the reading says it then, in
+    # place of the rows versus the oracle (None: it says nothing).
+    no_oracle: str | None = None
 
 
 _SCENARIOS: Registry[ScenarioType] = Registry("scenario", builtins=BUILTINS)

@@ -23,8 +23,9 @@ class Sources:
     mllmu: Path | None = None
     mmbench: Path | None = None
     pebench: Path | None = None
-    # The fine-tuned model's oracle, a local checkpoint trained without the forget set; with
-    # the world, ``world_oracles`` trains it for the forget set a scenario chooses.
+    # models.oracle: the fine-tuned model's oracle, a local checkpoint trained without the
+    # forget set (a scenario's own is in the config: RunConfig.local_oracle); with the world,
+    # ``world_oracles`` trains it for the forget set a scenario chooses.
     oracle: Path | None = None
     world_oracles: WorldOracles | None = None
 
@@ -76,13 +77,19 @@ def local_sources(config: RunConfig) -> Sources:
     return Sources(m.base, m.finetuned, m.pebench, d.mllmu, d.mmbench, d.pebench, m.oracle)
 
 
-def mllmu_needs(config: RunConfig, sources: Sources, model_key: str) -> list[Need]:
-    """What a scenario on MLLMU-Bench people needs: its model, the data and, when general
-    capability is evaluated, the MMBench file."""
+def mllmu_needs(
+    config: RunConfig, sources: Sources, model_key: str, scenario: str | None = None
+) -> list[Need]:
+    """What a scenario on MLLMU-Bench people needs: its model, the data, its local oracle when
+    the config names one (under the key that names it) and, when general capability is
+    evaluated, the MMBench file."""
     model = sources.finetuned if model_key == "models.finetuned" else sources.base
     needs: list[Need] = [(model_key, model, "dir"), ("data.mllmu", sources.mllmu, "dir")]
-    if model_key == "models.finetuned" and sources.oracle is not None:
-        needs.append(("models.oracle", sources.oracle, "dir"))
+    oracle = config.local_oracle(scenario) if scenario is not None else None
+    if oracle is None and model_key == "models.finetuned" and sources.oracle is not None:
+        oracle = ("models.oracle", sources.oracle)
+    if oracle is not None:
+        needs.append((oracle[0], oracle[1], "dir"))
     if config.eval.general:
         needs.append(("data.mmbench", sources.mmbench, "file"))
     return needs
@@ -100,7 +107,7 @@ def check_sources(config: RunConfig, sources: Sources) -> None:
     for key, path, kind in needs.values():
         if path is None:
             raise ConfigError(f"{key}: required by the enabled scenarios, not given")
-        if kind == "dir" and key.startswith("models.") and path.is_dir():
+        if kind == "dir" and not key.startswith("data.") and path.is_dir():  # a model
             try:
                 check_model_dir(path)  # weights and model type, before anything is written
             except ModelError as exc:

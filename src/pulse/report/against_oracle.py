@@ -13,23 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pulse.protocol.metrics.forget_quality import KS_LEVEL
+from pulse.protocol.registry import get_scenario
 from pulse.report.tables import Table, TableRow
 
 FORGET_KEYS = ("forget_multimodal", "forget_text")
 DISTANCE_KEYS = tuple(f"oracle_distance_{key}" for key in FORGET_KEYS)
 QUALITY_KEYS = tuple(f"forget_quality_{key}" for key in FORGET_KEYS)
-# Scenario kinds whose tables can have an oracle row, and why one may be missing.
-NO_ORACLE = {
-    "finetuned": (
-        "the run's models are local checkpoints and models.oracle names none (a checkpoint "
-        "fine-tuned without the forget set), or its rows were written before oracles existed"
-    ),
-    "pretrained": (
-        "no oracle of pre-trained knowledge was trained for this run (with the world, "
-        "scenarios.pretrained.oracle: true trains one, at the cost of a second pre-training)"
-    ),
-}
-NO_ORACLE["sequential"] = NO_ORACLE["scope"] = NO_ORACLE["finetuned"]
 
 
 def _points(value: float) -> str:
@@ -109,13 +98,19 @@ def below_oracle_note(table: Table, row: TableRow) -> str:
     )
 
 
+def no_oracle_reason(table: Table) -> str | None:
+    """Why the table has no oracle row, as its scenario declares it (None: nothing to say)."""
+    scenario = get_scenario(table.kind)
+    return scenario.no_oracle if scenario is not None else None
+
+
 def oracle_sentences(table: Table, rows: Sequence[TableRow]) -> list[str]:
     """Where the before state and each of ``rows`` stand against the oracle; or, for a table
     that could have one, why it has none."""
     oracle = table.oracle
     if oracle is None:
-        reason = NO_ORACLE.get(table.kind)
-        if reason is None or not table.has(*FORGET_KEYS):
+        reason = no_oracle_reason(table)
+        if reason is None:
             return []
         return [
             f"In {table.scenario} there is no oracle row, so no forget quality or distance to "

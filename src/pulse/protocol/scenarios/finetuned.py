@@ -8,6 +8,7 @@ before rows read the same evaluation and their requests can reuse this scenario'
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
@@ -33,6 +34,12 @@ class FinetunedScenario(Scenario):
     forget_fraction: float = Field(0.5, gt=0, lt=1)
     forget: str | None = None
     retain: str | None = None
+    # The oracle, a local checkpoint fine-tuned like models.finetuned without the forget set
+    # (pulse finetune --exclude); default models.oracle. The sequential and scope scenarios
+    # reuse it unless given their own.
+    oracle: Path | None = None
+    added_later: ClassVar[tuple[str, ...]] = ("oracle",)
+    oracle_of: ClassVar[str | None] = "finetuned"
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> FinetunedScenario:
@@ -101,26 +108,33 @@ def forget_count(config: RunConfig, mllmu: Path | None = None) -> tuple[int, str
     return forget, f"{where} x forget_fraction {spec.forget_fraction}"
 
 
-def fictitious(engine: Engine) -> tuple[Population, list[str], list[str]]:
+def fictitious(engine: Engine, name: str = NAME) -> tuple[Population, list[str], list[str]]:
     """The fine-tuned model, its people, the finetuned split and the oracle of its forget set
-    when the run has one (shared by three scenarios)."""
+    that scenario ``name`` compares with, when the run has one (shared by three scenarios)."""
     assert engine.sources.finetuned is not None
     forget, retain = finetuned_split(engine)
     group = Population(
         engine.sources.finetuned,
         engine.config.data.fictitious,
         forget + retain,
-        finetuned_oracle(engine, forget),
+        finetuned_oracle(engine, name, forget),
     )
     return group, forget, retain
 
 
 def run(engine: Engine, name: str) -> None:
-    group, forget, retain = fictitious(engine)
+    group, forget, retain = fictitious(engine, name)
     splits = {"forget": forget, "retain": retain}
     engine.before(name, group, splits)
     engine.oracle(name, group, splits)
     engine.methods(name, group, splits, forget, retain)
+
+
+NO_ORACLE = (
+    "the run's models are local checkpoints and neither scenarios.finetuned.oracle nor "
+    "models.oracle names one (the fine-tuned model's recipe without the forget set: pulse "
+    "finetune --exclude), or its rows were written before oracles existed"
+)
 
 
 register_scenario(
@@ -129,6 +143,7 @@ register_scenario(
         config=FinetunedScenario,
         run=run,
         layout=Layout("Fine-tuned knowledge", MCQ_COLUMNS, "setting"),
-        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned"),
+        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned", NAME),
+        no_oracle=NO_ORACLE,
     )
 )

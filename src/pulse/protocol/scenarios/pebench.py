@@ -238,8 +238,19 @@ def reading(table: Table) -> list[str]:
     return out
 
 
+NO_ORACLE = (
+    "this scenario has none (no model fine-tuned on the PEBench data without the targets is built)"
+)
+
+
 register_scenario(
     ScenarioType(
-        name=NAME, config=PEBenchScenario, run=run, layout=LAYOUT, reading=reading, needs=needs
+        name=NAME,
+        config=PEBenchScenario,
+        run=run,
+        layout=LAYOUT,
+        reading=reading,
+        needs=needs,
+        no_oracle=NO_ORACLE,
     )
 )

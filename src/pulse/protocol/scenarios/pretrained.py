@@ -40,10 +40,12 @@ class PretrainedScenario(Scenario):
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
     # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
     train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(pairs_per_id=None))
-    # With the world: pre-train the oracle (the base model's recipe without the forget
-    # celebrities) after the probe, a second pre-training (docs/benchmarks.md: its time).
-    oracle: bool = False
+    # The oracle: ``true`` with the world pre-trains it (the base model's recipe without the
+    # forget celebrities) after the probe, a second pre-training (docs/benchmarks.md: its
+    # time); a path is a local checkpoint pre-trained without them (with models.base).
+    oracle: bool | Path = False
     added_later: ClassVar[tuple[str, ...]] = ("oracle",)
+    oracle_of: ClassVar[str | None] = "base"
 
     @model_validator(mode="before")
     @classmethod
@@ -182,6 +184,14 @@ def generality_loss(tables: Sequence[Table], colours: dict[str, str]) -> list[Fi
     ]
 
 
+NO_ORACLE = (
+    "no oracle of pre-trained knowledge was given or trained (with the world, "
+    "scenarios.pretrained.oracle: true pre-trains one, at the cost of a second pre-training; "
+    "with local checkpoints, scenarios.pretrained.oracle names a base model pre-trained "
+    "without the forget celebrities)"
+)
+
+
 register_scenario(
     ScenarioType(
         name=NAME,
@@ -190,6 +200,7 @@ register_scenario(
         layout=Layout("Pre-trained knowledge", MCQ_COLUMNS, "setting"),
         reading_across=knowledge_source,
         figures=generality_loss,
-        needs=lambda config, sources: mllmu_needs(config, sources, "models.base"),
+        needs=lambda config, sources: mllmu_needs(config, sources, "models.base", NAME),
+        no_oracle=NO_ORACLE,
     )
 )

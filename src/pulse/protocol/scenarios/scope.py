@@ -4,12 +4,16 @@ method's scopes compared with each other on the same people and questions."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import ClassVar
+
 from pydantic import Field, field_validator
 
 from pulse.protocol.cells import CellId, Outcomes
 from pulse.protocol.config import MethodEntry, Scenario, ScopeConfig, parse_scope_label
 from pulse.protocol.engine import Engine
 from pulse.protocol.registry import ScenarioType, register_scenario
+from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
 from pulse.protocol.scenarios.finetuned import fictitious
 from pulse.protocol.sources import mllmu_needs
 from pulse.report.reading import clear_leader, lead_note, ok_rows, pct
@@ -26,6 +30,11 @@ class ScopeScenario(Scenario):
     scopes: list[str] = Field(
         default_factory=lambda: ["llm", "projector+llm", "vision+projector+llm"]
     )
+    # Its own oracle (a local checkpoint); default: the finetuned scenario's (same forget set).
+    oracle: Path | None = None
+    added_later: ClassVar[tuple[str, ...]] = ("oracle",)
+    oracle_of: ClassVar[str | None] = "finetuned"
+    oracle_from: ClassVar[str | None] = FINETUNED
 
     @field_validator("scopes")
     @classmethod
@@ -38,7 +47,7 @@ class ScopeScenario(Scenario):
 
 
 def run(engine: Engine, name: str) -> None:
-    group, forget, retain = fictitious(engine)
+    group, forget, retain = fictitious(engine, name)
     splits = {"forget": forget, "retain": retain}
     engine.before(name, group, splits)
     engine.oracle(name, group, splits)
@@ -83,6 +92,14 @@ def reading(table: Table) -> list[str]:
     return out
 
 
+NO_ORACLE = (
+    "the run's models are local checkpoints and none of scenarios.scope.oracle, "
+    "scenarios.finetuned.oracle and models.oracle names one (the fine-tuned model's recipe "
+    "without the forget set: pulse finetune --exclude), or its rows were written before "
+    "oracles existed"
+)
+
+
 register_scenario(
     ScenarioType(
         name=NAME,
@@ -90,6 +107,7 @@ register_scenario(
         run=run,
         layout=Layout("Update scope", MCQ_COLUMNS, "scope"),
         reading=reading,
-        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned"),
+        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned", NAME),
+        no_oracle=NO_ORACLE,
     )
 )

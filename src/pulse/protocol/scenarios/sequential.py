@@ -10,7 +10,8 @@ the ``contrast`` rows compare the methods where their chains end.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,6 +23,7 @@ from pulse.protocol.engine import Engine
 from pulse.protocol.measure import gap_rows
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.results import ResultRow
+from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
 from pulse.protocol.scenarios.finetuned import fictitious, forget_count
 from pulse.protocol.sources import mllmu_needs
 from pulse.protocol.splits import partition, sequential_splits
@@ -52,6 +54,11 @@ class SequentialScenario(Scenario):
     adapters: Literal["continue", "merge"] = "continue"
     reference: Literal["initial", "previous"] | None = None  # implied by adapters
     batch: bool = True
+    # Its own oracle (a local checkpoint); default: the finetuned scenario's (same forget set).
+    oracle: Path | None = None
+    added_later: ClassVar[tuple[str, ...]] = ("oracle",)
+    oracle_of: ClassVar[str | None] = "finetuned"
+    oracle_from: ClassVar[str | None] = FINETUNED
 
     @model_validator(mode="after")
     def _policy(self) -> SequentialScenario:
@@ -89,7 +96,7 @@ class SequentialScenario(Scenario):
 
 def run(engine: Engine, name: str) -> None:
     spec = engine.config.scenarios[name]
-    group, forget, retain = fictitious(engine)
+    group, forget, retain = fictitious(engine, name)
     subsets = _subsets(engine, forget, spec.requests)
     k = len(subsets)
     engine.before(name, group, {**sequential_splits(subsets, 0), "retain": retain}, requests=k)
@@ -281,6 +288,14 @@ def _chain_ends(table: Table) -> list[str]:
     return out
 
 
+NO_ORACLE = (
+    "the run's models are local checkpoints and none of scenarios.sequential.oracle, "
+    "scenarios.finetuned.oracle and models.oracle names one (the fine-tuned model's recipe "
+    "without the forget set: pulse finetune --exclude), or its rows were written before "
+    "oracles existed"
+)
+
+
 register_scenario(
     ScenarioType(
         name=NAME,
@@ -288,6 +303,7 @@ register_scenario(
         run=run,
         layout=LAYOUT,
         reading=reading,
-        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned"),
+        needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned", NAME),
+        no_oracle=NO_ORACLE,
     )
 )
