@@ -455,6 +455,42 @@ def _option_error(exc: ValidationError) -> str:
     return f"{_flag(str(error['loc'][-1]))}: {message}, got {error['input']!r}"
 
 
+@app.command("export")
+def export_command(
+    source: Annotated[Path, typer.Argument(help="A request, run, adapter or model directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the checkpoint into.")],
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="In a run directory: the request key (request:KEY)."),
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option("--base", help="An adapter's base model directory.")
+    ] = None,
+    adapter_only: Annotated[
+        bool,
+        typer.Option("--adapter-only", help="Write the adapter (portable base reference)."),
+    ] = False,
+    base_ref: Annotated[
+        str | None,
+        typer.Option("--base-ref", help="With --adapter-only: the base's Hub id or relative path."),
+    ] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="auto, float32, bfloat16.")] = "auto",
+) -> None:
+    """Export a model state as a standalone Hugging Face checkpoint (merged weights, processor,
+    a chat template that renders the training text, generation config), loadable by plain
+    AutoModelForImageTextToText / AutoProcessor; or, with --adapter-only, the adapter."""
+    from pulse.models.export import export, resolve_source
+
+    result = export(
+        resolve_source(source, state=state, base=base),
+        out,
+        adapter_only=adapter_only,
+        base_ref=base_ref,
+        dtype=dtype,
+    )
+    console.print(f"exported ({result.kind}): {result.out}", highlight=False)
+
+
 @data_app.command("validate")
 def data_validate(
     format: Annotated[str, typer.Argument(help="mllmu, mmbench or pebench.")],
