@@ -93,7 +93,23 @@ SIZES: dict[str, WorldSize] = {
         fame_most=10,
         fame_least=3,
     ),
+    # The embedded default: sized so that a first demo (two models, two oracles, every
+    # scenario) fits its time budget on 2 cores; interval widths per size: docs/world.md.
     "default": WorldSize(
+        celebrities=40,
+        fictitious=50,
+        pebench_people=10,
+        events=10,
+        events_per_person=8,
+        skills_train=700,
+        skills_dev=160,
+        fame_most=20,
+        # a floor of 6 corpus mentions: the median celebrity is known by name and by face
+        fame_least=6,
+        skill_mcq_orders=2,
+    ),
+    # Twice the people: narrower intervals for about twice the training time.
+    "large": WorldSize(
         celebrities=80,
         fictitious=100,
         pebench_people=20,
@@ -102,7 +118,6 @@ SIZES: dict[str, WorldSize] = {
         skills_train=1200,
         skills_dev=200,
         fame_most=20,
-        # a floor of 6 corpus mentions: the median celebrity is known by name and by face
         fame_least=6,
         skill_mcq_orders=2,
     ),
