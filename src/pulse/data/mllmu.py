@@ -351,7 +351,8 @@ def write_mllmu(root: str | Path, config: str, profiles: list[MLLMUProfile]) -> 
     """Write ``root/config/train-00000-of-00001.parquet``; the same input gives the same bytes.
 
     Every profile is checked with the reader's own rules first, so a file we write always reads
-    back. ``metadata`` and ``images`` columns are written only when some profile has them.
+    back. ``metadata`` and ``images`` columns are written only when some profile has them. The
+    schema carries the datasets library's features (:func:`hf_features_metadata`).
     """
     if not is_config_name(config):
         raise ConfigError(
@@ -375,8 +376,23 @@ def write_mllmu(root: str | Path, config: str, profiles: list[MLLMUProfile]) -> 
             )
         first_row[p.id] = row
     schema = pa.schema([(n, _COLUMNS[n]) for n in names])
+    schema = schema.with_metadata(hf_features_metadata(schema))
     table = pa.Table.from_pylist([{n: r[n] for n in names} for r in records], schema=schema)
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="snappy"))
+
+
+def hf_features_metadata(schema: pa.Schema) -> dict[str, str]:
+    """The schema metadata the Hugging Face datasets library reads its features from: the
+    columns as they are, except ``image`` (and each of ``images``) declared an ``Image``
+    feature, as the published MLLMU-Bench declares it. ``datasets.load_dataset("parquet", ...)``
+    then decodes the images; pyarrow, and so :func:`read_mllmu`, ignores the metadata."""
+    from datasets import Features, Image, List
+
+    features = Features.from_arrow_schema(schema)
+    features["image"] = Image()
+    if "images" in features:
+        features["images"] = List(Image())
+    return {"huggingface": json.dumps({"info": {"features": features.to_dict()}})}
 
 
 def _checked_record(path: Path, row: int, p: MLLMUProfile) -> dict[str, Any]:
