@@ -119,7 +119,8 @@ def test_repeats_give_the_training_seeds_and_leave_older_run_directories_resumab
     assert RunConfig().training_seeds() == [0]
     # A run without repeats hashes as if the key did not exist (versions before repeats); the
     # values pin the hash, so a change that would orphan run directories is a deliberate one
-    # (the last: PEBench on by default with the synthetic world).
-    assert RunConfig().digest() == "fb0c24d94f653b56"
-    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "6c7c5074c40ba520"
+    # (the last: the pretrained scenario's 20 / 8 celebrities of the resized world, and its
+    # oracle on by default).
+    assert RunConfig().digest() == "a5812be93cae6a46"
+    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "2dd42d0763e49020"
     assert parse_config({"repeats": 2}).digest() != RunConfig().digest()

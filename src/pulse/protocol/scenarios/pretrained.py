@@ -34,16 +34,16 @@ class PretrainedScenario(Scenario):
     """Probe the base model on the celebrities, keep the ``top`` best known (or those at or
     above ``threshold``), unlearn ``forget`` of them and retain the rest."""
 
-    top: int | None = Field(24, ge=2)
+    top: int | None = Field(20, ge=2)
     threshold: float | None = Field(None, ge=0, le=1)
-    forget: int = Field(10, ge=1)
+    forget: int = Field(8, ge=1)
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
     # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
     train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(pairs_per_id=None))
     # The oracle: ``true`` with the world pre-trains it (the base model's recipe without the
     # forget celebrities) after the probe, a second pre-training (docs/benchmarks.md: its
     # time); a path is a local checkpoint pre-trained without them (with models.base).
-    oracle: bool | Path = False
+    oracle: bool | Path = True
     added_later: ClassVar[tuple[str, ...]] = ("oracle",)
     oracle_of: ClassVar[str | None] = "base"
 
