@@ -4,9 +4,13 @@ Every table gets the sentences of its scenario (:attr:`ScenarioType.reading
 <pulse.protocol.registry.ScenarioType.reading>`; by default :func:`forgetting`: which method
 forgets most, at what cost), and this module's helpers are theirs to use.
 
-Where the scenario has an oracle (a model trained without the forget set) every state is also
-placed against it (:mod:`pulse.report.against_oracle`), and a row ranked as forgetting the most
-while below the oracle's forget accuracy is said to over-forget. Comparisons ("the most", "per
+The reading opens with a verdict per table: where the scenario has an oracle (a model trained
+without the forget set), each method's final state against it in a few words ("forgets to the
+oracle's level", "over-forgets", "not yet forgotten", "indistinguishable from the oracle by KS
+at 0.05"), else why there is none. Every state is then placed against it in full
+(:mod:`pulse.report.against_oracle`), and a row ranked as forgetting the most (or the most per
+point of general capability) while below the oracle's forget accuracy is said to over-forget,
+with how its retain accuracy stands against the oracle's. Comparisons ("the most", "per
 point") are only made between at least two rows that have the numbers; a row that diverged or
 failed takes part in none of them. A comparison of two single values whose 95 % intervals
 overlap says so: the difference may be the questions' noise.
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pulse.protocol.registry import get_scenario, scenario_types
-from pulse.report.against_oracle import below_oracle_note, oracle_sentences
+from pulse.report.against_oracle import below_oracle_note, oracle_sentences, verdict
 from pulse.report.tables import Column, Table, TableRow
 
 FORGET_KEYS = ("forget_multimodal", "forget_text")
@@ -30,9 +34,12 @@ NEAR_CHANCE = 0.10  # a forget accuracy this close to guessing means nothing was
 
 
 def build_reading(tables: Sequence[Table]) -> list[str]:
-    """Each table's sentences (its scenario's own, or which method forgets most at what
-    cost), then what the scenarios say across tables."""
+    """A verdict per table against its oracle (or why it has none), then each table's
+    sentences (its scenario's own, or which method forgets most at what cost), then what the
+    scenarios say across tables."""
     sentences: list[str] = []
+    for table in tables:
+        sentences += verdict(table, ok_rows(table.headline_rows))
     for table in tables:
         scenario = get_scenario(table.kind)
         own = scenario.reading if scenario and scenario.reading else forgetting
@@ -276,7 +283,8 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
         bounds = f"; 95 % interval {_span(*spread)}" if spread else ""
         return [
             f"In {table.scenario}, {label} forgets {pts(drops[label])} while keeping its general "
-            f"capability (change {-costs[label] * 100:+.1f} points{bounds})."
+            f"capability (change {-costs[label] * 100:+.1f} points{bounds}"
+            f"{below_oracle_note(table, by_label[label], brief=True)})."
         ]
     ratios = {label: drops[label] / loss for label, loss in candidates.items()}
     best = clear_leader(ratios)
@@ -286,7 +294,8 @@ def _per_point(table: Table, rows: Sequence[TableRow], drops: dict[str, float]) 
     return [
         f"In {table.scenario}, {best} forgets the most per point of general capability lost: "
         f"{ratios[best]:.2f} points of forget accuracy per point ({pts(drops[best])} forgotten, "
-        f"{pts(costs[best])} lost), against {ratios[runner_up]:.2f} for {runner_up}."
+        f"{pts(costs[best])} lost), against {ratios[runner_up]:.2f} for {runner_up}"
+        f"{below_oracle_note(table, by_label[best], brief=True)}."
     ]
 
 

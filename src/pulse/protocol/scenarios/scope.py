@@ -16,6 +16,7 @@ from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
 from pulse.protocol.scenarios.finetuned import fictitious
 from pulse.protocol.sources import mllmu_needs
+from pulse.report.against_oracle import below_oracle_note
 from pulse.report.reading import clear_leader, lead_note, ok_rows, pct
 from pulse.report.tables import MCQ_COLUMNS, Layout, Table
 
@@ -79,6 +80,7 @@ def reading(table: Table) -> list[str]:
             parts.append(
                 f"updating {scope} forgets most (multimodal {pct(forget[scope])}"
                 + lead_note(table, forget, by_setting, "forget_multimodal", lowest=True)
+                + below_oracle_note(table, by_setting[scope])
                 + ")"
             )
         if scope := clear_leader(general):
