@@ -53,6 +53,9 @@ UNLEARN_NUMBERS = [
     (["--loss-bound", "nan"], "--loss-bound"),
     (["--grad-accum", "0"], "--grad-accum"),
     (["--rank", "0"], "--rank"),
+    (["--checkpoint-every", "soon"], "--checkpoint-every"),
+    (["--checkpoint-every", "0 steps"], "--checkpoint-every"),
+    (["--checkpoint-every", "-5 min"], "--checkpoint-every"),
 ]
 
 
@@ -81,6 +84,8 @@ RUN_NUMBERS = [
     ("methods=[{method: ga, max_steps: 0}]", "methods.0.max_steps"),
     ("scenarios.finetuned.train.lr=.nan", "scenarios.finetuned.train.lr"),
     ("eval.batch_size=0", "eval.batch_size"),
+    ("train.checkpoint_every=2.5 steps", "train.checkpoint_every"),
+    ("train.checkpoint_every=0 min", "train.checkpoint_every"),
 ]
 
 

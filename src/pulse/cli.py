@@ -307,6 +307,9 @@ def unlearn_command(
     group_by_length: Annotated[
         bool, _train_option("group_by_length")
     ] = UNLEARN_DEFAULTS.group_by_length,
+    checkpoint_every: Annotated[
+        str | None, _train_option("checkpoint_every")
+    ] = UNLEARN_DEFAULTS.checkpoint_every,
     seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
     reference: Annotated[
         str,
@@ -333,6 +336,7 @@ def unlearn_command(
         bf16=bf16,
         gradient_checkpointing=gradient_checkpointing,
         group_by_length=group_by_length,
+        checkpoint_every=checkpoint_every,
     )
     result = run_unlearning(
         model,

@@ -107,6 +107,12 @@ class UnlearnCollator:
         self._rng: random.Random | None = None
         self._cycle: list[int] = []
         self._encoded: dict[str, EncodedExamples] = {}
+        # The retain stream after each call not yet known to be consumed (the data loader
+        # collates ahead of training): a checkpoint records the state after the batches the
+        # loop consumed, not after those it fetched (see state_after).
+        self._calls = 0
+        self._after: dict[int, dict[str, Any] | None] = {}
+        self.track = False  # keep those states (a loop that checkpoints turns it on)
 
     def __call__(self, indices: Sequence[int]) -> dict[str, Any]:
         indices = [int(i) for i in indices]
@@ -119,7 +125,40 @@ class UnlearnCollator:
             drawn = self.draw_retain(self.retain_batch_size or len(indices))
             out["retain"] = self.collate("retain", drawn)
             out["retain_index"] = torch.tensor(drawn)
+        self._calls += 1
+        if self.track:
+            self._after[self._calls] = self._stream_state()
         return out
+
+    def _stream_state(self) -> dict[str, Any] | None:
+        if self._rng is None:
+            return None
+        version, internal, gauss = self._rng.getstate()
+        return {"rng": [version, list(internal), gauss], "cycle": list(self._cycle)}
+
+    def consumed(self, calls: int) -> None:
+        """The loop consumed the first ``calls`` batches: the states before are not needed."""
+        for call in [c for c in self._after if c < calls]:
+            del self._after[call]
+
+    def state_after(self, consumed: int) -> dict[str, Any]:
+        """The retain stream as it was after the first ``consumed`` calls (micro-batches):
+        what a checkpoint taken after them records."""
+        stream = self._after.get(consumed) if consumed else None
+        return {"consumed": consumed, "stream": stream}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue the retain stream from a checkpoint's :meth:`state_after`."""
+        self._calls = int(state["consumed"])
+        self._after = {}
+        stream = state.get("stream")
+        if stream is None:
+            self._rng, self._cycle = None, []
+            return
+        version, internal, gauss = stream["rng"]
+        self._rng = random.Random()
+        self._rng.setstate((version, tuple(internal), gauss))
+        self._cycle = list(stream["cycle"])
 
     def collate(self, source: str, indices: Sequence[int]) -> BatchFeature:
         """The sub-batch of ``source``'s examples at ``indices`` (each encoded once per run, see

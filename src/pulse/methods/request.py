@@ -6,6 +6,9 @@ Output directory::
                       trainable parameters per component, and what the adapter applies on
     OUT/adapter/      the trained adapter; written only when the request finished (status ok)
     OUT/logs/         the logging integrations' files (TensorBoard runs when installed)
+    OUT/checkpoints/  training checkpoints while the request runs (``train.checkpoint_every``):
+                      a request started again in the same folder resumes from the newest sound
+                      one of the same request; removed when the request finishes
 
 ``result.json`` is removed when a request starts and written last, so a directory that has one
 holds a finished request (the adapter is written atomically before it).
@@ -21,6 +24,8 @@ the model *with the earlier adapters merged*; ``result.json`` lists them under
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import random
 import shutil
 import statistics
@@ -39,6 +44,7 @@ from pulse.data.splits import read_split
 from pulse.errors import ConfigError, DataError, ModelError
 from pulse.files import read_json, sha256_file, write_json
 from pulse.methods.batches import UnlearnData
+from pulse.methods.checkpoints import CheckpointPlan, remove_checkpoints
 from pulse.methods.registry import get_method
 from pulse.methods.trainer import LoopConfig, train_method
 from pulse.models.adapters import (
@@ -53,10 +59,11 @@ from pulse.models.adapters import (
 )
 from pulse.models.loading import load_model, load_model_and_processor, load_processor
 from pulse.models.packing import packable
-from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings
+from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings, checkpoint_schedule
 
 RESULT_FILE = "result.json"
 ADAPTER_DIR = "adapter"
+CHECKPOINT_DIR = "checkpoints"
 # Where the training pairs of listed IDs are looked up, in order (then any other config).
 PAIR_CONFIGS = ("Full_Set", "ft_Data", "Retain_Set")
 Reference = Literal["initial", "previous"]
@@ -120,10 +127,12 @@ class RequestResult:
         if not (Path(out_dir) / RESULT_FILE).is_file():
             return None
         try:
-            return cls.read(out_dir)
+            found = cls.read(out_dir)
         except DataError as exc:
             print(f"pulse: {exc}; the request runs again", file=sys.stderr, flush=True)
             return None
+        remove_checkpoints(Path(out_dir) / CHECKPOINT_DIR)  # a kill right after it finished
+        return found
 
     @property
     def ok(self) -> bool:
@@ -338,6 +347,12 @@ def run_request(
     if not packable(base_model(model)):
         # Packing changes the layout, not the loss: a model it cannot serve trains padded.
         loop = dataclasses.replace(loop, pack_tokens=0)
+    steps, seconds = checkpoint_schedule(train.checkpoint_every)
+    fingerprint = _fingerprint(
+        model_dir, adapter_path, reference, bound, train, seed, dtype, forget_pairs, retain_pairs
+    )
+    plan = CheckpointPlan(out / CHECKPOINT_DIR, fingerprint, steps=steps, seconds=seconds)
+    loop = dataclasses.replace(loop, checkpoint=plan)
     data = UnlearnData(list(forget_pairs), list(retain_pairs), seed=seed)
     result = train_method(model, processor, bound, data, loop, output_dir=str(out / "logs"))
     trainable = trainable_parameters(model)
@@ -364,7 +379,13 @@ def run_request(
         "history": result.history,
         "trainable_params": trainable,
         "info": result.info,
-        "loop": {k: v for k, v in dataclasses.asdict(loop).items() if k != "trainer_args"},
+        "loop": {
+            k: v
+            for k, v in dataclasses.asdict(loop).items()
+            if k not in ("trainer_args", "checkpoint")
+        },
+        "checkpoint_every": train.checkpoint_every,
+        "resumed_from_step": result.resumed_from,
         "scope": dataclasses.asdict(scope),
     }
     if result.main_process:
@@ -375,6 +396,7 @@ def run_request(
             shutil.rmtree(out / ADAPTER_DIR)  # a stale adapter must not pass for this result
         record["total_seconds"] = round(time.perf_counter() - total_start, 3)
         write_json(out / RESULT_FILE, record)
+        remove_checkpoints(out / CHECKPOINT_DIR)  # finished: nothing left to resume
     return RequestResult(
         status=result.status,
         out_dir=out,
@@ -388,6 +410,42 @@ def run_request(
         record=record,
         total_seconds=record.get("total_seconds"),
     )
+
+
+def _fingerprint(
+    model_dir: str | Path,
+    adapter: Path | None,
+    reference: str,
+    bound: Any,
+    train: TrainSettings,
+    seed: int,
+    dtype: str,
+    forget: Sequence[TrainPair],
+    retain: Sequence[TrainPair],
+) -> str:
+    """What determines a request's weights, hashed: a checkpoint is resumed only by the
+    request that wrote it (``pulse unlearn`` may be given the same --out with other options)."""
+    digest = hashlib.sha256()
+    head = [
+        str(Path(model_dir).resolve()),
+        str(adapter.resolve()) if adapter else None,
+        reference,
+        bound.name,
+        bound.params_dict(),
+        train.model_dump(mode="json", exclude={"checkpoint_every"}),
+        seed,
+        dtype,
+    ]
+    digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for name, pairs in (("forget", forget), ("retain", retain)):
+        digest.update(name.encode())
+        for pair in pairs:
+            fields = [getattr(pair, key, None) for key in ("entity_id", "question", "answer")]
+            digest.update(json.dumps(fields, default=str).encode())
+            image = getattr(pair, "image", None)
+            data = image if isinstance(image, bytes) else str(image).encode()
+            digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:16]
 
 
 def adapter_digests(adapter_dir: Path) -> dict[str, str]:

@@ -13,6 +13,12 @@ is checked after training (:meth:`UnlearnTrainer.check_last_step`: finite weight
 of the first batch under the same rule). Under several processes the verdict is shared, so all
 ranks stop together.
 
+Checkpoints (:mod:`pulse.methods.checkpoints`, when ``LoopConfig.checkpoint`` asks): the
+Trainer's own, every N steps and / or M minutes, sealed with the retain stream's state and the
+digests of their files; a loop given a folder that holds a sound one of the same request
+resumes from it and reaches the weights an uninterrupted loop reaches (the data order is the
+seeded sampler's per epoch, the RNG states, optimizer and schedule are the checkpoint's).
+
 Logging: the loss and each method term (``forget_nll``, ``retain_kl``, ...) every
 ``logging_steps`` through the Trainer's log (TensorBoard when installed, W&B when asked: the
 venv this was written in has neither, so the default there is no integration), plus a progress
@@ -27,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,8 +44,16 @@ from transformers.integrations import is_tensorboard_available
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from pulse.files import write_json
 from pulse.methods.base import MethodContext, UnlearnBatch
 from pulse.methods.batches import IndexDataset, UnlearnCollator, UnlearnData
+from pulse.methods.checkpoints import (
+    CheckpointPlan,
+    Resume,
+    collator_file,
+    latest_checkpoint,
+    write_state,
+)
 from pulse.methods.registry import Method
 from pulse.models.adapters import base_model
 from pulse.models.attention import cpu_bf16_attention
@@ -85,6 +100,8 @@ class LoopConfig:
     reference_batch_size: int | None = None  # batches for the reference cache (batch_size)
     progress: bool = True
     progress_desc: str = "unlearn"
+    # Checkpoint (and resume from) as this plan says (None: never; see pulse.methods.checkpoints).
+    checkpoint: CheckpointPlan | None = None
     trainer_args: Mapping[str, Any] = field(default_factory=dict)  # more TrainingArguments
 
     @classmethod
@@ -134,6 +151,7 @@ class LoopResult:
     info: dict[str, Any] = field(default_factory=dict)  # scalars the method reported
     main_process: bool = True
     processes: int = 1  # data-parallel processes (accelerate launch / torchrun)
+    resumed_from: int | None = None  # the checkpoint's step when the loop resumed one
 
     @property
     def ok(self) -> bool:
@@ -150,11 +168,18 @@ class UnlearnTrainer(Trainer):
         context: MethodContext,
         loss_bound: float | None = None,
         lengths: list[int] | None = None,
+        checkpoint: CheckpointPlan | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.method, self.context, self.loss_bound = method, context, loss_bound
         self.lengths = lengths
+        self.checkpoint = checkpoint
+        self.consumed = 0  # micro-batches trained on (a checkpoint records the data after them)
+        self.history: _History | None = None
+        self.timer: _StepTimer | None = None
+        self.earlier_seconds = 0.0  # training time before the checkpoint resumed
+        self.started = time.perf_counter()
         # Our losses are means per micro-batch: the Trainer must divide by the accumulation
         # steps itself (it skips that when it thinks the model normalises by token count).
         self.model_accepts_loss_kwargs = False
@@ -166,10 +191,43 @@ class UnlearnTrainer(Trainer):
         if self.lengths is None:
             return super()._get_train_sampler(train_dataset)
         size = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return LengthGroupedSampler(size, lengths=self.lengths)
+        return _SeededLengthSampler(size, lengths=self.lengths, seed=self.args.data_seed or 0)
+
+    def _get_output_dir(self, trial) -> str:
+        if self.checkpoint is not None:
+            return str(self.checkpoint.folder)
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, then this process's retain stream and (main process,
+        once every process wrote) the seal: the request, the history so far, the digests."""
+        super()._save_checkpoint(model, trial)
+        folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+        collator = self.data_collator
+        write_json(
+            collator_file(folder, self.args.process_index), collator.state_after(self.consumed)
+        )
+        if self.args.world_size > 1:
+            self.accelerator.wait_for_everyone()
+        if self.is_world_process_zero():
+            assert self.checkpoint is not None
+            write_state(
+                folder,
+                {
+                    "fingerprint": self.checkpoint.fingerprint,
+                    "step": self.state.global_step,
+                    "history": self.history.entries if self.history else [],
+                    "step_seconds": self.timer.seconds if self.timer else [],
+                    "seconds": self.earlier_seconds + time.perf_counter() - self.started,
+                },
+            )
+        if self.args.world_size > 1:
+            self.accelerator.wait_for_everyone()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self.context.step = self.state.global_step
+        self.consumed += 1
+        self.data_collator.consumed(self.consumed)
         loss, terms = self.method(model, UnlearnBatch.from_inputs(inputs), self.context)
         self._guard(loss)
         for key, value in terms.items():  # summed on device: no host sync per step
@@ -231,6 +289,46 @@ class UnlearnTrainer(Trainer):
             self._term_sums.clear()
             self._term_counts.clear()
         super().log(logs, start_time)
+
+
+class _SeededLengthSampler(LengthGroupedSampler):
+    """Batches of similar length in an order drawn from ``seed`` and the epoch (the Trainer's
+    own draws from the global generator, which a resumed loop could not reproduce)."""
+
+    def __init__(self, batch_size: int, *, lengths: list[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class _Checkpoints(TrainerCallback):
+    """Asks for a checkpoint every ``steps`` optimizer steps and / or ``seconds`` of training,
+    never after the last step (the request is about to finish); every process decides alike."""
+
+    def __init__(self, plan: CheckpointPlan, trainer: UnlearnTrainer) -> None:
+        self.plan, self.trainer = plan, trainer
+        self.last = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            return
+        due = bool(self.plan.steps) and state.global_step % self.plan.steps == 0
+        if self.plan.seconds and time.perf_counter() - self.last >= self.plan.seconds:
+            due = True
+        if args.world_size > 1:  # any process's clock due: all of them save
+            flag = torch.tensor([1.0 if due else 0.0], device=args.device)
+            due = bool(self.trainer.accelerator.reduce(flag, "max").item() > 0)
+        if due:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last = time.perf_counter()
 
 
 class _History(TrainerCallback):
@@ -325,6 +423,9 @@ def training_arguments(cfg: LoopConfig, output_dir: str) -> TrainingArguments:
         # A CPU launch of several processes (torchrun / accelerate launch --cpu) is data
         # parallel only with the CPU backend named; otherwise each process trains alone.
         kwargs.update(use_cpu=True, ddp_backend="gloo")
+    if cfg.checkpoint is not None and cfg.checkpoint.active:
+        # The newest and the one before it: a newest cut short while written is not alone.
+        kwargs["save_total_limit"] = 2
     kwargs.update(cfg.trainer_args)
     return TrainingArguments(**kwargs)
 
@@ -345,7 +446,8 @@ def train_method(
     ``model`` is normally a PEFT model (its adapter disabled is the reference). A separate
     ``reference_model`` replaces that (the deep-copy baseline of the speed benchmark, or a
     full fine-tune without adapter). ``output_dir`` receives the logging integrations' files
-    (TensorBoard runs); nothing else is written there.
+    (TensorBoard runs); nothing else is written there. ``cfg.checkpoint`` checkpoints the loop
+    and resumes it from the newest sound checkpoint of the same request found there.
     """
     cfg = cfg or LoopConfig()
     if cfg.pack_tokens:
@@ -363,6 +465,8 @@ def train_method(
             pack_tokens=cfg.pack_tokens,
             encoding_cache_bytes=cfg.encoding_cache_bytes,
         )
+        plan = cfg.checkpoint if cfg.checkpoint is not None and cfg.checkpoint.active else None
+        collator.track = plan is not None
         context = MethodContext(
             model=model,
             reference_model=reference_model,
@@ -383,7 +487,16 @@ def train_method(
             context=context,
             loss_bound=cfg.loss_bound,
             lengths=example_lengths(processor, data.forget) if cfg.group_by_length else None,
+            checkpoint=plan,
         )
+        trainer.history, trainer.timer = history, timer
+        resume = None
+        if plan is not None:
+            trainer.add_callback(_Checkpoints(plan, trainer))
+            main = args.process_index == 0
+            resume = latest_checkpoint(plan, str(plan.folder.parent), main=main)
+            if resume is not None:
+                _restore(trainer, collator, resume, args.process_index)
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         if cfg.progress:
@@ -393,7 +506,7 @@ def train_method(
             reference_model.to(args.device).eval().requires_grad_(False)
         attention = cfg.bf16 and args.device.type == "cpu"
         with cpu_bf16_attention(model, attention), cpu_bf16_attention(reference_model, attention):
-            return _run(trainer, model, method, context, history, timer)
+            return _run(trainer, model, method, context, history, timer, resume)
 
 
 def _forget_earlier_preparation(model: nn.Module) -> None:
@@ -404,21 +517,32 @@ def _forget_earlier_preparation(model: nn.Module) -> None:
         module.__dict__.pop("_is_accelerate_prepared", None)
 
 
-def _run(trainer, model, method, context, history, timer) -> LoopResult:
+def _restore(trainer: UnlearnTrainer, collator: UnlearnCollator, resume: Resume, rank: int) -> None:
+    """Continue from ``resume``: the retain stream where the checkpoint left it, and the
+    history and training time before it (the Trainer restores the rest)."""
+    state = resume.collator(rank) or {"consumed": 0, "stream": None}
+    collator.restore(state)
+    trainer.consumed = int(state["consumed"])
+    trainer.history.entries[:] = list(resume.state.get("history") or [])  # type: ignore[union-attr]
+    trainer.timer.seconds[:] = list(resume.state.get("step_seconds") or [])  # type: ignore[union-attr]
+    trainer.earlier_seconds = float(resume.state.get("seconds") or 0.0)
+
+
+def _run(trainer, model, method, context, history, timer, resume=None) -> LoopResult:
     start = time.perf_counter()
     cleanup = method.prepare(model, context)
     setup = time.perf_counter() - start
     status, diverged = "ok", None
-    start = time.perf_counter()
+    start = trainer.started = time.perf_counter()
     try:
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume.path) if resume is not None else None)
         trainer.check_last_step()  # before the method's cleanup: it may need its state
     except Diverged as exc:
         status, diverged = "diverged", exc.as_dict()
         # The Trainer never reached its end: close the bar and flush the loggers.
         trainer.callback_handler.on_train_end(trainer.args, trainer.state, trainer.control)
     finally:
-        seconds = time.perf_counter() - start
+        seconds = trainer.earlier_seconds + time.perf_counter() - start
         if cleanup is not None:
             cleanup()
         model.zero_grad(set_to_none=True)
@@ -435,4 +559,5 @@ def _run(trainer, model, method, context, history, timer) -> LoopResult:
         info=info,
         main_process=trainer.is_world_process_zero(),
         processes=trainer.args.world_size,
+        resumed_from=resume.step if resume is not None else None,
     )

@@ -15,6 +15,7 @@ Light on purpose (no torch): the command line reads it to declare its options.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -27,6 +28,37 @@ def _steps(value: int) -> int:
     if value != -1 and value < 1:
         raise ValueError("expected -1 (train by epochs) or at least 1")
     return value
+
+
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(steps?|min|mins|minutes?)\s*$")
+
+
+def checkpoint_schedule(text: str | None) -> tuple[int, float]:
+    """``checkpoint_every`` as (every N optimizer steps, every S seconds); 0 where not asked.
+    ``"50 steps"``, ``"10 min"``, ``"50 steps or 10 min"`` (whichever comes first); ``off``
+    or null: never."""
+    if text is None or text.strip().lower() in ("off", "never", "no"):
+        return 0, 0.0
+    steps, seconds = 0, 0.0
+    for part in re.split(r"\s+or\s+|,", text.strip()):
+        match = _EVERY.match(part)
+        if match is None:
+            raise ValueError("expected 'N steps', 'M min', both ('50 steps or 10 min') or off")
+        number, unit = match.groups()
+        if unit.startswith("step"):
+            if not number.isdigit() or int(number) < 1 or steps:
+                raise ValueError("expected a whole number of steps, at least 1, given once")
+            steps = int(number)
+        else:
+            if float(number) <= 0 or seconds:
+                raise ValueError("expected a positive number of minutes, given once")
+            seconds = float(number) * 60
+    return steps, seconds
+
+
+def _schedule(text: str | None) -> str | None:
+    checkpoint_schedule(text)  # refused here, with the rest of the settings
+    return text
 
 
 # The bounds of the settings a method entry may also give (one declaration: the run config's
@@ -69,6 +101,15 @@ class TrainSettings(BaseModel):
         16, ge=1, description="At most N training pairs per person (seeded sample)."
     )
     scope: ScopeConfig = Field(default_factory=ScopeConfig)
+    # A request's training checkpoints (the Trainer's: adapter, optimizer, schedule, RNG and
+    # data order), from which a request killed mid-training resumes with the weights an
+    # uninterrupted one reaches; deleted when it finishes. Not part of a request's identity
+    # (its cache key, the config's digest): changing it never invalidates results.
+    checkpoint_every: Annotated[str | None, AfterValidator(_schedule)] = Field(
+        "10 min",
+        description="Checkpoint a request every 'N steps', 'M min' or both ('50 steps or "
+        "10 min'), and resume a killed one from its last checkpoint (off: never).",
+    )
 
 
 # pulse unlearn's defaults: lr 2e-5, batch 4 (the public LoRA unlearning baselines, for a real

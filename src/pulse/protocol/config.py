@@ -366,6 +366,11 @@ class RunConfig(Section):
             del data["repeats"]
         if data["models"]["oracle"] is None:
             del data["models"]["oracle"]  # likewise
+        # How often requests checkpoint changes no result: a run resumes under another value.
+        data["train"].pop("checkpoint_every", None)
+        for section in data["scenarios"].values():
+            if isinstance(section.get("train"), dict):
+                section["train"].pop("checkpoint_every", None)
         for name, section in data["scenarios"].items():
             spec = self.scenarios[name]
             for key in spec.added_later:

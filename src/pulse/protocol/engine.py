@@ -206,7 +206,8 @@ class Engine:
             sorted(retain),
             entry.method,
             entry.params,
-            train.model_dump(mode="json", exclude={"scope"}),
+            # How often it checkpoints is not what it computes: never part of its key.
+            train.model_dump(mode="json", exclude={"scope", "checkpoint_every"}),
             scope.model_dump(mode="json"),
             reference,
             seed,
