@@ -101,7 +101,8 @@ def _aucs(sample: MembershipSample, weights: tuple[np.ndarray, np.ndarray]) -> n
 
 
 def _percentile(values: np.ndarray) -> Interval | None:
-    values = values[~np.isnan(values)]
+    # Draws without a value (a side that weighs nothing, an oracle AUC of 0) are left out.
+    values = values[np.isfinite(values)]
     if not len(values):
         return None
     tail = (1 - LEVEL) / 2 * 100

@@ -39,6 +39,7 @@ from pulse.models.scope import ScopeConfig as ScopeConfig
 from pulse.models.scope import parse_scope_label as parse_scope_label
 from pulse.models.settings import Epochs, LearningRate, LossBound, MaxSteps
 from pulse.models.settings import TrainSettings as TrainSettings
+from pulse.protocol.privacy import PrivacyConfig
 from pulse.protocol.registry import scenario_types
 
 
@@ -280,6 +281,8 @@ class RunConfig(Section):
     train: TrainSettings = Field(default_factory=TrainSettings)
     methods: list[MethodEntry] = Field(default_factory=_default_methods, min_length=1)
     scenarios: Scenarios = Field(default_factory=lambda: Scenarios.parse({}))
+    # Membership inference on the forget set against holdout people (pulse.protocol.privacy).
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @model_validator(mode="after")
     def _labels_unique(self) -> RunConfig:
@@ -371,6 +374,8 @@ class RunConfig(Section):
         for section in data["scenarios"].values():
             if isinstance(section.get("train"), dict):
                 section["train"].pop("checkpoint_every", None)
+        if self.privacy == PrivacyConfig():
+            del data["privacy"]  # likewise: run directories from before it still resume
         for name, section in data["scenarios"].items():
             spec = self.scenarios[name]
             for key in spec.added_later:

@@ -28,6 +28,7 @@ from pulse.data.splits import read_split, write_split
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig
 from pulse.protocol.measure import Measurement, Measurer, contrast_rows, metric_rows
+from pulse.protocol.privacy import PairPlan, privacy_plan
 from pulse.protocol.results import ResultRow
 from pulse.protocol.sources import Sources
 from pulse.protocol.store import RunStore, content_key
@@ -249,37 +250,70 @@ class Engine:
 
     # --- measuring --------------------------------------------------------------------------
 
-    def measure_model(self, group: Population) -> Measurement:
-        """The model ``group.model`` on the group's people (evaluated once, then cached)."""
+    def measure_model(self, group: Population, plan: PairPlan | None = None) -> Measurement:
+        """The model ``group.model`` on the group's people (evaluated once, then cached); with
+        ``plan``, its membership-inference scores too."""
         state = f"model:{group.model.resolve()}"
-        return self.measurer.measure(
-            state, self.model_loader(group.model), group.config, group.people
-        )
+        load = _once(self.model_loader(group.model))
+        measured = self.measurer.measure(state, load, group.config, group.people)
+        return self._with_pairs(measured, state, load, plan)
 
-    def measure_request(self, outcome: RequestOutcome, group: Population) -> Measurement:
-        """The model a finished request left, on the group's people (cached like any state)."""
+    def measure_request(
+        self, outcome: RequestOutcome, group: Population, plan: PairPlan | None = None
+    ) -> Measurement:
+        """The model a finished request left, on the group's people (cached like any state);
+        with ``plan``, its membership-inference scores too, beside the before model's loss."""
         assert outcome.out_dir is not None
-        return self.measurer.measure(
-            f"request:{outcome.out_dir.name}",
-            self.model_loader(group.model, outcome.out_dir),
-            group.config,
-            group.people,
-        )
+        state = f"request:{outcome.out_dir.name}"
+        load = _once(self.model_loader(group.model, outcome.out_dir))
+        measured = self.measurer.measure(state, load, group.config, group.people)
+        return self._with_pairs(measured, state, load, plan, group.model)
 
-    def measure_oracle(self, group: Population) -> Measurement | None:
+    def measure_oracle(self, group: Population, plan: PairPlan | None = None) -> Measurement | None:
         """The group's oracle on its people (cached like any state), when it has one."""
         oracle = group.of_oracle()
-        return None if oracle is None else self.measure_model(oracle)
+        if oracle is None:
+            return None
+        state = f"model:{oracle.model.resolve()}"
+        load = _once(self.model_loader(oracle.model))
+        measured = self.measurer.measure(state, load, oracle.config, oracle.people)
+        return self._with_pairs(measured, state, load, plan, group.model)
+
+    def _with_pairs(
+        self,
+        measured: Measurement,
+        state: str,
+        load: Callable[[], Any],
+        plan: PairPlan | None,
+        reference: Path | None = None,
+    ) -> Measurement:
+        """``measured`` with the state's pair scores when there is a plan, each carrying the
+        ``reference`` model's loss on the same pair (the reference-based score)."""
+        if plan is None:
+            return measured
+        pairs = self.measurer.measure_pairs(state, load, plan).pairs or []
+        if reference is not None:
+            before = self.measurer.measure_pairs(
+                f"model:{reference.resolve()}", self.model_loader(reference), plan
+            )
+            losses = {p.key: p.loss for p in before.pairs or []}
+            pairs = [replace(p, reference=losses.get(p.key)) for p in pairs]
+        return replace(measured, pairs=pairs)
+
+    def privacy(self, scenario: str, group: Population, splits: Splits) -> PairPlan | None:
+        """The pairs every state of ``scenario`` is scored on for membership inference."""
+        return privacy_plan(self, scenario, group, splits)
 
     def before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
         """The scenario's before row: the model before any request, on its splits."""
         cell = CellId.before(scenario, requests=requests)
-        self.stage(
-            f"{scenario}/before",
-            lambda: metric_rows(
-                cell, [self.measure_model(group)], splits, oracle=self.measure_oracle(group)
-            ),
-        )
+
+        def compute() -> list[ResultRow]:
+            plan = self.privacy(scenario, group, splits)
+            measured = self.measure_model(group, plan)
+            return metric_rows(cell, [measured], splits, oracle=self.measure_oracle(group, plan))
+
+        self.stage(f"{scenario}/before", compute)
 
     def oracle(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
         """The scenario's oracle row, when the group has an oracle: its change against before
@@ -290,7 +324,7 @@ class Engine:
         cell = CellId.oracle(scenario, requests=requests)
 
         def compute() -> list[ResultRow]:
-            oracle = self.measure_oracle(group)
+            oracle = self.measure_oracle(group, self.privacy(scenario, group, splits))
             assert oracle is not None
             return metric_rows(cell, [oracle], splits, self.measure_model(group), oracle)
 
@@ -303,21 +337,23 @@ class Engine:
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
         started = time.perf_counter()
-        measured = self.measure_request(outcome, group)
+        plan = self.privacy(cell.scenario, group, splits)
+        measured = self.measure_request(outcome, group, plan)
         self._timing(outcome, time.perf_counter() - started)
         # Against the before state of the same people (its evaluation is cached): the rows'
         # changes get paired intervals.
         return metric_rows(
-            cell, [measured], splits, self.measure_model(group), self.measure_oracle(group)
+            cell, [measured], splits, self.measure_model(group), self.measure_oracle(group, plan)
         )
 
     def pooled(
         self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
     ) -> list[ResultRow]:
         """The cell's rows pooled over the training seeds that finished."""
-        runs = [self.measure_request(o, group) for o in outcomes]
+        plan = self.privacy(cell.scenario, group, splits)
+        runs = [self.measure_request(o, group, plan) for o in outcomes]
         return metric_rows(
-            cell, runs, splits, self.measure_model(group), self.measure_oracle(group)
+            cell, runs, splits, self.measure_model(group), self.measure_oracle(group, plan)
         )
 
     def request_stage(
@@ -407,6 +443,19 @@ class Engine:
             train_seconds=0.0 if outcome.reused else outcome.seconds,
             eval_seconds=round(eval_seconds, 3),
         )
+
+
+def _once(load: Callable[[], Any]) -> Callable[[], Any]:
+    """``load`` called at most once: the MCQ evaluation and the pair scores of one state share
+    the model when neither is cached."""
+    held: list[Any] = []
+
+    def get() -> Any:
+        if not held:
+            held.append(load())
+        return held[0]
+
+    return get
 
 
 def _finished(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from pulse.protocol.cells import CellId
 from pulse.protocol.config import EvalConfig
 from pulse.protocol.measurement import Measurement
 from pulse.protocol.metrics import CONTRAST, GAP, Comparison, Group, Metric, metrics
+from pulse.protocol.privacy import PairPlan
 from pulse.protocol.results import ResultRow
 from pulse.protocol.store import RunStore, content_key
 
@@ -76,6 +77,8 @@ def metric_rows(
             if not reference:
                 continue
             samples = [metric.against(sample, reference) for sample in samples]
+            if not all(samples):  # the metric has no value against this oracle
+                continue
         change = None
         if before is not None and not metric.versus_oracle and metric.applies(before):
             earlier = metric.select(before, group)
@@ -218,6 +221,25 @@ class Measurer:
             return self.evaluate(model, processor, self.items(config, people))
 
         return self.cached(key, evaluate, {"state": state, "config": config, "people": people})
+
+    def measure_pairs(self, state: str, model_loader: Any, plan: PairPlan) -> Measurement:
+        """Membership-inference scores of the model state ``state`` on ``plan``'s pairs
+        (cached like any evaluation; ``model_loader`` is called only when not cached)."""
+        from pulse.eval.membership import score_pairs
+        from pulse.protocol.privacy import pairs_to_score
+
+        key = content_key("pairs", state, asdict(plan), self.cfg.batch_size)
+
+        def evaluate() -> Measurement:
+            assert self.mllmu is not None
+            pairs = pairs_to_score(self.mllmu, plan)
+            model, processor = model_loader()
+            scores = score_pairs(
+                model, processor, pairs, k=plan.min_k, batch_size=self.cfg.batch_size
+            )
+            return Measurement(pairs=scores)
+
+        return self.cached(key, evaluate, {"state": state, "pairs_of": asdict(plan)})
 
     def _remember(self, key: str, measurement: Measurement) -> Measurement:
         self._recent[key] = measurement

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pulse.eval.membership import PairScore
 from pulse.eval.mmbench import GeneralResult
 from pulse.eval.records import ItemRecord, records_from_dicts, records_to_dicts
 
@@ -19,6 +20,9 @@ class Measurement:
     general: GeneralResult | None = None  # circular / vanilla tallies and verdicts
     chance: dict[str, float] | None = None  # MCQ item -> 1 / number of options
     pebench: list[ItemRecord] | None = None
+    # Membership-inference scores of the forget and holdout people's training pairs
+    # (:mod:`pulse.protocol.privacy`), stored apart from the MCQ records of the same state.
+    pairs: list[PairScore] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -28,11 +32,15 @@ class Measurement:
             data["chance"] = self.chance
         if self.pebench is not None:
             data["records"] = records_to_dicts(self.pebench)
+        if self.pairs is not None:
+            data["pairs"] = [p.to_dict() for p in self.pairs]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
         """Also what earlier versions stored (PEBench evaluations with their summary)."""
+        if "pairs" in data:
+            return cls(pairs=[PairScore.from_dict(p) for p in data["pairs"]])
         if "mcq" in data:
             general = data.get("general")
             return cls(

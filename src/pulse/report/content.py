@@ -8,6 +8,8 @@ from pathlib import Path
 from pulse.protocol.metrics import metrics
 from pulse.report.figures import FigureFile, build_figures
 from pulse.report.gaps import find_gaps
+from pulse.report.privacy import privacy_reading, privacy_tables
+from pulse.report.privacy_figure import privacy_figures
 from pulse.report.reading import build_reading
 from pulse.report.rundir import RunDir, load_run
 from pulse.report.runinfo import RunInfo, build_run_info
@@ -75,11 +77,15 @@ class ReportContent:
 def build_content(run_dir: str | Path) -> ReportContent:
     run = load_run(run_dir)
     tables = build_tables(run.rows)
+    methods = method_order(run.rows)
+    # Each scenario's privacy table follows the others (its figure and sentences likewise).
+    privacy = privacy_tables(run.rows, methods)
+    config = run.config if isinstance(run.config, dict) else None
     return ReportContent(
         run=run,
-        tables=tables,
-        figures=build_figures(tables, method_order(run.rows)),
-        reading=build_reading(tables),
+        tables=tables + privacy,
+        figures=build_figures(tables, methods) + privacy_figures(privacy),
+        reading=build_reading(tables) + privacy_reading(tables, privacy, config),
         gaps=find_gaps(run, tables),
         info=build_run_info(run),
     )

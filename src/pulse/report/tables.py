@@ -327,11 +327,17 @@ def build_tables(rows: Sequence[ResultRow]) -> list[Table]:
     ]
 
 
-def build_table(scenario: str, rows: Sequence[ResultRow], methods: Sequence[str]) -> Table:
-    """The scenario's table from its cells' results; the rows of single training seeds (a run
-    with repeats) only give each pooled value its seeds' range."""
+def build_table(
+    scenario: str,
+    rows: Sequence[ResultRow],
+    methods: Sequence[str],
+    layout: Layout | None = None,
+) -> Table:
+    """The scenario's table from its cells' results (in its kind's layout, unless ``layout``
+    gives another: its privacy table); the rows of single training seeds (a run with repeats)
+    only give each pooled value its seeds' range."""
     kind = rows[0].kind
-    layout = layout_of(kind)
+    layout = layout or layout_of(kind)
     per_seed = _cells([r for r in rows if not r.pooled])
     rows = [r for r in rows if r.pooled]
     cells = _cells(rows)

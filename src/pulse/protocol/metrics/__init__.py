@@ -12,8 +12,10 @@ from pulse.protocol.metrics import (  # noqa: F401
     chance,
     forget_quality,
     general,
+    mia_auc,
     oracle_distance,
     pebench_score,
+    privleak,
     truth_ratio,
 )
 from pulse.protocol.metrics.base import (

@@ -98,7 +98,8 @@ class Metric:
         raise NotImplementedError
 
     def against(self, sample: Sample, oracle: Sample) -> Sample:
-        """The sample of a metric versus the oracle: the state's and the oracle's, paired."""
+        """The sample of a metric versus the oracle: the state's and the oracle's, paired
+        (None: no value against this oracle, so no row)."""
         return (sample, oracle)
 
     def value(self, samples: Sequence[Sample]) -> float:

@@ -1,0 +1,137 @@
+"""Membership inference in a protocol run: which pairs every model state is scored on.
+
+A scenario's *members* are the people of its forget-type splits (trained on, then unlearned);
+its *non-members* the holdout people of the same kind, never trained on: fictitious people for
+the scenarios of the fine-tuned model, celebrities for the pretrained scenario. Each person's
+training pairs are sampled as the unlearning requests sample them (``train.pairs_per_id``,
+seeded by the person's ID and the run's seed), so the members' pairs are the very pairs
+unlearned; ``privacy.pairs_per_person`` sets another cap. Every pair is scored with its image
+(multimodal) and, when its question names the person rather than pointing at the picture,
+without it (text-only), as the fine-tuning data holds it.
+
+With the synthetic world the holdout is the world's (``Holdout_Set``, ``Holdout_Celebrities``);
+with local checkpoints it must be named (``privacy.holdout``, ``privacy.holdout_celebrities``:
+a split file, an MLLMU-Bench config or a comma list of IDs, e.g. the people left out of
+fine-tuning with ``pulse finetune --exclude``). Without one the rows are absent, and the
+report says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pulse.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pulse.eval.membership import PairToScore
+    from pulse.protocol.cells import Population
+    from pulse.protocol.engine import Engine
+
+# The world's holdout configs (pulse.world.build writes them).
+WORLD_HOLDOUT = {"fictitious": "Holdout_Set", "celebrities": "Holdout_Celebrities"}
+
+
+class PrivacyConfig(BaseModel):
+    """The ``privacy`` section: membership inference on every state of the MCQ scenarios."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    # Fictitious people never fine-tuned on (a split file, an MLLMU-Bench config, IDs);
+    # None: the world's Holdout_Set when the run uses the world, else no membership rows.
+    holdout: str | None = None
+    # Celebrities never pre-trained on, likewise (the world's Holdout_Celebrities).
+    holdout_celebrities: str | None = None
+    # The share of lowest-scored tokens Min-K % and Min-K %++ average.
+    min_k: float = Field(0.4, gt=0, le=1)
+    # Pairs scored per person; None: those the scenario unlearns (its train.pairs_per_id).
+    pairs_per_person: int | None = Field(None, ge=1)
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """The pairs every state of a scenario is scored on."""
+
+    members: tuple[str, ...]
+    holdout: tuple[str, ...]
+    pairs_per_person: int | None
+    min_k: float
+    seed: int
+
+
+def _holdout_spec(engine: Engine, group: Population) -> tuple[str, str | None] | None:
+    """(config key, what it names) of the group's kind of people; None for other people."""
+    cfg, data = engine.config.privacy, engine.config.data
+    if group.config == data.celebrities:
+        key, spec, kind = "privacy.holdout_celebrities", cfg.holdout_celebrities, "celebrities"
+    elif group.config == data.fictitious:
+        key, spec, kind = "privacy.holdout", cfg.holdout, "fictitious"
+    else:
+        return None
+    mllmu = engine.sources.mllmu
+    if spec is None and engine.sources.world_oracles is not None and mllmu is not None:
+        default = WORLD_HOLDOUT[kind]
+        if (Path(mllmu) / default).is_dir():
+            spec = default
+    return key, spec
+
+
+def privacy_plan(
+    engine: Engine, scenario: str, group: Population, splits: Mapping[str, Sequence[str]]
+) -> PairPlan | None:
+    """The scenario's pairs to score, or None (privacy off, no holdout, no forget split)."""
+    from pulse.methods.request import resolve_ids
+    from pulse.protocol.metrics.mia_auc import PRIVACY_SPLITS
+
+    cfg = engine.config.privacy
+    found = _holdout_spec(engine, group) if cfg.enabled else None
+    if found is None or found[1] is None or engine.sources.mllmu is None:
+        return None
+    key, spec = found
+    members = sorted({p for s, people in splits.items() if s in PRIVACY_SPLITS for p in people})
+    if not members:
+        return None
+    holdout, _ = resolve_ids(spec, engine.sources.mllmu)
+    trained = sorted(set(holdout) & set(group.people))
+    if trained:
+        raise ConfigError(
+            f"{key}: {trained[0]!r} is one of the scenario's own people (trained on), not a "
+            "holdout person"
+        )
+    if len(holdout) < 2:
+        raise ConfigError(f"{key}: {spec!r} names {len(holdout)} people; membership needs two")
+    limit = cfg.pairs_per_person or engine.config.train_of(scenario).pairs_per_id
+    return PairPlan(tuple(members), tuple(sorted(holdout)), limit, cfg.min_k, engine.config.seed)
+
+
+def pairs_to_score(mllmu: Path, plan: PairPlan) -> list[PairToScore]:
+    """Every pair of ``plan``: each person's training pairs (sampled as the requests sample
+    them), with the image and, where the question names the person, without it."""
+    from pulse.eval.membership import PairToScore
+    from pulse.methods.request import sample_per_entity, train_pairs
+    from pulse.world.train import refers_to_shown
+
+    out: list[PairToScore] = []
+    for people, member in ((plan.members, True), (plan.holdout, False)):
+        pairs = train_pairs(mllmu, list(people))
+        place: dict[int, int] = {}  # a pair's place among its person's pairs, before sampling
+        counter: dict[str, int] = {}
+        for pair in pairs:
+            place[id(pair)] = counter.get(pair.entity_id, 0)
+            counter[pair.entity_id] = place[id(pair)] + 1
+        if plan.pairs_per_person is not None:
+            pairs = sample_per_entity(pairs, plan.pairs_per_person, plan.seed)
+        for pair in pairs:
+            k = place[id(pair)]
+            if pair.image is not None:
+                out.append(
+                    PairToScore(pair.entity_id, k, member, pair.question, pair.answer, pair.image)
+                )
+            if pair.image is None or not refers_to_shown(pair.question):
+                out.append(PairToScore(pair.entity_id, k, member, pair.question, pair.answer))
+    return out

@@ -1,0 +1,123 @@
+"""Membership inference in a miniature run: a model trained on the forget people leaks their
+membership against the holdout people, a model trained without them (the oracle) does not, and
+the rows, the privacy table, its figure and its reading follow."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from tests.fixtures.tiny import TAUGHT
+
+from pulse.data.mllmu import read_mllmu
+from pulse.methods.request import sample_per_entity, train_pairs
+from pulse.methods.supervised import TrainConfig, train_supervised
+from pulse.models.tiny import build_tiny_lmm
+from pulse.protocol.config import parse_config
+from pulse.protocol.results import RESULTS_FILE, read_results
+from pulse.protocol.runner import run_protocol
+from pulse.report import write_report
+from pulse.world.train import finetune_examples
+
+PAIRS = 8  # pairs per person, trained and scored alike
+
+
+def _train(mllmu, people, texts, out):
+    """A tiny LLaVA trained from scratch on ``people``'s pairs until it knows them by heart."""
+    model, processor = build_tiny_lmm(texts * 3, TAUGHT, seed=0)
+    pairs = sample_per_entity(train_pairs(mllmu, people), PAIRS, 0)
+    cfg = TrainConfig(max_steps=120, batch_size=16, learning_rate=5e-3, progress=False)
+    train_supervised(model, processor, finetune_examples(pairs), cfg)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def privacy_run(small_world, tmp_path_factory):
+    mllmu = small_world / "mllmu"
+    people = sorted(p.id for p in read_mllmu(mllmu, "Full_Set"))
+    forget, retain = people[:4], people[4:8]
+    holdout = sorted(p.id for p in read_mllmu(mllmu, "Holdout_Set"))
+    # The tokenizer knows every name (the holdout's too): members differ by training alone.
+    every = sample_per_entity(train_pairs(mllmu, forget + retain + holdout), PAIRS, 0)
+    texts = [f"USER: {p.question} ASSISTANT: {p.answer}" for p in every]
+    models = tmp_path_factory.mktemp("privacy-models")
+    finetuned = _train(mllmu, forget + retain, texts, models / "finetuned")
+    oracle = _train(mllmu, retain, texts, models / "oracle")
+    base = {
+        "models": {"finetuned": str(finetuned), "oracle": str(oracle)},
+        "data": {"mllmu": str(mllmu)},
+        "train": {"max_steps": 2, "batch_size": 4, "pairs_per_id": PAIRS},
+        "eval": {"general": False},
+        "methods": [{"method": "ga"}],
+        "scenarios": {
+            "finetuned": {"forget": ",".join(forget), "retain": ",".join(retain)},
+            "pretrained": {"enabled": False},
+            "sequential": {"enabled": False},
+            "scope": {"enabled": False},
+            "pebench": {"enabled": False},
+        },
+    }
+    runs = tmp_path_factory.mktemp("privacy-runs")
+    with_holdout = parse_config({**base, "privacy": {"holdout": "Holdout_Set"}})
+    without = parse_config(base)
+    measured = run_protocol(with_holdout, runs / "holdout", progress=False).root
+    unmeasured = run_protocol(without, runs / "none", progress=False).root
+    return measured, unmeasured
+
+
+def _rows(root, method):
+    return {
+        (r.split, r.modality, r.metric): r
+        for r in read_results(root / RESULTS_FILE)
+        if r.scenario == "finetuned" and r.method == method
+    }
+
+
+def test_the_trained_model_leaks_and_the_oracle_does_not(privacy_run):
+    root, _ = privacy_run
+    before, oracle = _rows(root, "before"), _rows(root, "oracle")
+    for modality in ("multimodal", "text", "all"):
+        leak = before["forget", modality, "mia_auc_min_k_pp"]
+        assert leak.value > 0.85 and leak.low > 0.6 and leak.n > 0
+        assert before["forget", modality, "mia_auc_loss"].value > 0.85
+        assert abs(oracle["forget", modality, "mia_auc_min_k_pp"].value - 0.5) < 0.2
+        privleak = before["forget", modality, "privleak_min_k_pp"]
+        assert privleak.value > 0.3 and privleak.low > 0  # still leaking, and measured so
+        itself = oracle["forget", modality, "privleak_loss"]
+        assert itself.value == 0 and (itself.low, itself.high) == (0, 0)
+    # the reference score needs the model before unlearning: none on the before row
+    assert ("forget", "all", "mia_auc_reference") not in before
+    assert ("forget", "all", "mia_auc_reference") in oracle
+    unlearned = _rows(root, "ga")
+    assert {f"privleak_{s}" for s in ("loss", "zlib", "min_k", "min_k_pp", "reference")} <= {
+        metric for (_, _, metric) in unlearned
+    }
+    assert not any(split == "retain" and m.startswith("mia") for (split, _, m) in unlearned)
+
+
+def test_the_report_has_a_privacy_table_figure_and_reading(privacy_run):
+    root, _ = privacy_run
+    files = write_report(root)
+    table = root / "tables" / "finetuned-privacy.csv"
+    assert table in files.tables
+    with table.open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert {"mia_auc_min_k_pp_multimodal", "privleak_min_k_pp_text"} <= set(header)
+    assert (root / "figures" / "privacy_finetuned-privacy.png") in files.figures
+    report = (root / "report.md").read_text(encoding="utf-8")
+    assert "Privacy: membership inference (finetuned)" in report
+    assert "PrivLeak = (AUC - AUC of the oracle) / AUC of the oracle" in report  # the legend
+    assert "By Min-K %++ PrivLeak in finetuned, before (" in report
+    assert "still leak membership" in report
+
+
+def test_without_a_holdout_there_are_no_rows_and_the_report_says_why(privacy_run):
+    _, root = privacy_run
+    assert not any(
+        r.metric.startswith(("mia_", "privleak_")) for r in read_results(root / RESULTS_FILE)
+    )
+    write_report(root)
+    report = (root / "report.md").read_text(encoding="utf-8")
+    assert "In finetuned there are no membership-inference rows: the run names no holdout" in report
