@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from pulse.protocol.metrics import get_metric
+from pulse.protocol.metrics.base import FORGET_SPLITS
 from pulse.protocol.registry import scenario_types
 from pulse.report.tables import Column, Table, TableRow
 
@@ -39,6 +40,7 @@ ORACLE_COLOUR = "#7B3294"  # outside the methods' palette
 STATUS_COLOUR = "#b45309"
 BATCH_OFFSET = 0.18  # the one-batch star sits just right of the last request, not on its dot
 BAND_ALPHA = 0.13  # shaded 95 % intervals: visible, yet lines of other methods read through
+ORACLE, CHANCE = "oracle", "chance"  # the gid of the artists that mark them (tests find them)
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,21 @@ def _error(value: float, bounds: tuple[float, float] | None) -> list[list[float]
 
 
 def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
+    return FigureFile(
+        f"sustainability_{table.slug}.png",
+        f"Sustainability: {table.scenario}",
+        "Accuracy and general capability after each request, one line per method, shaded over "
+        "its 95 % intervals where the run measured them; the star is the same forget data "
+        "unlearned in one batch, with its interval as a bar. Where the run has an oracle, its "
+        "accuracy is the dashed line; the dotted line in the forget panels is guessing.",
+        png(sustainability_figure(table, colours)),
+    )
+
+
+def sustainability_figure(table: Table, colours: dict[str, str]) -> Figure:
     # Accuracy and general capability; the values versus the oracle are in the tables (the
-    # oracle's own accuracy is a dashed line in each panel).
+    # oracle's own accuracy is a dashed line in each panel, guessing a dotted one in those of
+    # the people unlearned or to be).
     columns = [c for c in table.columns if not _versus_oracle(c)]
     fig, axes = _grid(len(columns), 4, 2.9, 2.4)
     before = table.before
@@ -117,7 +132,13 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
         base = figure_pct(before.value(column.key)) if before else None
         oracle = table.oracle.value(column.key) if table.oracle else None
         if oracle is not None:
-            ax.axhline(figure_pct(oracle), color=ORACLE_COLOUR, linestyle="--", linewidth=0.9)
+            ax.axhline(
+                figure_pct(oracle), color=ORACLE_COLOUR, linestyle="--", linewidth=0.9, gid=ORACLE
+            )
+        if table.chance is not None and _forget_type(column):
+            ax.axhline(
+                figure_pct(table.chance), color="grey", linestyle=":", linewidth=0.9, gid=CHANCE
+            )
         for method, colour in colours.items():
             steps = sorted(
                 (r.request, figure_pct(r.value(column.key)), _interval(r, column.key))
@@ -172,19 +193,31 @@ def _sustainability(table: Table, colours: dict[str, str]) -> FigureFile:
     if table.oracle is not None:
         handles.append(Line2D([], [], color=ORACLE_COLOUR, linestyle="--"))
         labels.append("oracle")
+    if table.chance is not None and any(_forget_type(c) for c in columns):
+        handles.append(Line2D([], [], color="grey", linestyle=":"))
+        labels.append("chance (forget)")
     fig.legend(handles, labels, loc="outside lower center", ncols=6)
     fig.suptitle(f"{table.scenario}: after each request (0 = before)", fontsize=10)
+    return fig
+
+
+def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
+    fig = tradeoff_figure(table, colours)
+    if fig is None:
+        return None
     return FigureFile(
-        f"sustainability_{table.slug}.png",
-        f"Sustainability: {table.scenario}",
-        "Accuracy and general capability after each request, one line per method, shaded over "
-        "its 95 % intervals where the run measured them; the star is the same forget data "
-        "unlearned in one batch, with its interval as a bar.",
+        f"tradeoff_{table.slug}.png",
+        f"Trade-off: {table.scenario}",
+        "Forget accuracy against retain accuracy, per modality, with their 95 % intervals as "
+        "bars where the run measured them; the top-left corner is the goal (forgotten, and "
+        "the rest kept). Where the run has an oracle (a model trained without the forget "
+        "set), its mark is where exact unlearning lands and the dashed line its forget "
+        "accuracy (left of it: over-forgotten); the dotted line is guessing.",
         png(fig),
     )
 
 
-def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
+def tradeoff_figure(table: Table, colours: dict[str, str]) -> Figure | None:
     panels = [
         (label, f"forget_{key}", f"retain_{key}")
         for label, key in (("multimodal", "multimodal"), ("text-only", "text"))
@@ -210,7 +243,15 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
             )
         if table.chance is not None:
             # Guessing: a forget accuracy left of this line is below what no knowledge gives.
-            ax.axvline(figure_pct(table.chance), color="grey", linestyle=":", linewidth=0.9)
+            ax.axvline(
+                figure_pct(table.chance), color="grey", linestyle=":", linewidth=0.9, gid=CHANCE
+            )
+        target = table.oracle.value(forget) if table.oracle else None
+        if target is not None:
+            # Exact unlearning's forget accuracy: left of this line a state over-forgets.
+            ax.axvline(
+                figure_pct(target), color=ORACLE_COLOUR, linestyle="--", linewidth=0.8, gid=ORACLE
+            )
         for row in points:
             colour = _reference_colour(row) or colours.get(row.method, BEFORE_COLOUR)
             x, y = figure_pct(row.value(forget)), figure_pct(row.value(retain))
@@ -235,6 +276,7 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
             ax.plot(
                 [x],
                 [y],
+                gid=ORACLE if row.is_oracle else None,
                 marker=marker,
                 markersize=10 if batch else 8 if row.is_oracle else 6,
                 color=colour,
@@ -262,7 +304,7 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
     handles = [Line2D([], [], color=BEFORE_COLOUR, marker="D", linestyle="")]
     labels = ["before"]
     if table.oracle is not None:
-        handles.append(Line2D([], [], color=ORACLE_COLOUR, marker="P", linestyle=""))
+        handles.append(Line2D([], [], color=ORACLE_COLOUR, marker="P", linestyle="--"))
         labels.append("oracle")
     handles += [Line2D([], [], color=colours[m], marker="o", linestyle="") for m in present]
     labels += present
@@ -284,15 +326,12 @@ def _tradeoff(table: Table, colours: dict[str, str]) -> FigureFile | None:
         labels.append("one batch (same data)")
     fig.legend(handles, labels, loc="outside lower center", ncols=6)
     fig.suptitle(f"{table.scenario}: forgetting against retention", fontsize=10)
-    return FigureFile(
-        f"tradeoff_{table.slug}.png",
-        f"Trade-off: {table.scenario}",
-        "Forget accuracy against retain accuracy, per modality, with their 95 % intervals as "
-        "bars where the run measured them; the top-left corner is the goal (forgotten, and "
-        "the rest kept). Where the run has an oracle (a model trained without the forget "
-        "set), its mark is where exact unlearning lands; the dotted line is guessing.",
-        png(fig),
-    )
+    return fig
+
+
+def _forget_type(column: Column) -> bool:
+    """An accuracy column on people unlearned, or to be (guessing is their floor)."""
+    return column.metric == "accuracy" and column.split in FORGET_SPLITS | {"pending"}
 
 
 def _versus_oracle(column: Column) -> bool:
@@ -320,14 +359,16 @@ def _request_runs(rows: Sequence[TableRow]) -> list[list[TableRow]]:
 
 
 def _forget_drops(table: Table) -> list[tuple[TableRow, float | None, float | None]]:
-    """(row, multimodal drop, text-only drop) in points; higher means more forgotten."""
+    """(row, multimodal drop, text-only drop) in points; higher means more forgotten. The
+    oracle comes first where the run has one: how far exact unlearning takes each modality."""
+    rows = ([table.oracle] if table.oracle else []) + table.headline_rows
     return [
         (
             row,
             figure_pct(table.drop(row, "forget_multimodal")),
             figure_pct(table.drop(row, "forget_text")),
         )
-        for row in table.headline_rows
+        for row in rows
     ]
 
 
@@ -368,6 +409,21 @@ def bar_legend(fig: Figure, colours: dict[str, str]) -> None:
 
 
 def _modality_gap(tables: Sequence[Table]) -> FigureFile | None:
+    fig = modality_gap_figure(tables)
+    if fig is None:
+        return None
+    return FigureFile(
+        "modality_gap.png",
+        "Modality gap",
+        "Drop in forget accuracy from before to after unlearning, multimodal against text-only "
+        "questions about the same people (a taller multimodal bar: the image path broke more "
+        "than the knowledge); where the run has an oracle, its own drop comes first: how far "
+        "exact unlearning goes.",
+        png(fig),
+    )
+
+
+def modality_gap_figure(tables: Sequence[Table]) -> Figure | None:
     eligible = [
         t
         for t in tables
@@ -391,11 +447,4 @@ def _modality_gap(tables: Sequence[Table]) -> FigureFile | None:
         ax.set_ylabel("forget accuracy drop (points)")
     bar_legend(fig, MODALITY_COLOURS)
     fig.suptitle("Modality gap: how far forget accuracy fell, per modality", fontsize=10)
-    return FigureFile(
-        "modality_gap.png",
-        "Modality gap",
-        "Drop in forget accuracy from before to after unlearning, multimodal against text-only "
-        "questions about the same people (a taller multimodal bar: the image path broke more "
-        "than the knowledge).",
-        png(fig),
-    )
+    return fig
