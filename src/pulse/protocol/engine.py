@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pulse.data.schema import TrainPair
 from pulse.data.splits import read_split, write_split
+from pulse.protocol import generalisation
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig
 from pulse.protocol.measure import Measurement, Measurer, contrast_rows, metric_rows
@@ -64,6 +65,8 @@ class Engine:
             sources.mmbench if config.eval.general else None,
             config.seed,
         )
+        # Every state also on its people's Test_Set questions (pulse.protocol.generalisation).
+        self.generalisation = generalisation.Generalisation(self)
         self._stop_after = stop_after  # test hook: raise Interrupt after this many new stages
         self._new_stages = 0
         self._current: str | None = None
@@ -311,7 +314,8 @@ class Engine:
         def compute() -> list[ResultRow]:
             plan = self.privacy(scenario, group, splits)
             measured = self.measure_model(group, plan)
-            return metric_rows(cell, [measured], splits, oracle=self.measure_oracle(group, plan))
+            rows = metric_rows(cell, [measured], splits, oracle=self.measure_oracle(group, plan))
+            return rows + generalisation.before_rows(self, cell, group, splits)
 
         self.stage(f"{scenario}/before", compute)
 
@@ -326,7 +330,8 @@ class Engine:
         def compute() -> list[ResultRow]:
             oracle = self.measure_oracle(group, self.privacy(scenario, group, splits))
             assert oracle is not None
-            return metric_rows(cell, [oracle], splits, self.measure_model(group), oracle)
+            rows = metric_rows(cell, [oracle], splits, self.measure_model(group), oracle)
+            return rows + generalisation.oracle_rows(self, cell, group, splits)
 
         self.stage(f"{scenario}/oracle", compute)
 
@@ -342,9 +347,10 @@ class Engine:
         self._timing(outcome, time.perf_counter() - started)
         # Against the before state of the same people (its evaluation is cached): the rows'
         # changes get paired intervals.
-        return metric_rows(
+        rows = metric_rows(
             cell, [measured], splits, self.measure_model(group), self.measure_oracle(group, plan)
         )
+        return rows + generalisation.request_rows(self, cell, [outcome], group, splits)
 
     def pooled(
         self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
@@ -352,9 +358,10 @@ class Engine:
         """The cell's rows pooled over the training seeds that finished."""
         plan = self.privacy(cell.scenario, group, splits)
         runs = [self.measure_request(o, group, plan) for o in outcomes]
-        return metric_rows(
+        rows = metric_rows(
             cell, runs, splits, self.measure_model(group), self.measure_oracle(group, plan)
         )
+        return rows + generalisation.request_rows(self, cell, outcomes, group, splits)
 
     def request_stage(
         self,

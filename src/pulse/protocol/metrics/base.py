@@ -23,7 +23,11 @@ from pulse.protocol.measurement import Measurement
 
 MODALITIES = ("multimodal", "text")
 # Splits whose people are to be forgotten: a knowledge metric is better lower on them.
-FORGET_SPLITS = frozenset({"forget", "current", "forgotten"})
+# Their generalisation twins (the same people's Test_Set questions, pulse.protocol.generalisation)
+# likewise.
+FORGET_SPLITS = frozenset(
+    {"forget", "current", "forgotten", "forget_test", "current_test", "forgotten_test"}
+)
 
 Splits = Mapping[str, Sequence[str]]
 Sample = Any

@@ -21,9 +21,18 @@ from pulse.protocol.oracles import finetuned_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.sources import mllmu_needs
 from pulse.protocol.splits import forget_retain, forget_size
-from pulse.report.tables import MCQ_COLUMNS, Layout
+from pulse.report.tables import GENERAL, MCQ_COLUMNS, Layout, mcq_columns
 
 NAME = "finetuned"
+
+# The generalisation splits (pulse.protocol.generalisation) beside the Full_Set ones: the same
+# people asked in the Test_Set's other wordings and pictures.
+COLUMNS = (
+    *MCQ_COLUMNS[:4],
+    *mcq_columns("forget_test", "Forget accuracy, Test_Set"),
+    *mcq_columns("retain_test", "Retain accuracy, Test_Set"),
+    GENERAL,
+)
 
 
 class FinetunedScenario(Scenario):
@@ -142,7 +151,7 @@ register_scenario(
         name=NAME,
         config=FinetunedScenario,
         run=run,
-        layout=Layout("Fine-tuned knowledge", MCQ_COLUMNS, "setting"),
+        layout=Layout("Fine-tuned knowledge", COLUMNS, "setting"),
         needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned", NAME),
         no_oracle=NO_ORACLE,
     )

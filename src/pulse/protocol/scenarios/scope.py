@@ -13,12 +13,12 @@ from pulse.protocol.cells import CellId, Outcomes
 from pulse.protocol.config import MethodEntry, Scenario, ScopeConfig, parse_scope_label
 from pulse.protocol.engine import Engine
 from pulse.protocol.registry import ScenarioType, register_scenario
+from pulse.protocol.scenarios.finetuned import COLUMNS, fictitious
 from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
-from pulse.protocol.scenarios.finetuned import fictitious
 from pulse.protocol.sources import mllmu_needs
 from pulse.report.against_oracle import below_oracle_note
 from pulse.report.reading import clear_leader, lead_note, ok_rows, pct
-from pulse.report.tables import MCQ_COLUMNS, Layout, Table
+from pulse.report.tables import Layout, Table
 
 NAME = "scope"
 
@@ -107,7 +107,7 @@ register_scenario(
         name=NAME,
         config=ScopeScenario,
         run=run,
-        layout=Layout("Update scope", MCQ_COLUMNS, "scope"),
+        layout=Layout("Update scope", COLUMNS, "scope"),
         reading=reading,
         needs=lambda config, sources: mllmu_needs(config, sources, "models.finetuned", NAME),
         no_oracle=NO_ORACLE,
