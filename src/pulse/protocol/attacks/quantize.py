@@ -1,0 +1,100 @@
+"""Quantization attack: a model state quantized to 8 or 4 bits, then evaluated as it is.
+
+Published work (arXiv 2410.16454) finds that quantizing an unlearned model to 4 bits restores
+much of what it forgot: unlearning moves weights by less than a quantization step. The state is
+loaded with its adapter merged; every ``nn.Linear`` except the output head is quantized (what
+transformers' bitsandbytes integration does by default: the head stays in full precision).
+
+- **CUDA** (the paper's setting, written but untested here): the merged model is saved to a
+  temporary directory and reloaded by transformers with a ``BitsAndBytesConfig``: 8 bits as
+  LLM.int8() (row-wise absmax int8 with outliers above 6.0 kept in float16), 4 bits as NF4
+  (blocks of 64, float16 compute).
+- **CPU**: torchao's weight-only ``IntxWeightOnlyConfig`` in place: 8 bits symmetric per output
+  channel (absmax rows like LLM.int8(), without its float16 outlier columns), 4 bits
+  asymmetric integer levels per group of 64 input features (per output channel where a layer's
+  width is not a multiple of 64) instead of NF4's normal-float levels. Activations stay in the
+  model's dtype; weights are stored as integers and dequantized in each forward.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from torch import nn
+
+from pulse.errors import ConfigError
+
+BITS = (8, 4)
+GROUP = 64  # the 4-bit group (bitsandbytes' NF4 block size)
+
+
+def backend() -> str:
+    import torch
+
+    return "bitsandbytes" if torch.cuda.is_available() else "torchao"
+
+
+def _head(model: nn.Module) -> nn.Module | None:
+    get = getattr(model, "get_output_embeddings", None)
+    return get() if callable(get) else None
+
+
+def quantize_cpu(model: nn.Module, bits: int) -> nn.Module:
+    """``model`` with its linear layers (not the head) quantized in place by torchao."""
+    import torch
+    from torchao.quantization import IntxWeightOnlyConfig, quantize_
+    from torchao.quantization.granularity import PerAxis, PerGroup
+
+    if bits not in BITS:
+        raise ConfigError(f"quantize: expected bits in {list(BITS)}, got {bits}")
+    head = _head(model)
+
+    def linear(width_ok: bool | None = None):
+        def keep(module: nn.Module, name: str) -> bool:
+            if not isinstance(module, nn.Linear) or module is head:
+                return False
+            return width_ok is None or (module.in_features % GROUP == 0) == width_ok
+
+        return keep
+
+    if bits == 8:
+        config = IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0))
+        quantize_(model, config, filter_fn=linear())
+    else:
+        for grouped, granularity in ((True, PerGroup(GROUP)), (False, PerAxis(0))):
+            config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=granularity)
+            quantize_(model, config, filter_fn=linear(grouped))
+    return model
+
+
+def quantize_cuda(model: nn.Module, processor: Any, bits: int) -> nn.Module:
+    """``model`` saved and reloaded by transformers with bitsandbytes (untested here: this
+    machine has no GPU)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if bits == 8:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    else:
+        config = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.float16,
+        )
+    with tempfile.TemporaryDirectory(prefix="pulse-quantize-") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        quantized = type(model).from_pretrained(tmp, quantization_config=config, device_map={"": 0})
+    quantized.eval()
+    return quantized
+
+
+def quantize(model: nn.Module, processor: Any, bits: int) -> nn.Module:
+    """The state ``model`` (adapter merged) quantized to ``bits`` by this machine's backend."""
+    if bits not in BITS:
+        raise ConfigError(f"quantize: expected bits in {list(BITS)}, got {bits}")
+    if backend() == "bitsandbytes":
+        return quantize_cuda(model, processor, bits)
+    model = quantize_cpu(model, bits)
+    model.eval()
+    return model
