@@ -82,6 +82,15 @@ def test_families_we_build_need_no_wrapper(name, tiny):
     assert training_template(processor) == CHAT_TEMPLATE
 
 
+def test_a_processor_without_template_gets_the_llava_template(tiny):
+    """pulse prompts such a model in LLaVA-1.5's format: the export writes that template."""
+    bare = copy.deepcopy(tiny[1])
+    bare.chat_template = None
+    bare.tokenizer.chat_template = None
+    assert training_template(bare) == CHAT_TEMPLATE
+    assert template_problem(bare, CHAT_TEMPLATE) is None
+
+
 @pytest.mark.parametrize("name", ["idefics3", "llava_hf"])
 def test_a_loaded_template_is_wrapped_and_keeps_its_prompts(name, tiny):
     processor = _processor(name, tiny)

@@ -115,12 +115,12 @@ def wrap_template(source: str, eos: str) -> str:
 
 
 def training_template(processor: Any) -> str:
-    """A template that renders the training text exactly: the processor's own when it does,
-    the legacy pulse template's successor, else the processor's wrapped by :func:`wrap_template`."""
+    """A template that renders the training text exactly: the processor's own when it does (the
+    tiny template for a legacy one or none), else the processor's wrapped by
+    :func:`wrap_template`; a one-line ModelError when even that does not."""
     source = _template(processor)
-    if source is None:
-        raise ModelError("the processor has no chat template to export")
-    if source in LEGACY_TEMPLATES:
+    if source is None or source in LEGACY_TEMPLATES:
+        # Without a template pulse prompts in LLaVA-1.5's format, which the tiny template renders.
         source = CHAT_TEMPLATE
     if template_problem(processor, source) is None:
         return source
