@@ -88,12 +88,6 @@ def mllmu_docs(dataset: datasets.Dataset) -> datasets.Dataset:
     return datasets.Dataset.from_list(rows, features=_FEATURES)
 
 
-def mllmu_text_docs(dataset: datasets.Dataset) -> datasets.Dataset:
-    """The text-only questions (lmms-eval 0.7.3's ``llava_hf`` cannot score an image document
-    by log-likelihood under transformers 5: it tokenizes the context without its image)."""
-    return mllmu_docs(dataset).filter(lambda doc: doc["modality"] == "text")
-
-
 def mmbench_docs(dataset: datasets.Dataset) -> datasets.Dataset:
     """MMBench TSV rows (base64 images) in the same document layout."""
     rows = []
@@ -137,12 +131,8 @@ def doc_to_target(doc: dict) -> str:
     return doc["answer"]
 
 
-def doc_to_choice(doc: dict) -> list[str]:
-    return list(doc["options"])
-
-
-def doc_to_choice_index(doc: dict) -> int:
-    return doc["letters"].index(doc["answer"]) if doc["answer"] in doc["letters"] else -100
+def _gold(doc: dict) -> int:
+    return doc["letters"].index(doc["answer"]) if doc["answer"] in doc["letters"] else -1
 
 
 def _norm(text: str) -> str:
@@ -169,7 +159,7 @@ def named_option(text: str, options) -> int | None:
 
 def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     answer = results[0].strip()
-    gold = doc_to_choice_index(doc)
+    gold = _gold(doc)
     return {
         "letter_acc": float(first_letter(answer, doc["letters"]) == doc["answer"]),
         "option_acc": float(gold >= 0 and named_option(answer, doc["options"]) == gold),
