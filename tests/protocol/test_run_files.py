@@ -217,7 +217,9 @@ def test_a_run_with_damaged_files_resumes_to_the_same_rows(mini_config, tmp_path
 @pytest.mark.slow
 def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tmp_path):
     """``pulse run`` killed with SIGKILL at random moments (model loads, training, evaluation,
-    between stages), re-run until it finishes: the rows of an uninterrupted run."""
+    between stages) and once right after a request's training checkpoint, re-run until it
+    finishes: the rows of an uninterrupted run, the killed request resumed from its checkpoint
+    (not from its first step), and no checkpoint left behind."""
     import random
     import signal
     import subprocess
@@ -227,7 +229,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tm
     import yaml
 
     config = {**mini_config, "methods": [{"method": "ga"}, {"method": "npo"}]}
-    config["train"] = {"max_steps": 12, "batch_size": 4}
+    config["train"] = {"max_steps": 12, "batch_size": 4, "checkpoint_every": "3 steps"}
     config["scenarios"] = {
         name: {"enabled": name == "finetuned"} for name in mini_config["scenarios"]
     }
@@ -235,9 +237,15 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tm
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 
-    def run(out, kill_after=None):
+    def run(out, kill_after=None, at_checkpoint=False):
         command = [sys.executable, "-m", "pulse.cli", "run", str(path), "--out", str(out)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if at_checkpoint:  # inside a request's training, once its first checkpoint is sealed
+            while process.poll() is None:
+                if any(out.glob("requests/*/checkpoints/checkpoint-*/pulse_checkpoint.json")):
+                    process.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.01)
         if kill_after is not None:
             try:
                 process.wait(timeout=kill_after)
@@ -252,6 +260,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tm
     whole = time.perf_counter() - started
     # Each attempt resumes the one before and is killed a random part of a whole run's time
     # later: loading, training, evaluating or writing, wherever that falls.
+    assert run(tmp_path / "killed", at_checkpoint=True) != 0
     rng, kills = random.Random(19), 0
     for _ in range(6):
         if run(tmp_path / "killed", rng.uniform(0.2, 0.6) * whole) == 0:
@@ -262,3 +271,7 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tm
     expected = read_results(tmp_path / "whole" / "results.jsonl")
     assert read_results(tmp_path / "killed" / "results.jsonl") == expected
     assert load_run(tmp_path / "killed").problems == []
+    requests = list((tmp_path / "killed" / "requests").iterdir())
+    assert not [r for r in requests if (r / "checkpoints").exists()]
+    resumed = [json.loads((r / "result.json").read_text())["resumed_from_step"] for r in requests]
+    assert any(step is not None for step in resumed), resumed
