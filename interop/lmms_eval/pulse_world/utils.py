@@ -2,7 +2,8 @@
 MMBench-format TSV), so an exported pulse model is scored by lmms-eval as any other.
 
 MLLMU-Bench rows are people; :func:`mllmu_docs` turns each person's multiple-choice questions
-into one document each (image questions with the person's picture, text questions without).
+into one document each (image questions with the person's picture, text questions without);
+the tasks keep the image questions (:func:`mllmu_image_docs`).
 A generated answer is scored twice: ``letter_acc`` reads the first option letter standing alone
 (the published protocol's reading), ``option_acc`` whether the answer names the correct option's
 text and no other (a model that answers with the option's words, as the embedded tiny model
@@ -86,6 +87,13 @@ def mllmu_docs(dataset: datasets.Dataset) -> datasets.Dataset:
                     }
                 )
     return datasets.Dataset.from_list(rows, features=_FEATURES)
+
+
+def mllmu_image_docs(dataset: datasets.Dataset) -> datasets.Dataset:
+    """The questions asked with the person's picture. lmms-eval 0.7.3's ``llava_hf`` cannot
+    answer a text-only document under transformers 5 (it passes an empty image list, CLIP fails
+    on it, and the answer is scored as an empty string), so the tasks keep these only."""
+    return mllmu_docs(dataset).filter(lambda doc: doc["modality"] == "image")
 
 
 def mmbench_docs(dataset: datasets.Dataset) -> datasets.Dataset:
