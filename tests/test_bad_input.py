@@ -636,3 +636,16 @@ def test_mllmu_text_one_item_cannot_carry_is_refused(cli, small_world, tmp_path,
     pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(part)), part)
     code, err = cli("data", "validate", "mllmu", root / "mllmu")
     refused(code, err, "Full_Set", "row 1", "Image_Textual_Questions[0]", named)
+
+
+@pytest.mark.parametrize("scorer", ["option_text", "letter", "generate"])
+def test_an_item_longer_than_the_model_context_is_refused_naming_it(
+    cli, small_world, tiny_models, tmp_path, scorer
+):
+    """Under the 8,000 characters a field may hold but past the tiny model's 512-token
+    context: refused before any forward, naming the item (not truncated, not a crash)."""
+    tsv = _mmbench_edited(small_world, tmp_path, 2, "question", "Which one? " * 300)
+    index = tsv.read_text(encoding="utf-8").splitlines()[1].split("\t")[0]
+    model = ("--model", tiny_models / "finetuned", "--tasks", "mmbench", "--scorer", scorer)
+    code, err = cli("eval", "--data", tsv, *model)
+    refused(code, err, "item ", index, "more than the model's context of 512")

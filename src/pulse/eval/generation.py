@@ -29,7 +29,6 @@ from torch import nn
 
 from pulse.data.schema import ItemKind, Modality, QAItem
 from pulse.eval.batching import (
-    chunks,
     eval_mode,
     length_order,
     model_device,
@@ -45,6 +44,7 @@ from pulse.eval.prompts import (
     mllmu_prompt,
 )
 from pulse.eval.records import ItemRecord
+from pulse.eval.sizes import check_context, prompt_tokens, token_batches
 from pulse.eval.text_metrics import cloze_verdict, rouge_f1
 from pulse.models.chat import ChatExample, encode_prompts
 
@@ -62,21 +62,32 @@ def generate_texts(
     processor: Any,
     examples: Sequence[ChatExample],
     cfg: GenConfig | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[str]:
-    """Greedy answers to ``examples`` (question + optional image), in input order."""
+    """Greedy answers to ``examples`` (question + optional image), in input order. A prompt
+    that cannot fit the model's context with ``max_new_tokens`` after it is refused in one line
+    naming its item (``names``, else its position); batches are bounded in tokens as well as
+    rows (:mod:`pulse.eval.sizes`)."""
     cfg = cfg or GenConfig()
     if cfg.max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be positive, got {cfg.max_new_tokens}")
     if not examples:
         return []
     tokenizer = tokenizer_of(processor)
-    order = length_order(
-        processor, [e.question for e in examples], [e.image is not None for e in examples]
+    has_image = [e.image is not None for e in examples]
+    order = length_order(processor, [e.question for e in examples], has_image)
+    lengths = prompt_tokens(processor, [e.question for e in examples], has_image)
+    check_context(
+        model,
+        names or [f"#{k + 1}" for k in range(len(examples))],
+        [n + cfg.max_new_tokens for n in lengths],
+        f"{cfg.max_new_tokens} new tokens",
     )
     device = model_device(model)
     texts: dict[int, str] = {}
+    batches = token_batches(order, [n + cfg.max_new_tokens for n in lengths], cfg.batch_size)
     with eval_mode(model):
-        for batch in progress(chunks(order, cfg.batch_size), cfg.progress, "generating"):
+        for batch in progress(batches, cfg.progress, "generating"):
             inputs = encode_prompts(processor, [examples[i] for i in batch]).to(device)
             out = model.generate(
                 **inputs,
@@ -101,7 +112,7 @@ def _check_kind(items: Sequence[QAItem], kind: ItemKind, who: str) -> None:
 
 def _answers(model, processor, items: Sequence[QAItem], prompts: list[str], cfg: GenConfig):
     examples = [ChatExample(p, image=i.image) for p, i in zip(prompts, items, strict=True)]
-    return generate_texts(model, processor, examples, cfg)
+    return generate_texts(model, processor, examples, cfg, names=[i.id for i in items])
 
 
 def generate_mcq(

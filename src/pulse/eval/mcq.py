@@ -39,7 +39,6 @@ from torch import nn
 from pulse.data.schema import OPTION_LETTERS, ItemKind, QAItem
 from pulse.errors import ConfigError, ModelError
 from pulse.eval.batching import (
-    chunks,
     eval_mode,
     length_order,
     model_device,
@@ -60,6 +59,7 @@ from pulse.eval.scoring import (
     score_option_texts,
     token_logprobs,
 )
+from pulse.eval.sizes import check_context, image_overhead, prompt_tokens, token_batches
 from pulse.models.chat import (
     ChatCollator,
     ChatExample,
@@ -132,6 +132,7 @@ def score_mcq(
     check_scorer(cfg.scorer)
     if any(item.kind is not ItemKind.MCQ for item in items):
         raise ValueError("score_mcq takes multiple-choice items only")
+    _check_sizes(model, processor, items, cfg)
     if cfg.scorer == "letter":
         return score_letters(model, processor, items, cfg, cache=cache)
     if cfg.scorer == "option_text":
@@ -142,6 +143,28 @@ def score_mcq(
     if pool is None:
         raise ConfigError("the mllmu scorer needs a few-shot pool (items of other entities)")
     return mllmu_mcq(model, processor, items, pool, gen, seed=cfg.seed, shots=cfg.shots)
+
+
+def _check_sizes(model: nn.Module, processor: Any, items: Sequence[QAItem], cfg: MCQConfig) -> None:
+    """Every item fits the model's context with what its scorer adds after the prompt (see
+    :mod:`pulse.eval.sizes`): refused in one line naming it, before any forward."""
+    if not items or cfg.scorer == "mllmu":  # its few-shot prompts are checked where generated
+        return
+    lengths = prompt_tokens(
+        processor, [item_prompt(item) for item in items], [item.image is not None for item in items]
+    )
+    if cfg.scorer == "letter":
+        after, extra = "the answer's letter", [1] * len(items)
+    elif cfg.scorer == "generate":
+        after, extra = f"{cfg.max_new_tokens} new tokens", [cfg.max_new_tokens] * len(items)
+    else:
+        tokenizer = tokenizer_of(processor)
+        texts = [text for item in items for text in item.options.values()]
+        counts = iter(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+        after = "its longest option"
+        extra = [max(next(counts) for _ in item.options) for item in items]
+    totals = [n + e for n, e in zip(lengths, extra, strict=True)]
+    check_context(model, [item.id for item in items], totals, after)
 
 
 @torch.inference_mode()
@@ -174,7 +197,11 @@ def score_letters(
 
     encode = kept.per_batch("batch", encode)
 
-    batches = chunks(order, cfg.batch_size)
+    lengths = kept.value(
+        "lengths",
+        lambda: prompt_tokens(processor, prompts, [item.image is not None for item in items]),
+    )
+    batches = token_batches(order, lengths, cfg.batch_size)
     with eval_mode(model):
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
         for batch, inputs in progress(encoded, cfg.progress, "scoring", len(batches)):
@@ -353,23 +380,20 @@ def _continuations(plan: _OptionRows, batch: Sequence[int], pad: int) -> _Contin
     )
 
 
-def _item_batches(order: Sequence[int], sizes: Sequence[int], rows: int) -> list[list[int]]:
+def _item_batches(
+    order: Sequence[int], sizes: Sequence[int], rows: int, lengths: Sequence[int] | None = None
+) -> list[list[int]]:
     """Consecutive items of ``order`` holding at most ``rows`` options in all (at least one
-    item per batch)."""
-    if rows < 1:
-        raise ValueError(f"batch size must be a positive integer, got {rows}")
-    batches: list[list[int]] = []
-    current: list[int] = []
-    count = 0
-    for i in order:
-        if current and count + sizes[i] > rows:
-            batches.append(current)
-            current, count = [], 0
-        current.append(i)
-        count += sizes[i]
-    if current:
-        batches.append(current)
-    return batches
+    item per batch) and, given the items' row ``lengths``, at most ``rows x ROW_TOKENS``
+    padded tokens (:func:`pulse.eval.sizes.token_batches`)."""
+    return token_batches(order, lengths or [0] * len(sizes), rows, weights=sizes)
+
+
+def _row_length(plan: _OptionRows, row: int, overhead: int) -> int:
+    """A (item, option) row's tokens: prompt, image tokens and option."""
+    i = plan.rows[row][0]
+    image = overhead if plan.images[row] is not None else 0
+    return len(plan.prompt_ids[i]) + image + len(plan.answers[row])
 
 
 def _shared_prompt_means(
@@ -413,7 +437,11 @@ def _shared_prompt_means(
         return inputs, _continuations(plan, batch, pad)
 
     encode = kept.per_batch("shared", encode)
-    batches = _item_batches(order, sizes, cfg.batch_size)
+    overhead = image_overhead(processor) if any(has_image) else 0
+    lengths = [
+        max((_row_length(plan, r, overhead) for r in rs), default=0) for rs in plan.item_rows
+    ]
+    batches = _item_batches(order, sizes, cfg.batch_size, lengths)
     with eval_mode(model):
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
         for batch, (inputs, cont) in progress(
@@ -505,7 +533,12 @@ def _per_row_means(
         )
 
     encode = kept.per_batch("rows", encode)
-    batches = chunks(order, cfg.batch_size)
+    overhead = image_overhead(processor) if any(images[r] is not None for r in rows) else 0
+    lengths = {r: _row_length(plan, r, overhead) for r in rows}
+    batches = [
+        [order[k] for k in batch]
+        for batch in token_batches(range(len(order)), [lengths[r] for r in order], cfg.batch_size)
+    ]
     with eval_mode(model):
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
         for batch, inputs in progress(encoded, cfg.progress, "scoring options", len(batches)):
