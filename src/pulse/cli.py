@@ -399,7 +399,8 @@ def finetune_command(
     """LoRA fine-tune a local LMM on MLLMU-Bench's fine-tuning pairs and save the merged model:
     the fine-tuned model of a run (all profiles) or its oracle (--exclude the forget set; a run
     names it as models.oracle). Defaults: MLLMU-Bench's LoRA baseline (rank 16, alpha 16,
-    lr 2e-5, one epoch, batch 4)."""
+    lr 2e-5, one epoch, batch 4). Data parallel under torchrun / accelerate launch (the batch
+    is split over the processes; rank 0 saves)."""
     from pulse.methods.finetune import finetune
     from pulse.methods.request import resolve_ids
     from pulse.methods.supervised import TrainConfig
@@ -424,6 +425,8 @@ def finetune_command(
         scope=_scope_settings(scope, rank, alpha).update_scope(),
         dtype=dtype,
     )
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate launch every process trains; rank 0 reports
     console.print(
         f"fine-tuned on {result.pairs} pairs of {result.people} people "
         f"({len(result.excluded)} left out): {result.steps} steps in {result.seconds:.0f}s; "

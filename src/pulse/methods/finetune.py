@@ -6,14 +6,22 @@ This is how a user makes both models of the fine-tuned-knowledge protocol for a 
 fine-tuned on it) and its *oracle* (the same recipe with the forget set's profiles excluded),
 which a run config names as ``models.finetuned`` and ``models.oracle``. The checkpoint records
 what it left out (:data:`RECORD`), and a run refuses it as the oracle of another forget set.
+
+It trains on the same loop as ``pulse unlearn``, so it runs data parallel the same way: under
+``torchrun`` / ``accelerate launch`` each process trains one shard of every step (``batch_size``
+stays the examples of one optimizer step, split evenly over the processes) and the first
+process alone merges and saves the checkpoint; the merged weights are one process's, within
+float tolerance (:mod:`pulse.methods.sft` averages over the step's answer tokens on every
+process together).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pulse.data.mllmu import profile_train_pairs, read_mllmu
@@ -22,6 +30,7 @@ from pulse.errors import DataError
 from pulse.files import write_json
 from pulse.methods.supervised import TrainConfig, train_supervised
 from pulse.models.adapters import UpdateScope, apply_scope, save_merged
+from pulse.models.parallel import world_size
 
 RECORD = "pulse_finetune.json"  # beside the weights: what the model was fine-tuned on
 
@@ -68,6 +77,9 @@ def finetune(
 
     data, out = Path(data), Path(out)
     train = train or TrainConfig()
+    if world_size() > 1 and train.processes == 1:
+        # Launched under torchrun / accelerate: the step's batch split over its processes.
+        train = replace(train, processes=world_size())
     scope = scope or UpdateScope()
     pairs, people = finetune_pairs(data, config, exclude)
     if not pairs:
@@ -77,10 +89,12 @@ def finetune(
     set_seed(train.seed)  # the adapter's initialisation
     model = apply_scope(model, scope)
     stats = train_supervised(model, processor, pairs, train)
-    save_merged(model, out, processor)
     result = FinetuneResult(
         out, len(pairs), people, sorted(set(exclude)), time.perf_counter() - started, stats.steps
     )
+    if not main_process():
+        return result  # every process trained; the first one saves
+    save_merged(model, out, processor)
     write_json(
         out / RECORD,
         {
@@ -95,6 +109,11 @@ def finetune(
         },
     )
     return result
+
+
+def main_process() -> bool:
+    """Whether this is the first process of a launcher's run (or the only one)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def read_excluded(model_dir: Path) -> list[str] | None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from pulse.methods.base import answer_tokens
-from pulse.methods.losses import answer_lengths, mean_nll, sequence_logprob
+from pulse.methods.losses import answer_lengths, mean_nll, sequence_logprob, token_logprobs
 from pulse.methods.registry import Method, make_spec
 
 Reduction = Literal["token", "sequence"]
@@ -25,11 +27,28 @@ class SFTParams:
 def sft_loss(model, batch, ctx, p: SFTParams):
     """Supervised fine-tuning on the training examples (carried in the ``forget`` slot):
     token:    L = −(1/N) Σ_t log p(y_t | ·) over the batch's N answer tokens;
-    sequence: L = −(1/B) Σ_i (1/|y_i|) log π(y_i | x_i)."""
+    sequence: L = −(1/B) Σ_i (1/|y_i|) log π(y_i | x_i).
+
+    Data parallel, each process holds a shard of the step's batch and the gradients are
+    averaged over the W processes: the token mean then divides by the answer tokens of all
+    shards together (N summed over the processes, times W for the averaging), so a step's
+    gradient is one process's on the whole batch whatever the shards' lengths."""
     answers = answer_tokens(model, batch.sub("forget"))[0]
     if p.reduction == "sequence":
         return -(sequence_logprob(answers) / answer_lengths(answers)).mean(), {}
-    return mean_nll(answers), {}
+    world = _world()
+    if world == 1:
+        return mean_nll(answers), {}
+    logprobs = token_logprobs(answers)
+    count = torch.tensor(float(logprobs.numel()), device=logprobs.device)
+    torch.distributed.all_reduce(count)
+    return -logprobs.sum() * world / count.clamp(min=1.0), {}
+
+
+def _world() -> int:
+    """Processes of the initialised process group (1 outside one)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def sft(reduction: Reduction = "token") -> Method:

@@ -54,7 +54,9 @@ class TrainConfig:
     encoding_cache_bytes: int = DEFAULT_MAX_BYTES
     progress: bool = True
     # Data-parallel CPU processes (gloo); batch_size is split over them. The same config and
-    # number of processes give the same weights; a different number, slightly different ones.
+    # number of processes give the same weights; a different number, nearly the same (the
+    # token mean spans every process, pulse.methods.sft: pulse finetune's LoRA training
+    # matches one process within float tolerance, tests/methods/test_finetune_multiprocess.py).
     processes: int = 1
 
     def __post_init__(self) -> None:
