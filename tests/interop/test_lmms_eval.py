@@ -34,12 +34,13 @@ def _lmms_python() -> str | None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    _lmms_python() is None,
+    reason="lmms-eval is not installed here (set LMMS_EVAL_PYTHON to a Python that has it)",
+)
 def test_lmms_eval_scores_an_exported_model_on_the_world(small_world, tiny_models, tmp_path):
     python = _lmms_python()
-    if python is None:
-        pytest.skip(
-            "lmms-eval is not installed here (set LMMS_EVAL_PYTHON to a Python that has it)"
-        )
+    assert python is not None
     export(resolve_source(tiny_models / "finetuned"), tmp_path / "llava-pulse")
     (tmp_path / "world").symlink_to(small_world)  # the tasks read world/ in the working directory
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
