@@ -376,6 +376,11 @@ class RunConfig(Section):
                 section["train"].pop("checkpoint_every", None)
         if self.privacy == PrivacyConfig():
             del data["privacy"]  # likewise: run directories from before it still resume
+        for name in list(data["scenarios"]):
+            spec = self.scenarios[name]
+            # A scenario added later, at its defaults: run directories from before it resume.
+            if getattr(spec, "section_added_later", False) and spec == type(spec)():
+                del data["scenarios"][name]
         for name, section in data["scenarios"].items():
             spec = self.scenarios[name]
             for key in spec.added_later:

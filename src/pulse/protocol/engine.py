@@ -67,6 +67,9 @@ class Engine:
         )
         # Every state also on its people's Test_Set questions (pulse.protocol.generalisation).
         self.generalisation = generalisation.Generalisation(self)
+        # Every request cell run so far, with its people, splits and requests (the robustness
+        # scenario attacks the last state of each method).
+        self.states: dict[CellId, tuple[Population, Splits, Outcomes]] = {}
         self._stop_after = stop_after  # test hook: raise Interrupt after this many new stages
         self._new_stages = 0
         self._current: str | None = None
@@ -382,13 +385,15 @@ class Engine:
                 group.model, forget, retain, entry, cell.scenario, scope=scope, seed=seed
             )
 
-        return self.cell_stage(
+        rows, outcomes = self.cell_stage(
             stage,
             cell,
             train,
             lambda outcome: self.after(cell, outcome, group, splits),
             lambda outcomes: self.pooled(cell, outcomes, group, splits),
         )
+        self.states[cell] = (group, splits, outcomes)
+        return rows, outcomes
 
     def methods(
         self, scenario: str, group: Population, splits: Splits, forget: list[str], retain: list[str]

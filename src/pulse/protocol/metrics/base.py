@@ -27,6 +27,8 @@ MODALITIES = ("multimodal", "text")
 # likewise.
 FORGET_SPLITS = frozenset(
     {"forget", "current", "forgotten", "forget_test", "current_test", "forgotten_test"}
+    # the robustness scenario's relearning attack: both halves of the forget set
+    | {"relearned", "held_back"}
 )
 
 Splits = Mapping[str, Sequence[str]]

@@ -158,6 +158,7 @@ def _chain(
             lambda outcome, cell=cell, splits=splits: engine.after(cell, outcome, group, splits),
             lambda outcomes, cell=cell, splits=splits: engine.pooled(cell, outcomes, group, splits),
         )
+        engine.states[cell] = (group, splits, previous)
     return previous
 
 

@@ -1,0 +1,98 @@
+"""The robustness scenario: quantization and relearning attacks on the last states."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pulse.errors import ConfigError
+from pulse.protocol.config import parse_config
+from pulse.protocol.runner import run_protocol
+from pulse.report import write_report
+
+
+def _config(mini_config):
+    mini_config["methods"] = [{"method": "ga", "lr": 5e-3, "max_steps": 6}]
+    for name in ("pretrained", "sequential", "scope"):
+        mini_config["scenarios"][name] = {"enabled": False}
+    mini_config["eval"]["general"] = False
+    mini_config["scenarios"]["robustness"] = {
+        "enabled": True,
+        "quantize": {"bits": [4]},
+        "relearn": {"steps": 8, "lr": 5e-3, "batch_size": 8},
+    }
+    return parse_config(mini_config)
+
+
+def _rows(run_dir):
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["scenario"] == "robustness"]
+
+
+def test_attacks_rows_relearning_and_resume(mini_config, tmp_path):
+    config = _config(mini_config)
+    run_dir = tmp_path / "run"
+    run_protocol(config, run_dir, progress=False)
+    rows = _rows(run_dir)
+    settings = {r["setting"] for r in rows}
+    assert settings == {"finetuned no attack", "finetuned quantize-4", "finetuned relearn"}
+    acc = {
+        (r["method"], r["setting"], r["split"], r["modality"]): r
+        for r in rows
+        if r["metric"] == "accuracy"
+    }
+    for method in ("before", "ga"):
+        for setting in settings:
+            for split in ("forget", "relearned", "held_back", "retain"):
+                assert (method, setting, split, "all") in acc
+    change = {
+        (r["method"], r["setting"], r["split"]): r for r in rows if r["metric"] == "attack_change"
+    }
+    # the change under the attack is paired against the same state unattacked
+    for split in ("forget", "relearned", "held_back"):
+        row = change["ga", "finetuned relearn", split]
+        unattacked = acc["ga", "finetuned no attack", split, "all"]["value"]
+        attacked = acc["ga", "finetuned relearn", split, "all"]["value"]
+        assert row["value"] == pytest.approx(attacked - unattacked)
+        assert row["low"] is not None and row["low"] <= row["value"] <= row["high"]
+    # relearning raises the accuracy of a state that forgot on the people it relearned
+    before = acc["before", "finetuned no attack", "relearned", "all"]["value"]
+    forgot = acc["ga", "finetuned no attack", "relearned", "all"]["value"]
+    relearned = acc["ga", "finetuned relearn", "relearned", "all"]["value"]
+    assert forgot < before
+    assert relearned > forgot
+    # quantization changes the state's answers' scores yet leaves a model that answers
+    assert change["ga", "finetuned quantize-4", "forget"]["value"] is not None
+    # every attacked state is a finished stage: a second run trains and evaluates nothing
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    done = {name for name, s in manifest["stages"].items() if name.startswith("robustness/")}
+    assert "robustness/finetuned/relearn/ga" in done
+    evals = sorted(p.name for p in (run_dir / "evals").iterdir())
+    run_protocol(config, run_dir, progress=False)
+    assert sorted(p.name for p in (run_dir / "evals").iterdir()) == evals
+    assert _rows(run_dir) == rows
+    # the robustness table and its reading
+    write_report(run_dir)
+    report = (run_dir / "report.md").read_text()
+    assert "Robustness to attacks" in report and "Change under the attack" in report
+    assert "robustness:" not in report.split("## Tables")[0]  # nothing missing
+    assert "forgetting undone by" in report or "No attack brought" in report
+
+
+def test_robustness_section_checks_and_digest(mini_config):
+    plain = parse_config(dict(mini_config))
+    same = parse_config(
+        {**mini_config, "scenarios": {**mini_config["scenarios"], "robustness": {}}}
+    )
+    assert plain.digest() == same.digest()
+    for bad, words in (
+        ({"relearn": {"steps": 0}}, "robustness.relearn.steps"),
+        ({"quantize": {"bits": [3]}}, "robustness.quantize.bits"),
+        ({"attacks": ["prune"]}, "robustness.attacks"),
+        ({"targets": ["pebench"]}, "has no states to attack"),
+    ):
+        data = {**mini_config, "scenarios": {**mini_config["scenarios"], "robustness": bad}}
+        with pytest.raises(ConfigError, match=words) as caught:
+            parse_config(data)
+        assert "\n" not in str(caught.value)
