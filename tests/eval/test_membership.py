@@ -142,3 +142,17 @@ def test_batched_scores_are_the_models_own_training_loss(small_world, tiny_llava
             expected = model(**batch).loss.item()  # the mean NLL over the answer tokens
         assert score.loss == pytest.approx(expected, rel=1e-4)
         assert score.tokens == int((batch["labels"] != -100).sum())
+
+
+def test_encodings_kept_across_states_give_the_same_scores(small_world, tiny_llava):
+    model, processor = tiny_llava
+    profile = read_mllmu(small_world / "mllmu", "ft_Data")[1]
+    pairs = [
+        PairToScore(p.entity_id, k, False, p.question, p.answer, p.image if k % 3 else None)
+        for k, p in enumerate(profile_train_pairs(profile)[:7])
+    ]
+    kept: dict = {}
+    first = score_pairs(model, processor, pairs, batch_size=3, encodings=kept)
+    assert len(kept["encoded"]) == 3 and "labels" in kept["encoded"][0]
+    again = score_pairs(model, processor, pairs, batch_size=3, encodings=kept)
+    assert again == first == score_pairs(model, processor, pairs, batch_size=3)

@@ -31,14 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pulse.eval.batching import (
-    chunks,
-    eval_mode,
-    model_device,
-    overlap_default,
-    prefetch,
-    progress,
-)
+from pulse.eval.batching import chunks, eval_mode, model_device, progress
 from pulse.models.chat import IGNORE_INDEX, ChatCollator
 
 MIN_K = 0.4  # the share of lowest tokens Min-K % and Min-K %++ average (MUSE's default)
@@ -168,26 +161,38 @@ def score_pairs(
     k: float = MIN_K,
     batch_size: int = 64,
     show_progress: bool = False,
+    encodings: dict[str, Any] | None = None,
 ) -> list[PairScore]:
-    """Every pair's scores (in input order), one forward per batch, no generation."""
+    """Every pair's scores (in input order), one forward per batch, no generation.
+
+    ``encodings``: a dict kept by the caller for these very pairs across model states (the
+    protocol scores every state on the same pairs): the batches are encoded on the first call
+    and read from it after (tokenizer and image processor work is not the model's)."""
     if not pairs:
         return []
-    collator = ChatCollator(processor)
-    _, fulls, _ = collator.texts(pairs)
-    lengths = [len(ids) for ids in collator.token_ids(fulls)]
-    # Image rows apart from text rows (an image's tokens would pad every text row), then by
-    # length: little padding in each batch.
-    order = sorted(range(len(pairs)), key=lambda i: (pairs[i].image is not None, lengths[i], i))
-    batches = chunks(order, batch_size)
+    if encodings is not None and "batches" in encodings:
+        batches, encoded = encodings["batches"], encodings["encoded"]
+    else:
+        collator = ChatCollator(processor)
+        _, fulls, _ = collator.texts(pairs)
+        lengths = [len(ids) for ids in collator.token_ids(fulls)]
+        # Image rows apart from text rows (an image's tokens would pad every text row), then by
+        # length: little padding in each batch.
+        order = sorted(range(len(pairs)), key=lambda i: (pairs[i].image is not None, lengths[i], i))
+        batches = chunks(order, batch_size)
+        encoded = [collator([pairs[i] for i in batch]) for batch in batches]
+        if encodings is not None:
+            encodings.update(batches=batches, encoded=encoded)
     device = model_device(model)
     results: dict[int, PairScore] = {}
     with eval_mode(model), torch.inference_mode():
-        encoded = prefetch(
-            lambda b: collator([pairs[i] for i in b]), batches, overlap=overlap_default(device)
+        steps = progress(
+            zip(batches, encoded, strict=True), show_progress, "membership", len(batches)
         )
-        for batch, inputs in progress(encoded, show_progress, "membership", len(batches)):
-            labels = inputs.pop("labels")
-            logits = model(**inputs.to(device)).logits
+        for batch, inputs in steps:
+            labels = inputs["labels"]  # the encoded batch stays as it is (it may be reused)
+            features = {key: value.to(device) for key, value in inputs.items() if key != "labels"}
+            logits = model(**features).logits
             # Position t - 1 predicts token t: the answer tokens' logits and targets.
             targets = labels[:, 1:].to(logits.device)
             mask = targets != IGNORE_INDEX

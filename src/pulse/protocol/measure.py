@@ -21,7 +21,7 @@ from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.mmbench import CIRCULAR_STEP, MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
-from pulse.eval.encodings import EncodingCache
+from pulse.eval.encodings import EncodingCache, processor_fingerprint
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
@@ -164,6 +164,8 @@ class Measurer:
         self._recent: OrderedDict[str, Measurement] = OrderedDict()
         # Every model state is scored on the same questions: encode them once per run.
         self.encodings = EncodingCache()
+        # Every state is scored on the same membership-inference pairs: encoded once per plan.
+        self._pair_encodings: dict[tuple[str, str], dict[str, Any]] = {}
         self.general_rows: list[MMBenchRow] = []
         if cfg.general and mmbench is not None:
             rows = read_mmbench(mmbench)
@@ -232,10 +234,21 @@ class Measurer:
 
         def evaluate() -> Measurement:
             assert self.mllmu is not None
-            pairs = pairs_to_score(self.mllmu, plan)
             model, processor = model_loader()
+            # The same pairs and processor give the same batches in every state: read and
+            # encoded once per run.
+            kept = self._pair_encodings.setdefault(
+                (repr(plan), processor_fingerprint(processor)), {}
+            )
+            if "pairs" not in kept:
+                kept["pairs"] = pairs_to_score(self.mllmu, plan)
             scores = score_pairs(
-                model, processor, pairs, k=plan.min_k, batch_size=self.cfg.batch_size
+                model,
+                processor,
+                kept["pairs"],
+                k=plan.min_k,
+                batch_size=self.cfg.batch_size,
+                encodings=kept,
             )
             return Measurement(pairs=scores)
 

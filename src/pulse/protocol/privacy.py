@@ -4,10 +4,10 @@ A scenario's *members* are the people of its forget-type splits (trained on, the
 its *non-members* the holdout people of the same kind, never trained on: fictitious people for
 the scenarios of the fine-tuned model, celebrities for the pretrained scenario. Each person's
 training pairs are sampled as the unlearning requests sample them (``train.pairs_per_id``,
-seeded by the person's ID and the run's seed), so the members' pairs are the very pairs
-unlearned; ``privacy.pairs_per_person`` sets another cap. Every pair is scored with its image
-(multimodal) and, when its question names the person rather than pointing at the picture,
-without it (text-only), as the fine-tuning data holds it.
+seeded by the person's ID and the run's seed) and capped at ``privacy.pairs_per_person`` (8)
+by the same seeded draw, so the members' pairs are among the very pairs unlearned. Every pair
+is scored with its image (multimodal) and, when its question names the person rather than
+pointing at the picture, without it (text-only), as the fine-tuning data holds it.
 
 With the synthetic world the holdout is the world's (``Holdout_Set``, ``Holdout_Celebrities``);
 with local checkpoints it must be named (``privacy.holdout``, ``privacy.holdout_celebrities``:
@@ -49,8 +49,11 @@ class PrivacyConfig(BaseModel):
     holdout_celebrities: str | None = None
     # The share of lowest-scored tokens Min-K % and Min-K %++ average.
     min_k: float = Field(0.4, gt=0, le=1)
-    # Pairs scored per person; None: those the scenario unlearns (its train.pairs_per_id).
-    pairs_per_person: int | None = Field(None, ge=1)
+    # Pairs scored per person, at most: a seeded sample of those the scenario unlearns (the
+    # same draw as its train.pairs_per_id, so a smaller sample lies inside the unlearned one);
+    # None: every pair it unlearns. 8 keeps a state's scoring near half its MCQ evaluation
+    # (docs/benchmarks.md).
+    pairs_per_person: int | None = Field(8, ge=1)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ def privacy_plan(
         )
     if len(holdout) < 2:
         raise ConfigError(f"{key}: {spec!r} names {len(holdout)} people; membership needs two")
-    limit = cfg.pairs_per_person or engine.config.train_of(scenario).pairs_per_id
+    caps = [c for c in (cfg.pairs_per_person, engine.config.train_of(scenario).pairs_per_id) if c]
+    limit = min(caps) if caps else None
     return PairPlan(tuple(members), tuple(sorted(holdout)), limit, cfg.min_k, engine.config.seed)
 
 
