@@ -77,6 +77,7 @@ def test_attacks_rows_relearning_and_resume(mini_config, tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "Robustness to attacks" in report and "Change under the attack" in report
     assert "robustness:" not in report.split("## Tables")[0]  # nothing missing
+    assert (run_dir / "figures" / "robustness_robustness.png").is_file()
     assert "forgetting undone by" in report or "No attack brought" in report
 
 

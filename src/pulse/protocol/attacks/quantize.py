@@ -43,11 +43,16 @@ def _head(model: nn.Module) -> nn.Module | None:
 def quantize_cpu(model: nn.Module, bits: int) -> nn.Module:
     """``model`` with its linear layers (not the head) quantized in place by torchao."""
     import torch
-    from torchao.quantization import IntxWeightOnlyConfig, quantize_
-    from torchao.quantization.granularity import PerAxis, PerGroup
 
     if bits not in BITS:
         raise ConfigError(f"quantize: expected bits in {list(BITS)}, got {bits}")
+    try:
+        from torchao.quantization import IntxWeightOnlyConfig, quantize_
+        from torchao.quantization.granularity import PerAxis, PerGroup
+    except ImportError:
+        raise ConfigError(
+            "quantize: the CPU quantization attack needs torchao (pip install 'pulse[attacks]')"
+        ) from None
     head = _head(model)
 
     def linear(width_ok: bool | None = None):

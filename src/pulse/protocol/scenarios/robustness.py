@@ -30,6 +30,7 @@ from pulse.protocol.metrics.differences import Comparison
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.results import ResultRow
 from pulse.protocol.store import content_key
+from pulse.report.robustness_figure import robustness_figures
 from pulse.report.tables import GENERAL, Column, Layout, Table, mcq_columns
 
 NAME = "robustness"
@@ -337,5 +338,6 @@ register_scenario(
             "Robustness to attacks", COLUMNS, "setting", best_group=lambda row: row.setting
         ),
         reading=reading,
+        figures=lambda tables, colours: robustness_figures(tables, colours),
     )
 )
