@@ -225,3 +225,25 @@ def test_a_request_killed_mid_training_resumes_to_the_same_adapter(
     assert want.keys() == got.keys()
     assert all(torch.equal(want[k], got[k]) for k in want)
     assert [e["loss"] for e in resumed.history] == [e["loss"] for e in whole.history]
+
+
+def test_a_schedule_in_minutes_checkpoints_by_the_clock(tiny, processor, tmp_path):
+    """Due whenever that much training time passed since the last one (here: every step),
+    never after the last step; the newest two are kept."""
+    plan = CheckpointPlan(tmp_path / "checkpoints", "request-a", seconds=1e-6)
+    cfg = replace(LOOP, max_steps=4, checkpoint=plan)
+    with pytest.raises(Killed):
+        train_method(
+            _fresh(tiny),
+            processor,
+            get_method("ga"),
+            UnlearnData(FORGET),
+            cfg,
+            callbacks=[_KillAt(3)],
+        )
+    # Killed as step 3 ended, before its checkpoint.
+    assert sorted(p.name for p in plan.folder.iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    result = train_method(_fresh(tiny), processor, get_method("ga"), UnlearnData(FORGET), cfg)
+    assert result.resumed_from == 2 and result.steps == 4
+    # Step 3 checkpointed, step 4 (the last) not.
+    assert sorted(p.name for p in plan.folder.iterdir()) == ["checkpoint-2", "checkpoint-3"]

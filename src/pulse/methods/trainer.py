@@ -315,6 +315,9 @@ class _Checkpoints(TrainerCallback):
         self.plan, self.trainer = plan, trainer
         self.last = time.perf_counter()
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last = time.perf_counter()  # minutes of training, not of loading or preparing
+
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps:
             return
