@@ -121,3 +121,40 @@ def test_without_a_holdout_there_are_no_rows_and_the_report_says_why(privacy_run
     write_report(root)
     report = (root / "report.md").read_text(encoding="utf-8")
     assert "In finetuned there are no membership-inference rows: the run names no holdout" in report
+
+
+def test_the_world_names_its_own_holdout_and_a_trained_holdout_is_refused(small_world, tmp_path):
+    from pathlib import Path
+
+    from pulse.errors import ConfigError
+    from pulse.protocol.cells import Population
+    from pulse.protocol.engine import Engine
+    from pulse.protocol.privacy import privacy_plan
+    from pulse.protocol.sources import Sources, WorldOracles
+    from pulse.protocol.store import RunStore
+
+    mllmu = small_world / "mllmu"
+    people = sorted(p.id for p in read_mllmu(mllmu, "Full_Set"))
+    celebrities = sorted(p.id for p in read_mllmu(mllmu, "Retain_Set"))
+    world = Sources(mllmu=mllmu, world_oracles=WorldOracles(small_world, tmp_path, None))
+    config = parse_config({"eval": {"general": False}, "train": {"pairs_per_id": 16}})
+    engine = Engine(config, RunStore(tmp_path / "run", {}), world, progress=False)
+    splits = {"forget": people[:3], "retain": people[3:6]}
+    plan = privacy_plan(engine, "finetuned", Population(Path("m"), "Full_Set", people), splits)
+    assert plan is not None and plan.members == tuple(people[:3])
+    assert plan.holdout == tuple(sorted(p.id for p in read_mllmu(mllmu, "Holdout_Set")))
+    assert plan.pairs_per_person == 8  # privacy.pairs_per_person under train.pairs_per_id
+    famous = Population(Path("m"), "Retain_Set", celebrities)
+    plan = privacy_plan(engine, "pretrained", famous, {"forget": celebrities[:2]})
+    assert plan is not None and all(h.startswith("hc") for h in plan.holdout)
+    # local checkpoints: no holdout unless named; one that was trained on is refused
+    local = Engine(config, RunStore(tmp_path / "local", {}), Sources(mllmu=mllmu), progress=False)
+    group = Population(Path("m"), "Full_Set", people)
+    assert privacy_plan(local, "finetuned", group, splits) is None
+    named = parse_config({"eval": {"general": False}, "privacy": {"holdout": people[6]}})
+    wrong = Engine(named, RunStore(tmp_path / "wrong", {}), Sources(mllmu=mllmu), progress=False)
+    with pytest.raises(ConfigError, match=r"privacy.holdout: .* is one of the scenario's own"):
+        privacy_plan(wrong, "finetuned", group, splits)
+    off = parse_config({"eval": {"general": False}, "privacy": {"enabled": False}})
+    quiet = Engine(off, RunStore(tmp_path / "off", {}), world, progress=False)
+    assert privacy_plan(quiet, "finetuned", group, splits) is None
