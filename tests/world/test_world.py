@@ -214,3 +214,16 @@ def test_finetuning_descriptions_cover_every_attribute_by_name_and_by_photo(worl
     assert person["name"] not in shown
     for value in person["attributes"].values():
         assert value in by_name and value in shown
+
+
+def test_a_world_of_a_resized_size_is_refused_with_a_line_not_reused(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from pulse.world import build
+
+    out = tmp_path / "w"
+    build_world(out, seed=3, size="small")
+    resized = {**build.SIZES, "small": replace(build.SIZES["small"], fictitious=20)}
+    monkeypatch.setattr(build, "SIZES", resized)
+    with pytest.raises(ConfigError, match=r"earlier version of pulse built it.*delete it"):
+        build_world(out, seed=3, size="small")

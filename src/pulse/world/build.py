@@ -154,13 +154,20 @@ def build_world(out: str | Path, seed: int = 0, size: str = "default") -> WorldS
     out = Path(out)
     existing = out / "world.json"
     if existing.is_file():
-        meta = json.loads(existing.read_text())
-        if (meta.get("seed"), meta.get("size"), meta.get("format")) == (
-            seed,
-            size,
-            WORLD_FORMAT_VERSION,
-        ):
+        meta = json.loads(existing.read_text(encoding="utf-8"))
+        # The size's whole definition, not only its name: a size resized by a newer version is
+        # another world, never reused as this one.
+        spec = json.loads(json.dumps(asdict(SIZES[size])))  # as world.json holds it: lists
+        wanted = (seed, size, WORLD_FORMAT_VERSION, spec)
+        found = (meta.get("seed"), meta.get("size"), meta.get("format"), meta.get("sizes"))
+        if found == wanted:
             return WorldSummary(out, seed, size, meta.get("counts", {}), reused=True)
+        if found[:2] == wanted[:2]:
+            raise ConfigError(
+                f"{out} holds a world of seed {seed} and size {size!r} as an earlier version of "
+                f"pulse built it (format {meta.get('format')}, this version's is "
+                f"{WORLD_FORMAT_VERSION}, or another definition of the size); delete it to rebuild"
+            )
         raise ConfigError(
             f"{out} already holds a different world (seed {meta.get('seed')}, size "
             f"{meta.get('size')}); choose another --out or delete it"
