@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -515,8 +516,16 @@ def data_validate(
     console.print(validate(format, path), highlight=False, soft_wrap=True)
 
 
+# Libraries that log at import when merely installed (torchao, pulled in by transformers when
+# present, warns about its optional kernels, and torch about its pytree registrations): their
+# warnings would bury the one line pulse prints; their errors still show.
+QUIET_AT_IMPORT = ("torchao", "torch.utils._pytree")
+
+
 def main() -> None:
     """Entry point: run the app, turning toolkit errors into one line and a non-zero exit."""
+    for name in QUIET_AT_IMPORT:
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         app()
     except PulseError as err:
