@@ -9,8 +9,15 @@ from dataclasses import replace
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from pulse.data.mllmu import read_mllmu
 from pulse.errors import DataError
-from pulse.world.train import corpus_examples, finetune_examples, train_world_models
+from pulse.world.train import (
+    WorldTrainConfig,
+    corpus_examples,
+    finetune_examples,
+    tokenizer_examples,
+    train_world_models,
+)
 from tests.fixtures.tiny import FAST_WORLD
 
 
@@ -150,3 +157,21 @@ def test_finetuning_moves_only_the_embeddings_of_tokens_pretraining_never_saw(wo
     assert FAST_WORLD.finetune_embeddings and new
     moved = set((base - tuned).abs().sum(1).nonzero().flatten().tolist())
     assert moved and moved <= set(new)
+
+
+def test_the_tokenizer_reads_members_and_the_fictitious_holdout_alike(world):
+    """Members' and holdout people's names are learnt by the tokenizer alike, so a membership
+    attack cannot tell them apart by how their names are split; the choice is in the stage key."""
+    people = json.loads((world / "world.json").read_text())["people"]
+    holdout = [p["name"] for p in people if p["group"] == "holdout_fictitious"]
+    assert holdout and read_mllmu(world / "mllmu", "Holdout_Set")
+
+    def named(cfg: WorldTrainConfig) -> str:
+        return " ".join(e.question + " " + e.answer for e in tokenizer_examples(world, cfg))
+
+    seen, unseen = named(WorldTrainConfig()), named(WorldTrainConfig(tokenizer_sees_holdout=False))
+    assert all(name in seen for name in holdout)
+    assert not any(name in unseen for name in holdout)
+    keys = WorldTrainConfig().stage_keys(world)
+    without = WorldTrainConfig(tokenizer_sees_holdout=False).stage_keys(world)
+    assert keys["base"] != without["base"] and keys["finetuned"] != without["finetuned"]

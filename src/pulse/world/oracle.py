@@ -42,6 +42,7 @@ from pulse.world.train import (
     finetune_examples,
     pretrain_model,
     quick_check,
+    tokenizer_examples,
 )
 
 ORACLES = "oracles"
@@ -164,8 +165,7 @@ def train_pretrained_oracle(
 
     def train():
         corpus = corpus_examples(world, CorpusFilter(world, forget))
-        finetune = finetune_examples(_ft_pairs(world))
-        return pretrain_model(path, corpus, finetune, cfg, progress)
+        return pretrain_model(path, corpus, tokenizer_examples(world, cfg), cfg, progress)
 
     return _oracle_stage(world, models, name, forget, train, "base", check)
 

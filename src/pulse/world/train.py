@@ -41,6 +41,7 @@ from pulse.models.adapters import UpdateScope, apply_scope, save_merged
 from pulse.models.chat import ChatCollator, ChatExample
 from pulse.models.loading import load_model_and_processor
 from pulse.models.tiny import TinyModelConfig, build_tiny_lmm
+from pulse.world.build import HOLDOUT_FICTITIOUS
 from pulse.world.vocab import SHOWN_SUBJECTS_TRAIN
 
 # Questions that refer to the person only through the picture (the training questions' ways
@@ -82,6 +83,11 @@ class WorldTrainConfig:
     # move: training every row as well costs knowledge and general capability (the measured
     # variants: docs/benchmarks.md).
     finetune_embeddings: bool = True
+    # The tokenizer also sees the fictitious holdout's would-be training text, as a real
+    # tokenizer, trained before any benchmark existed, treats members and non-members alike:
+    # otherwise a holdout name is split into pieces that a member's name is not, a difference
+    # membership inference would read as membership (docs/evaluation.md).
+    tokenizer_sees_holdout: bool = True
     seed: int = 0
 
     def stage_keys(self, world: Path) -> dict[str, str]:
@@ -89,6 +95,8 @@ class WorldTrainConfig:
         settings of that stage and of the stages before it. A fine-tuning change keeps the base."""
         world_hash = hashlib.sha256((world / "world.json").read_bytes()).hexdigest()
         base = _hash(world_hash, self.model, self.pretrain, self.seed)
+        if self.tokenizer_sees_holdout:  # keys of models trained before it existed unchanged
+            base = _hash(base, "tokenizer_sees_holdout")
         finetuned = _hash(
             base,
             self.finetune,
@@ -195,8 +203,9 @@ def replay_sample(
 
 
 def _tokenizer_texts(examples: list[ChatExample], ft: list[ChatExample]) -> list[str]:
-    # The tokenizer sees the training text only (corpus and fine-tuning QA), like a real one
-    # trained before the benchmarks existed, in the chat layout it will encode.
+    # The tokenizer sees the corpus and the QA of the people who carry names of their own (see
+    # tokenizer_examples), like a real one trained before the benchmarks existed, in the chat
+    # layout it will encode.
     return [f"USER: {e.question} ASSISTANT: {e.answer}" for e in (*examples, *ft)]
 
 
@@ -273,7 +282,7 @@ def train_world_models(
     ft_pairs = functools.cache(lambda: finetune_examples(_ft_pairs(world)))
 
     def pretrain():
-        return pretrain_model(base_dir, corpus(), ft_pairs(), cfg, progress)
+        return pretrain_model(base_dir, corpus(), tokenizer_examples(world, cfg), cfg, progress)
 
     def finetune():
         return finetune_base(base_dir, ft_dir, corpus(), ft_pairs(), cfg, progress)
@@ -301,14 +310,15 @@ def train_world_models(
 def pretrain_model(
     out_dir: Path,
     corpus: list[ChatExample],
-    finetune: list[ChatExample],
+    named: list[ChatExample],
     cfg: WorldTrainConfig,
     progress: bool,
 ) -> tuple[Any, Any, Any]:
-    """The pre-training recipe: a tokenizer trained on the corpus and the fine-tuning text, a
-    tiny LLaVA built from scratch and trained on the corpus, saved into ``out_dir``. The base
-    model and the pre-trained-knowledge oracle are trained by this one function."""
-    texts = _tokenizer_texts(corpus, finetune)
+    """The pre-training recipe: a tokenizer trained on the corpus and the QA ``named`` (see
+    :func:`tokenizer_examples`), a tiny LLaVA built from scratch and trained on the corpus, saved
+    into ``out_dir``. The base model and the pre-trained-knowledge oracle are trained by this
+    one function."""
+    texts = _tokenizer_texts(corpus, named)
     model, processor = build_tiny_lmm(texts, cfg.model, seed=cfg.seed)
     stats = train_supervised(model, processor, corpus, _with(cfg.pretrain, cfg.seed, progress))
     return save_merged(model, out_dir, processor), processor, stats
@@ -350,8 +360,18 @@ def world_train_config(
     return cfg
 
 
-def _ft_pairs(world: Path) -> list[TrainPair]:
-    return [pair for p in read_mllmu(world / "mllmu", "ft_Data") for pair in profile_train_pairs(p)]
+def _ft_pairs(world: Path, config: str = "ft_Data") -> list[TrainPair]:
+    return [pair for p in read_mllmu(world / "mllmu", config) for pair in profile_train_pairs(p)]
+
+
+def tokenizer_examples(world: Path, cfg: WorldTrainConfig) -> list[ChatExample]:
+    """What the tokenizer reads beside the corpus: the fine-tuning QA and, with
+    ``cfg.tokenizer_sees_holdout``, the fictitious holdout people's training QA (never trained
+    on; a world without a holdout has none)."""
+    pairs = _ft_pairs(world)
+    if cfg.tokenizer_sees_holdout and (world / "mllmu" / HOLDOUT_FICTITIOUS).is_dir():
+        pairs += _ft_pairs(world, HOLDOUT_FICTITIOUS)
+    return finetune_examples(pairs)
 
 
 def _with(cfg: TrainConfig, seed: int, progress: bool) -> TrainConfig:
