@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from pulse.data.mllmu import read_mllmu
+from pulse.data.mllmu import is_config_name, read_mllmu
 from pulse.errors import ConfigError
 from pulse.protocol.cells import Population
 from pulse.protocol.config import RunConfig, Scenario
@@ -95,6 +95,9 @@ def forget_count(config: RunConfig, mllmu: Path | None = None) -> tuple[int, str
             return None
         from pulse.methods.request import resolve_ids
 
+        named = str(spec.forget).strip() if isinstance(spec.forget, str | Path) else ""
+        if is_config_name(named) and not (mllmu / named).is_dir() and not Path(named).is_file():
+            return None  # a split that does not exist: finetuned_split refuses it in its words
         ids, _ = resolve_ids(spec.forget, mllmu)
         return len(ids), f"scenarios.{NAME}.forget lists {len(ids)}"
     people, where = spec.people, f"{spec.people} people"
