@@ -7,7 +7,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_two_processes_run_one_request(small_world, tiny_models, tmp_path):
     models = tiny_models
     out = tmp_path / "request"

@@ -74,6 +74,7 @@ def test_trained_weights_are_loaded_into_the_callers_model(trained, processor, d
     assert _loss(model, processor, data) < _loss(initial, processor, data) - 0.5
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_same_config_and_processes_give_identical_weights(trained, tiny_model, processor, data):
     first, _, _, stats = trained
     model = copy.deepcopy(tiny_model)
@@ -83,6 +84,7 @@ def test_same_config_and_processes_give_identical_weights(trained, tiny_model, p
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_peft_model_trains_in_two_processes(tiny_model, processor, data):
     torch.manual_seed(0)
     model = apply_scope(copy.deepcopy(tiny_model), UpdateScope(rank=4, alpha=8))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 
@@ -10,6 +11,7 @@ def write_config(path, config):
     return path
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_run_report_resume_and_refusal(pulse, mini_config, tmp_path):
     config = {**mini_config, "methods": [{"method": "ga"}]}
     config["scenarios"] = {

@@ -122,6 +122,7 @@ def test_a_seed_that_fails_leaves_the_others_pooled(mini_config, tmp_path, monke
     assert "fewer than 2 training seeds finished for npo (1)" in text
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_an_interrupted_run_with_repeats_resumes_to_the_same_rows(mini_config, tmp_path):
     from pulse.protocol.runner import Interrupt
 
