@@ -64,27 +64,36 @@ def privacy_groups(splits: Splits) -> list[Group]:
     return [g for g in split_groups(splits) if g.split in PRIVACY_SPLITS]
 
 
-class MembershipAUC(Metric):
+class ScoreMetric(Metric):
+    """A metric of one membership score on the privacy splits' pairs: the name, label and
+    which pairs it reads; a subclass says what it computes from them."""
+
     reads = "pairs"
     resamples = "people"
-    ranked = False  # the ideal is the oracle's level, not an end
+    ranked = False  # the ideal is the oracle's level, neither end
+    prefix = ""  # the metric's name is ``<prefix>_<score>``
+    title = ""  # its label is ``<title>, <score's label>``
+    explained = ""  # the legend, written once (with the first score)
 
     def __init__(self, score: str) -> None:
         self.score = score
-        self.name = f"mia_auc_{score}"
-        self.label = f"MIA AUC, {SCORE_LABELS[score]}"
-        self.legend = (
-            "MIA AUC: forget pairs (members) against holdout pairs (non-members), 50 = chance, "
-            "a bootstrap over people"
-            if score == SCORES[0]
-            else ""
-        )
+        self.name = f"{self.prefix}_{score}"
+        self.label = f"{self.title}, {SCORE_LABELS[score]}"
+        self.legend = self.explained if score == SCORES[0] else ""
 
     def groups(self, splits: Splits):
         return privacy_groups(splits)
 
     def select(self, measurement, group: Group) -> MembershipSample | None:
         return membership_sample(measurement, group, self.score)
+
+
+class MembershipAUC(ScoreMetric):
+    prefix, title = "mia_auc", "MIA AUC"
+    explained = (
+        "MIA AUC: forget pairs (members) against holdout pairs (non-members), 50 = chance, "
+        "a bootstrap over people"
+    )
 
     def value(self, samples: Sequence[MembershipSample]) -> float:
         return mean(auc(s) for s in samples)

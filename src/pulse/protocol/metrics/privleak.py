@@ -14,36 +14,21 @@ from collections.abc import Sequence
 
 from pulse.eval.membership import SCORES
 from pulse.eval.mia import MembershipSample, auc, privleak, privleak_interval
-from pulse.protocol.metrics.base import Group, Metric, Splits, mean
-from pulse.protocol.metrics.mia_auc import SCORE_LABELS, membership_sample, privacy_groups
+from pulse.protocol.metrics.base import mean
+from pulse.protocol.metrics.mia_auc import ScoreMetric
 from pulse.protocol.metrics.registry import register_metric
 
 Pair = tuple[MembershipSample, MembershipSample]
 
 
-class PrivLeak(Metric):
-    reads = "pairs"
-    resamples = "people"
+class PrivLeak(ScoreMetric):
+    prefix, title = "privleak", "PrivLeak"
     versus_oracle = True
-    ranked = False  # the ideal is zero, neither end
-
-    def __init__(self, score: str) -> None:
-        self.score = score
-        self.name = f"privleak_{score}"
-        self.label = f"PrivLeak, {SCORE_LABELS[score]}"
-        self.legend = (
-            "PrivLeak = (AUC - AUC of the oracle) / AUC of the oracle, in %: 0 is the oracle's "
-            "level, positive still leaks, negative is over-unlearned (a paired bootstrap over "
-            "people)"
-            if score == SCORES[0]
-            else ""
-        )
-
-    def groups(self, splits: Splits):
-        return privacy_groups(splits)
-
-    def select(self, measurement, group: Group) -> MembershipSample | None:
-        return membership_sample(measurement, group, self.score)
+    explained = (
+        "PrivLeak = (AUC - AUC of the oracle) / AUC of the oracle, in %: 0 is the oracle's "
+        "level, positive still leaks, negative is over-unlearned (a paired bootstrap over "
+        "people)"
+    )
 
     def against(self, sample: MembershipSample, oracle: MembershipSample) -> Pair | None:
         # Relative to an oracle AUC of 0 PrivLeak has no value (MUSE's ratio is undefined).
