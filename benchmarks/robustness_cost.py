@@ -34,7 +34,7 @@ from pulse.protocol.measure import Measurer
 from pulse.protocol.scenarios.robustness import RelearnSettings
 from pulse.protocol.store import RunStore
 from pulse.world.build import build_world
-from pulse.world.train import WorldTrainConfig, corpus_examples
+from tiny_training import untrained_world_model
 
 
 def _timed(work) -> float:
@@ -54,13 +54,7 @@ def main() -> None:
     world = args.world or build_world(tmp / "world", seed=0, size=args.size).path
     mllmu = world / "mllmu"
 
-    from pulse.models.tiny import build_tiny_lmm
-    from pulse.world.train import _ft_pairs, _tokenizer_texts, finetune_examples
-
-    cfg = WorldTrainConfig()
-    texts = _tokenizer_texts(corpus_examples(world), finetune_examples(_ft_pairs(world)))
-    model, processor = build_tiny_lmm(texts, cfg.model, seed=0)
-    model.eval()
+    model, processor = untrained_world_model(world)
     measurer = Measurer(
         RunStore(tmp / "run", {}),
         EvalConfig(batch_size=args.batch_size),

@@ -14,7 +14,12 @@ from pulse.methods.supervised import TrainConfig, TrainStats
 from pulse.models.chat import ChatExample
 from pulse.models.tiny import build_tiny_lmm
 from pulse.world.build import build_world
-from pulse.world.train import WorldTrainConfig, _tokenizer_texts, corpus_examples
+from pulse.world.train import (
+    WorldTrainConfig,
+    _tokenizer_texts,
+    corpus_examples,
+    tokenizer_examples,
+)
 
 
 @dataclass
@@ -45,6 +50,15 @@ def tiny_setup(
         wcfg.pretrain, max_steps=steps, batch_size=batch_size, logging_steps=steps, progress=False
     )
     return TinySetup(world, corpus, extra, model, processor, config)
+
+
+def untrained_world_model(world: Path) -> tuple[Any, Any]:
+    """A randomly initialised tiny model (eval mode) with the tokenizer ``pulse world train``
+    builds for ``world``: what the evaluation-cost benchmarks score."""
+    cfg = WorldTrainConfig()
+    texts = _tokenizer_texts(corpus_examples(world), tokenizer_examples(world, cfg))
+    model, processor = build_tiny_lmm(texts, cfg.model, seed=0)
+    return model.eval(), processor
 
 
 def interleaved(
