@@ -19,7 +19,7 @@ averages over the drawn seeds (as :mod:`pulse.eval.intervals` does for accuracie
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,25 +73,38 @@ def weighted_aucs(
         return wins / total
 
 
-def _person_weights(
-    people: Sequence[str], draws: int, rng: np.random.Generator
-) -> np.ndarray | None:
-    """[draws, pairs]: each pair weighted by how often its person was drawn (None with fewer
-    than two people: one person says nothing about other people)."""
+def _people_draw(
+    people: Iterable[str], draws: int, rng: np.random.Generator
+) -> tuple[dict[str, int], np.ndarray] | None:
+    """Each person's count in every draw ([draws, people], people drawn with replacement), by
+    name; None with fewer than two people: one person says nothing about other people."""
     names = sorted(set(people))
     if len(names) < 2:
         return None
-    where = {name: k for k, name in enumerate(names)}
     counts = rng.multinomial(len(names), [1 / len(names)] * len(names), size=draws)
-    return counts[:, [where[p] for p in people]].astype(float)
+    return {name: k for k, name in enumerate(names)}, counts.astype(float)
 
 
-def _draws_of(
-    sample: MembershipSample, resamples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray] | None:
-    members = _person_weights(sample.member_people, resamples, rng)
-    others = _person_weights(sample.other_people, resamples, rng)
-    return None if members is None or others is None else (members, others)
+def _shared_draws(
+    samples: Sequence[MembershipSample], resamples: int, rng: np.random.Generator
+) -> Callable[[MembershipSample], tuple[np.ndarray, np.ndarray]] | None:
+    """One draw of people for every sample (training seed), as pulse.eval.intervals draws
+    them: a sample's pair weights are its people's counts in that draw. Independent draws per
+    seed would average people's spread away and narrow the interval as seeds are added."""
+    members = _people_draw((p for s in samples for p in s.member_people), resamples, rng)
+    others = _people_draw((p for s in samples for p in s.other_people), resamples, rng)
+    if members is None or others is None:
+        return None
+
+    (member_at, member_counts), (other_at, other_counts) = members, others
+
+    def weights(sample: MembershipSample) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            member_counts[:, [member_at[p] for p in sample.member_people]],
+            other_counts[:, [other_at[p] for p in sample.other_people]],
+        )
+
+    return weights
 
 
 def _aucs(sample: MembershipSample, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -126,12 +139,10 @@ def auc_interval(
     """The 95 % interval of the mean AUC over ``samples`` (one per training seed, the same
     pairs): people (and seeds) drawn with replacement."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for sample in samples:
-        weights = _draws_of(sample, resamples, rng)
-        if weights is None:
-            return None
-        rows.append(_aucs(sample, weights))
+    weights = _shared_draws(samples, resamples, rng)
+    if weights is None:
+        return None
+    rows = [_aucs(sample, weights(sample)) for sample in samples]
     return _percentile(_over_seeds(np.stack(rows), rng))
 
 
@@ -144,14 +155,17 @@ def privleak_interval(
     seed): each draw of people applied to the state and to the oracle alike. The two samples
     must hold the same people's pairs in the same order."""
     rng = np.random.default_rng(seed)
+    if any(
+        (state.member_people, state.other_people) != (oracle.member_people, oracle.other_people)
+        for state, oracle in pairs
+    ):
+        return None
+    weights = _shared_draws([state for state, _ in pairs], resamples, rng)
+    if weights is None:
+        return None
     rows = []
     for state, oracle in pairs:
-        if (state.member_people, state.other_people) != (oracle.member_people, oracle.other_people):
-            return None
-        weights = _draws_of(state, resamples, rng)
-        if weights is None:
-            return None
-        reference = _aucs(oracle, weights)
+        reference = _aucs(oracle, weights(state))
         with np.errstate(invalid="ignore", divide="ignore"):
-            rows.append((_aucs(state, weights) - reference) / reference)
+            rows.append((_aucs(state, weights(state)) - reference) / reference)
     return _percentile(_over_seeds(np.stack(rows), rng))
