@@ -39,4 +39,13 @@ def test_context_and_image_tokens_of_the_tiny_model(tiny_models):
 
     model, processor = load_model_and_processor(tiny_models / "finetuned")
     assert context_length(model) == model.config.text_config.max_position_embeddings
-    assert image_overhead(processor) > 0
+    # the image's expanded tokens (as the processor writes them), plus at most the line it
+    # stands on
+    from PIL import Image
+
+    from pulse.models.chat import ChatExample, encode_prompts
+
+    ids = encode_prompts(processor, [ChatExample("?", image=Image.new("RGB", (32, 32)))])
+    expanded = int((ids["input_ids"] == model.config.image_token_id).sum())
+    assert expanded > 0
+    assert expanded <= image_overhead(processor) <= expanded + 2

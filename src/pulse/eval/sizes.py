@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,8 @@ from pulse.models.chat import ChatExample, encode_prompts, format_prompt
 # (LLaVA-1.5: 576 image tokens and a question) stay under it, so their batches are unchanged.
 ROW_TOKENS = 1024
 
-_OVERHEAD: dict[int, int] = {}
+# Held by the processor object itself: an id() could be reused by another model's processor.
+_OVERHEAD: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def context_length(model: nn.Module) -> int | None:
@@ -42,15 +44,14 @@ def context_length(model: nn.Module) -> int | None:
 def image_overhead(processor: Any) -> int:
     """Tokens an image adds to a prompt (placeholder expanded; measured once per processor on
     a small image: exact for processors that resize every image to one size)."""
-    key = id(processor)
-    if key not in _OVERHEAD:
+    if processor not in _OVERHEAD:
         from PIL import Image
 
         with_image = ChatExample("?", image=Image.new("RGB", (32, 32)))
         longer = encode_prompts(processor, [with_image])["input_ids"].shape[1]
         plain = encode_prompts(processor, [ChatExample("?")])["input_ids"].shape[1]
-        _OVERHEAD[key] = max(0, longer - plain)
-    return _OVERHEAD[key]
+        _OVERHEAD[processor] = max(0, longer - plain)
+    return _OVERHEAD[processor]
 
 
 def prompt_tokens(processor: Any, questions: Sequence[str], has_image: Sequence[bool]) -> list[int]:
