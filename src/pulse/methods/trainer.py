@@ -324,7 +324,9 @@ class _Checkpoints(TrainerCallback):
         due = bool(self.plan.steps) and state.global_step % self.plan.steps == 0
         if self.plan.seconds and time.perf_counter() - self.last >= self.plan.seconds:
             due = True
-        if args.world_size > 1:  # any process's clock due: all of them save
+        # Clocks differ between processes: any one's due, all save (one scalar beside the
+        # step's gradient all-reduce). A schedule in steps is the same on every process.
+        if args.world_size > 1 and self.plan.seconds:
             flag = torch.tensor([1.0 if due else 0.0], device=args.device)
             due = bool(self.trainer.accelerator.reduce(flag, "max").item() > 0)
         if due:
