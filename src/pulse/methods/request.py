@@ -432,7 +432,7 @@ def _fingerprint(
         reference,
         bound.name,
         bound.params_dict(),
-        train.model_dump(mode="json", exclude={"checkpoint_every"}),
+        train.identity(),
         seed,
         dtype,
     ]

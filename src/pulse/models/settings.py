@@ -16,7 +16,7 @@ Light on purpose (no torch): the command line reads it to declare its options.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -110,6 +110,11 @@ class TrainSettings(BaseModel):
         description="Checkpoint a request every 'N steps', 'M min' or both ('50 steps or "
         "10 min'), and resume a killed one from its last checkpoint (off: never).",
     )
+
+    def identity(self, *, without: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The settings that decide what training computes (JSON), for cache keys: all but
+        ``checkpoint_every`` (and ``without``)."""
+        return self.model_dump(mode="json", exclude={"checkpoint_every", *without})
 
 
 # pulse unlearn's defaults: lr 2e-5, batch 4 (the public LoRA unlearning baselines, for a real

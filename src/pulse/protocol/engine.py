@@ -213,8 +213,7 @@ class Engine:
             sorted(retain),
             entry.method,
             entry.params,
-            # How often it checkpoints is not what it computes: never part of its key.
-            train.model_dump(mode="json", exclude={"scope", "checkpoint_every"}),
+            train.identity(without=frozenset({"scope"})),
             scope.model_dump(mode="json"),
             reference,
             seed,

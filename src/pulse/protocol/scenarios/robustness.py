@@ -261,7 +261,7 @@ def _attacked(
             pairs = sample_per_entity(pairs, settings.pairs_per_id, seed)
         return relearned(state.load, pairs, train, seed)
 
-    key = content_key(settings.model_dump(mode="json"), train.model_dump(mode="json"), people, seed)
+    key = content_key(settings.model_dump(mode="json"), train.identity(), people, seed)
     return State(f"{state.name}|relearn:{key}", load_relearned)
 
 
