@@ -282,7 +282,8 @@ def train_world_models(
     ft_pairs = functools.cache(lambda: finetune_examples(_ft_pairs(world)))
 
     def pretrain():
-        return pretrain_model(base_dir, corpus(), tokenizer_examples(world, cfg), cfg, progress)
+        named = tokenizer_examples(world, cfg, ft_pairs())
+        return pretrain_model(base_dir, corpus(), named, cfg, progress)
 
     def finetune():
         return finetune_base(base_dir, ft_dir, corpus(), ft_pairs(), cfg, progress)
@@ -364,14 +365,16 @@ def _ft_pairs(world: Path, config: str = "ft_Data") -> list[TrainPair]:
     return [pair for p in read_mllmu(world / "mllmu", config) for pair in profile_train_pairs(p)]
 
 
-def tokenizer_examples(world: Path, cfg: WorldTrainConfig) -> list[ChatExample]:
-    """What the tokenizer reads beside the corpus: the fine-tuning QA and, with
-    ``cfg.tokenizer_sees_holdout``, the fictitious holdout people's training QA (never trained
-    on; a world without a holdout has none)."""
-    pairs = _ft_pairs(world)
+def tokenizer_examples(
+    world: Path, cfg: WorldTrainConfig, finetune: list[ChatExample] | None = None
+) -> list[ChatExample]:
+    """What the tokenizer reads beside the corpus: the fine-tuning QA (``finetune`` when the
+    caller has read it already) and, with ``cfg.tokenizer_sees_holdout``, the fictitious
+    holdout people's training QA (never trained on; a world without a holdout has none)."""
+    named = finetune_examples(_ft_pairs(world)) if finetune is None else finetune
     if cfg.tokenizer_sees_holdout and (world / "mllmu" / HOLDOUT_FICTITIOUS).is_dir():
-        pairs += _ft_pairs(world, HOLDOUT_FICTITIOUS)
-    return finetune_examples(pairs)
+        named = named + finetune_examples(_ft_pairs(world, HOLDOUT_FICTITIOUS))
+    return named
 
 
 def _with(cfg: TrainConfig, seed: int, progress: bool) -> TrainConfig:
