@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 from pulse.errors import ConfigError
+from pulse.eval.membership import MIN_K
 
 if TYPE_CHECKING:
     from pulse.eval.membership import PairToScore
     from pulse.protocol.cells import Population
     from pulse.protocol.engine import Engine
-
-# The world's holdout configs (pulse.world.build writes them).
-WORLD_HOLDOUT = {"fictitious": "Holdout_Set", "celebrities": "Holdout_Celebrities"}
 
 
 class PrivacyConfig(BaseModel):
@@ -48,7 +46,7 @@ class PrivacyConfig(BaseModel):
     # Celebrities never pre-trained on, likewise (the world's Holdout_Celebrities).
     holdout_celebrities: str | None = None
     # The share of lowest-scored tokens Min-K % and Min-K %++ average.
-    min_k: float = Field(0.4, gt=0, le=1)
+    min_k: float = Field(MIN_K, gt=0, le=1)
     # Pairs scored per person, at most: a seeded sample of those the scenario unlearns (the
     # same draw as its train.pairs_per_id, so a smaller sample lies inside the unlearned one);
     # None: every pair it unlearns. 8 keeps a state's scoring near half its MCQ evaluation
@@ -78,7 +76,9 @@ def _holdout_spec(engine: Engine, group: Population) -> tuple[str, str | None] |
         return None
     mllmu = engine.sources.mllmu
     if spec is None and engine.sources.world_oracles is not None and mllmu is not None:
-        default = WORLD_HOLDOUT[kind]
+        from pulse.world.build import HOLDOUT_CELEBRITIES, HOLDOUT_FICTITIOUS
+
+        default = HOLDOUT_FICTITIOUS if kind == "fictitious" else HOLDOUT_CELEBRITIES
         if (Path(mllmu) / default).is_dir():
             spec = default
     return key, spec

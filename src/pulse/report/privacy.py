@@ -15,8 +15,8 @@ from typing import Any
 
 from pulse.eval.membership import SCORES
 from pulse.protocol.metrics.mia_auc import SCORE_LABELS
-from pulse.protocol.registry import get_scenario
 from pulse.protocol.results import ResultRow
+from pulse.report.against_oracle import no_oracle_reason
 from pulse.report.tables import Column, Table, TableRow, build_table, layout_of
 
 HEADLINE = "min_k_pp"  # MUSE reports PrivLeak of the Min-K %++ attack
@@ -117,7 +117,7 @@ def privacy_sentences(table: Table) -> list[str]:
     label = SCORE_LABELS[HEADLINE]
     oracle = table.oracle
     if oracle is None:
-        reason = getattr(get_scenario(table.kind), "no_oracle", None) or "the run has none"
+        reason = no_oracle_reason(table) or "the run has none"
         return [
             f"In {scenario}, membership inference has AUC rows but no PrivLeak: there is no "
             f"oracle ({reason})."
