@@ -71,6 +71,7 @@ class Engine:
         # scenario attacks the last state of each method).
         self.states: dict[CellId, tuple[Population, Splits, Outcomes]] = {}
         self._stop_after = stop_after  # test hook: raise Interrupt after this many new stages
+        self._measured: tuple[str, Callable[[], Any]] | None = None  # see state()
         self._new_stages = 0
         self._current: str | None = None
         if not progress:
@@ -222,6 +223,7 @@ class Engine:
         finished = RequestResult.finished(out)  # None too when damaged: it runs again
         if finished is not None:
             return _outcome(finished, reused=True)
+        self._measured = None  # a request trains its own copy: the measured state lets go
         try:
             if pairs is not None:
                 forget_pairs, retain_pairs = pairs()
@@ -255,13 +257,29 @@ class Engine:
 
     # --- measuring --------------------------------------------------------------------------
 
-    def measure_model(self, group: Population, plan: PairPlan | None = None) -> Measurement:
+    def state(
+        self, model_dir: Path, request_dir: Path | None = None
+    ) -> tuple[str, Callable[[], Any]]:
+        """A model state's stable name (its evaluations' cache key) and its loader, which loads
+        it at most once while it is the state being measured: the MCQ evaluation, the pair
+        scores and the Test_Set questions of one state share one load. Not for attacks, which
+        change the model they load."""
+        if request_dir is not None:
+            name = f"request:{request_dir.name}"
+        else:
+            name = f"model:{Path(model_dir).resolve()}"
+        if self._measured is None or self._measured[0] != name:
+            self._measured = (name, _once(self.model_loader(model_dir, request_dir)))
+        return self._measured
+
+    def measure_model(
+        self, group: Population, plan: PairPlan | None = None, reference: Path | None = None
+    ) -> Measurement:
         """The model ``group.model`` on the group's people (evaluated once, then cached); with
-        ``plan``, its membership-inference scores too."""
-        state = f"model:{group.model.resolve()}"
-        load = _once(self.model_loader(group.model))
+        ``plan``, its membership-inference scores too (beside ``reference``'s loss)."""
+        state, load = self.state(group.model)
         measured = self.measurer.measure(state, load, group.config, group.people)
-        return self._with_pairs(measured, state, load, plan)
+        return self._with_pairs(measured, state, load, plan, reference)
 
     def measure_request(
         self, outcome: RequestOutcome, group: Population, plan: PairPlan | None = None
@@ -269,20 +287,14 @@ class Engine:
         """The model a finished request left, on the group's people (cached like any state);
         with ``plan``, its membership-inference scores too, beside the before model's loss."""
         assert outcome.out_dir is not None
-        state = f"request:{outcome.out_dir.name}"
-        load = _once(self.model_loader(group.model, outcome.out_dir))
+        state, load = self.state(group.model, outcome.out_dir)
         measured = self.measurer.measure(state, load, group.config, group.people)
         return self._with_pairs(measured, state, load, plan, group.model)
 
     def measure_oracle(self, group: Population, plan: PairPlan | None = None) -> Measurement | None:
         """The group's oracle on its people (cached like any state), when it has one."""
         oracle = group.of_oracle()
-        if oracle is None:
-            return None
-        state = f"model:{oracle.model.resolve()}"
-        load = _once(self.model_loader(oracle.model))
-        measured = self.measurer.measure(state, load, oracle.config, oracle.people)
-        return self._with_pairs(measured, state, load, plan, group.model)
+        return None if oracle is None else self.measure_model(oracle, plan, group.model)
 
     def _with_pairs(
         self,

@@ -122,14 +122,11 @@ class Generalisation:
         return measurer.cached(key, evaluate, describe)
 
     def of_model(self, model: Path, people: Sequence[str]) -> Measurement:
-        return self.measure(
-            f"model:{Path(model).resolve()}", self.engine.model_loader(model), people
-        )
+        return self.measure(*self.engine.state(model), people)
 
     def of_request(self, outcome: RequestOutcome, group: Population, people) -> Measurement:
         assert outcome.out_dir is not None
-        load = self.engine.model_loader(group.model, outcome.out_dir)
-        return self.measure(f"request:{outcome.out_dir.name}", load, people)
+        return self.measure(*self.engine.state(group.model, outcome.out_dir), people)
 
     def rows(
         self,
