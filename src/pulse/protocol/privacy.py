@@ -5,7 +5,10 @@ its *non-members* the holdout people of the same kind, never trained on: fictiti
 the scenarios of the fine-tuned model, celebrities for the pretrained scenario. Each person's
 training pairs are sampled as the unlearning requests sample them (``train.pairs_per_id``,
 seeded by the person's ID and the run's seed) and capped at ``privacy.pairs_per_person`` (8)
-by the same seeded draw, so the members' pairs are among the very pairs unlearned. Every pair
+by the same seeded draw, so the members' pairs are among the very pairs unlearned under the
+run's seed. With ``repeats`` the later training seeds draw other pairs, and the scored pairs
+are the first seed's (a share of them unlearned under those seeds; see
+docs/limitations.md). Every pair
 is scored with its image (multimodal) and, when its question names the person rather than
 pointing at the picture, without it (text-only), as the fine-tuning data holds it.
 
@@ -48,7 +51,8 @@ class PrivacyConfig(BaseModel):
     # The share of lowest-scored tokens Min-K % and Min-K %++ average.
     min_k: float = Field(MIN_K, gt=0, le=1)
     # Pairs scored per person, at most: a seeded sample of those the scenario unlearns (the
-    # same draw as its train.pairs_per_id, so a smaller sample lies inside the unlearned one);
+    # same draw as its train.pairs_per_id under the run's seed, so a smaller sample lies
+    # inside what the first training seed unlearns);
     # None: every pair it unlearns. 8 keeps a state's scoring near half its MCQ evaluation
     # (docs/benchmarks.md).
     pairs_per_person: int | None = Field(8, ge=1)
