@@ -27,7 +27,6 @@ Re-exported here for one import: :func:`probe` (knowledge probing) and :func:`pe
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from pulse.eval.records import ItemRecord, Summary, Tally, records_to_dicts, sum
 from pulse.eval.scorers import DEFAULT_SCORER, check_scorer
 from pulse.eval.text_metrics import ROUGE_KEYS
 from pulse.files import write_json
+from pulse.versions import installed
 
 __all__ = [
     "TASKS",
@@ -265,7 +265,7 @@ def evaluate(
             "batch_size": batch_size,
             "max_new_tokens": max_new_tokens,
             "device": str(next(model.parameters()).device),
-            "versions": _versions(),
+            "versions": installed(("pulse-unlearn", "torch", "transformers", "peft")),
             "task_seconds": seconds,
             "seconds": round(time.perf_counter() - started, 3),
         },
@@ -311,16 +311,6 @@ def _with_rouge(records: list[ItemRecord]) -> TaskResult:
         },
     }
     return _summarised(records, rouge=rouge)
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for package in ("pulse-unlearn", "torch", "transformers", "peft"):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[package] = "unknown"
-    return out
 
 
 # --- terminal table ---------------------------------------------------------------------------

@@ -209,12 +209,9 @@ def _complete_generation_config(model: Any, processor: Any) -> None:
 
 
 def _record(source: Source, kind: str, base_ref: str | None) -> dict[str, Any]:
-    import importlib.metadata
+    from pulse.versions import installed
 
-    try:
-        version = importlib.metadata.version("pulse-unlearn")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
+    version = installed(("pulse-unlearn",))["pulse-unlearn"]
     record: dict[str, Any] = {
         "format": kind,
         "source": source.kind,

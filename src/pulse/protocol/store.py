@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -35,20 +34,10 @@ from pulse.files import read_json, read_text, sha256_file, write_json, write_tex
 from pulse.protocol.config import RunConfig, dump_config
 from pulse.protocol.results import RESULTS_FILE, ResultRow, dump_rows, read_results, write_results
 from pulse.protocol.verify import FINISHED, stage_file, stage_file_problem
+from pulse.versions import installed
 
 MANIFEST = "manifest.json"
 CONFIG = "config.yaml"
-PACKAGES = ("pulse-unlearn", "torch", "transformers", "peft", "accelerate", "datasets")
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for package in PACKAGES:
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def content_key(*parts: Any) -> str:
@@ -106,7 +95,7 @@ class RunStore:
         manifest = {
             "config_hash": digest,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "versions": versions(),
+            "versions": installed(),
             "seed": config.seed,
             "stages": {},
             "finished": False,
