@@ -138,3 +138,26 @@ def test_bad_input_names_what_is_wrong(request_dir, tiny_dir, tmp_path):
             export(resolve_source(source), tmp_path / "x", **options)
     with pytest.raises(ConfigError, match="not an earlier export"):
         export(resolve_source(tiny_dir), tmp_path / "occupied")
+
+
+def test_a_request_on_an_earlier_merged_adapter_exports_its_whole_chain(
+    request_dir, tiny_dir, tmp_path
+):
+    """A second request with reference "previous" applies on the first's adapter merged: the
+    export merges the chain as load_unlearned rebuilds it; alone, its adapter is refused."""
+    train = UNLEARN_DEFAULTS.model_copy(update={"max_steps": 2, "lr": 5e-2, "batch_size": 2})
+    second = tmp_path / "requests" / "second"
+    result = run_request(
+        tiny_dir, PAIRS[2:], PAIRS[:2], "ga", {}, second, train=train, progress=False,
+        adapter=request_dir / "adapter", reference="previous",
+    )  # fmt: skip
+    assert result.status == "ok"
+    source = resolve_source(second)
+    assert len(source.merged) == 1
+    out = export(source, tmp_path / "chain").out
+    model = AutoModelForImageTextToText.from_pretrained(out).eval()
+    processor = AutoProcessor.from_pretrained(out)
+    rebuilt, _ = load_unlearned(second, merged=True)
+    assert torch.equal(_logits(model, processor), _logits(rebuilt, processor))
+    with pytest.raises(ConfigError, match="earlier adapter"):
+        export(source, tmp_path / "alone", adapter_only=True)

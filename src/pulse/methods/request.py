@@ -485,18 +485,29 @@ def load_unlearned(
     made the tiny model's evaluation forwards about twice as slow.
     """
     out = Path(out_dir)
-    path = out / RESULT_FILE
-    if not path.is_file():
-        raise ModelError(f"{out}: no {RESULT_FILE} (not a finished unlearning request)")
-    record = RequestResult.read(out).record
-    if record.get("status") != "ok":
-        raise ModelError(f"{out}: the request did not finish (status {record.get('status')})")
-    model_dir = record["applies_on"]["model"]
-    model = load_model(model_dir, dtype=dtype, device=device)
-    for earlier in record["applies_on"]["merged"]:
-        model = merge(load_adapter(model, earlier))
+    model_dir, earlier, _ = finished_request(out)
+    model = merge_adapters(load_model(model_dir, dtype=dtype, device=device), earlier)
     model = load_adapter(model, out / ADAPTER_DIR)
     if merged:
         model = merge(model)
     model.eval()
     return model, load_processor(model_dir)
+
+
+def finished_request(out: Path) -> tuple[Path, tuple[Path, ...], dict[str, Any]]:
+    """A finished request's base model, the earlier adapters merged under its own (in order)
+    and its record; one line when it is missing, damaged or did not finish."""
+    if not (out / RESULT_FILE).is_file():
+        raise ModelError(f"{out}: no {RESULT_FILE} (not a finished unlearning request)")
+    record = RequestResult.read(out).record
+    if record.get("status") != "ok":
+        raise ModelError(f"{out}: the request did not finish (status {record.get('status')})")
+    applies = record["applies_on"]
+    return Path(applies["model"]), tuple(Path(p) for p in applies["merged"]), record
+
+
+def merge_adapters(model: nn.Module, adapters: Sequence[Path]) -> nn.Module:
+    """``model`` with each adapter loaded and merged into its weights, in order."""
+    for adapter in adapters:
+        model = merge(load_adapter(model, adapter))
+    return model

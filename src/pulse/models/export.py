@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pulse.errors import ConfigError, ModelError
+from pulse.errors import ConfigError
 from pulse.files import read_json, write_json
-from pulse.models.adapters import _atomic_dir, check_adapter, load_adapter, merge
+from pulse.models.adapters import _atomic_dir, check_adapter
 from pulse.models.loading import check_model_dir, load_model, load_processor
 from pulse.models.template import training_template
 
@@ -105,16 +105,13 @@ def _run_state(run: Path, state: str | None) -> Source:
 
 
 def _request(out: Path) -> Source:
-    from pulse.methods.request import ADAPTER_DIR, RequestResult
+    from pulse.methods.request import ADAPTER_DIR, finished_request
 
-    record = RequestResult.read(out).record  # a damaged result or adapter: one DataError line
-    if record.get("status") != "ok":
-        raise ModelError(f"{out}: the request did not finish (status {record.get('status')})")
-    applies = record["applies_on"]
+    base, merged, record = finished_request(out)  # damaged or unfinished: one line
     return Source(
         "request",
-        Path(applies["model"]),
-        tuple(Path(p) for p in applies["merged"]),
+        base,
+        merged,
         out / ADAPTER_DIR,
         {"request": out.name, "method": record.get("method"), "params": record.get("params")},
     )
@@ -151,11 +148,10 @@ def export(
     if base_ref is not None:
         raise ConfigError("--base-ref: only with --adapter-only (a merged model has no base)")
     processor = _fixed_processor(source.base)
-    model = load_model(source.base, dtype=dtype)
-    for earlier in source.merged:
-        model = merge(load_adapter(model, earlier))
-    if source.adapter is not None:
-        model = merge(load_adapter(model, source.adapter))
+    from pulse.methods.request import merge_adapters
+
+    own = (source.adapter,) if source.adapter is not None else ()
+    model = merge_adapters(load_model(source.base, dtype=dtype), (*source.merged, *own))
     _complete_generation_config(model, processor)
     with _atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
