@@ -28,9 +28,7 @@ _FOUND: dict[tuple[str, Path, tuple[str, ...]], Path] = {}
 def finetuned_oracle(engine: Engine, scenario: str, forget: Sequence[str]) -> Path | None:
     """The fine-tuned model's oracle for ``forget`` that ``scenario`` compares with (its own
     local checkpoint, the one it reuses, ``models.oracle``, or the world's), or None."""
-    local = engine.config.local_oracle(scenario)
-    if local is None and engine.sources.oracle is not None:
-        local = ("models.oracle", engine.sources.oracle)
+    local = engine.config.local_oracle(scenario)  # models.oracle included
     if local is not None:
         key, path = local
         check_excluded(path, forget, key, "scenarios.finetuned.forget / retain")
