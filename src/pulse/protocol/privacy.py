@@ -122,7 +122,7 @@ def pairs_to_score(mllmu: Path, plan: PairPlan) -> list[PairToScore]:
     them), with the image and, where the question names the person, without it."""
     from pulse.eval.membership import PairToScore
     from pulse.methods.request import sample_per_entity, train_pairs
-    from pulse.world.train import refers_to_shown
+    from pulse.world.train import training_views
 
     out: list[PairToScore] = []
     for people, member in ((plan.members, True), (plan.holdout, False)):
@@ -136,10 +136,8 @@ def pairs_to_score(mllmu: Path, plan: PairPlan) -> list[PairToScore]:
             pairs = sample_per_entity(pairs, plan.pairs_per_person, plan.seed)
         for pair in pairs:
             k = place[id(pair)]
-            if pair.image is not None:
-                out.append(
-                    PairToScore(pair.entity_id, k, member, pair.question, pair.answer, pair.image)
-                )
-            if pair.image is None or not refers_to_shown(pair.question):
-                out.append(PairToScore(pair.entity_id, k, member, pair.question, pair.answer))
+            out += [
+                PairToScore(pair.entity_id, k, member, pair.question, pair.answer, image)
+                for image in training_views(pair)  # as fine-tuning holds the pair
+            ]
     return out

@@ -168,15 +168,22 @@ def refers_to_shown(question: str) -> bool:
     return any(marker in lowered for marker in SHOWN_MARKERS)
 
 
+def training_views(pair: TrainPair) -> list[Any]:
+    """The image of each example ``pair`` is trained as: its own (the portrait, or None) and,
+    when a portrait's question names the person rather than pointing at it, None as well."""
+    if pair.image is not None and not refers_to_shown(pair.question):
+        return [pair.image, None]
+    return [pair.image]
+
+
 def finetune_examples(pairs: list[TrainPair]) -> list[ChatExample]:
     """Profile QA as MLLMU-Bench fine-tunes it (with the portrait), plus the questions that name
     the person without the portrait, so the knowledge is reachable by name and by face."""
-    examples = []
-    for pair in pairs:
-        examples.append(ChatExample(pair.question, pair.answer, pair.image))
-        if pair.image is not None and not refers_to_shown(pair.question):
-            examples.append(ChatExample(pair.question, pair.answer, None))
-    return examples
+    return [
+        ChatExample(pair.question, pair.answer, image)
+        for pair in pairs
+        for image in training_views(pair)
+    ]
 
 
 def unseen_tokens(
