@@ -82,3 +82,24 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def folder_digests(folder: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The SHA-256 of each file directly in ``folder`` (but ``skip``), by name: recorded when
+    a folder is finished, so a damaged one is never read back as done."""
+    return {
+        p.name: sha256_file(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name not in skip
+    }
+
+
+def digest_problem(folder: Path, recorded: dict[str, str], writer: str) -> str | None:
+    """The first file of ``recorded`` missing from ``folder`` or changed since ``writer``
+    wrote it, in words; None when every one is as recorded."""
+    for name, digest in recorded.items():
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+        if sha256_file(folder / name) != digest:
+            return f"{name} differs from what {writer} (SHA-256 mismatch)"
+    return None

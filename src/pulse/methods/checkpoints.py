@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pulse.errors import DataError
-from pulse.files import read_json, sha256_file, write_json
+from pulse.files import digest_problem, folder_digests, read_json, write_json
 
 STATE_FILE = "pulse_checkpoint.json"
 _FOLDER = re.compile(r"^checkpoint-(\d+)$")
@@ -61,11 +61,7 @@ def collator_file(folder: Path, process: int) -> Path:
 def write_state(folder: Path, state: dict[str, Any]) -> None:
     """Seal a checkpoint the Trainer wrote: ``state`` and the digest of each of its files
     (each process's collator file included), written atomically and last."""
-    files = {
-        p.name: sha256_file(p)
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name != STATE_FILE
-    }
+    files = folder_digests(folder, skip=frozenset({STATE_FILE}))
     collators = {}
     for name in files:
         match = re.match(r"^pulse_collator_(\d+)\.json$", name)
@@ -88,12 +84,8 @@ def _problem(folder: Path, fingerprint: str) -> tuple[str, dict[str, Any] | None
         return f"{STATE_FILE} is not a checkpoint record", None
     if state.get("fingerprint") != fingerprint:
         return "of another request (other settings or data)", None
-    for name, digest in state["files"].items():
-        if not (folder / name).is_file():
-            return f"{name} is missing", None
-        if sha256_file(folder / name) != digest:
-            return f"{name} differs from what was written (SHA-256 mismatch)", None
-    return "", state
+    problem = digest_problem(folder, state["files"], "was written")
+    return (problem, None) if problem else ("", state)
 
 
 def latest_checkpoint(plan: CheckpointPlan, where: str, *, main: bool = True) -> Resume | None:

@@ -42,7 +42,7 @@ from pulse.data.mllmu import is_config_name, list_configs, profile_train_pairs, 
 from pulse.data.schema import TrainPair
 from pulse.data.splits import read_split
 from pulse.errors import ConfigError, DataError, ModelError
-from pulse.files import read_json, sha256_file, write_json
+from pulse.files import digest_problem, folder_digests, read_json, write_json
 from pulse.methods.batches import UnlearnData
 from pulse.methods.checkpoints import CheckpointPlan, remove_checkpoints
 from pulse.methods.registry import get_method
@@ -451,7 +451,7 @@ def _fingerprint(
 def adapter_digests(adapter_dir: Path) -> dict[str, str]:
     """The SHA-256 of each file of a saved adapter (recorded in result.json, checked on
     reuse: a damaged adapter must not pass for a finished request)."""
-    return {p.name: sha256_file(p) for p in sorted(adapter_dir.iterdir()) if p.is_file()}
+    return folder_digests(adapter_dir)
 
 
 def adapter_problem(adapter_dir: Path, recorded: Any) -> str | None:
@@ -461,13 +461,7 @@ def adapter_problem(adapter_dir: Path, recorded: Any) -> str | None:
         return "missing or incomplete (no adapter_config.json)"
     if not isinstance(recorded, dict):
         return None
-    for name, digest in recorded.items():
-        path = adapter_dir / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if sha256_file(path) != digest:
-            return f"{name} differs from what the request wrote (SHA-256 mismatch)"
-    return None
+    return digest_problem(adapter_dir, recorded, "the request wrote")
 
 
 def _median(values: Sequence[float]) -> float | None:
