@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from pulse.data.mllmu import read_mllmu
-from pulse.eval.membership import score_pairs
+from pulse.eval.membership import encode_pairs, score_pairs
 from pulse.protocol.config import EvalConfig
 from pulse.protocol.measure import Measurer
 from pulse.protocol.privacy import PairPlan, PrivacyConfig, pairs_to_score
@@ -115,12 +115,12 @@ def main() -> None:
         items = measurer.items(config, people)
         pairs = pairs_to_score(mllmu, plan)
         mcq = _timed(args.repeats, lambda items=items: measurer.evaluate(model, processor, items))
-        # The batches kept across states, as the protocol keeps them (the warm-up fills it).
-        kept: dict = {}
+        # The batches kept across states, as the protocol keeps them.
+        kept = encode_pairs(processor, pairs, args.batch_size)
         mia = _timed(
             args.repeats,
             lambda pairs=pairs, k=plan.min_k, kept=kept: score_pairs(
-                model, processor, pairs, k=k, batch_size=args.batch_size, encodings=kept
+                model, processor, pairs, k=k, batch_size=args.batch_size, encoded=kept
             ),
         )
         m, p = statistics.median(mcq), statistics.median(mia)

@@ -17,6 +17,7 @@ from pulse.eval.membership import (
     PairScore,
     PairToScore,
     TokenStats,
+    encode_pairs,
     lowest_mean,
     pair_scores,
     score_pairs,
@@ -152,8 +153,8 @@ def test_encodings_kept_across_states_give_the_same_scores(small_world, tiny_lla
         PairToScore(p.entity_id, k, False, p.question, p.answer, p.image if k % 3 else None)
         for k, p in enumerate(profile_train_pairs(profile)[:7])
     ]
-    kept: dict = {}
-    first = score_pairs(model, processor, pairs, batch_size=3, encodings=kept)
-    assert len(kept["encoded"]) == 3 and "labels" in kept["encoded"][0]
-    again = score_pairs(model, processor, pairs, batch_size=3, encodings=kept)
+    kept = encode_pairs(processor, pairs, 3)
+    assert len(kept[1]) == 3 and "labels" in kept[1][0]
+    first = score_pairs(model, processor, pairs, batch_size=3, encoded=kept)
+    again = score_pairs(model, processor, pairs, batch_size=3, encoded=kept)
     assert again == first == score_pairs(model, processor, pairs, batch_size=3)

@@ -56,6 +56,11 @@ class EncodingCache:
         self._values[key] = value
         return _fresh(value)
 
+    def of(self, processor: Any, key: Hashable, compute: Callable[[], V]) -> V:
+        """:meth:`get` for a value that also depends on ``processor`` (its fingerprint joins
+        the key)."""
+        return self.get((self._fingerprint(processor), key), compute)
+
     def _fingerprint(self, processor: Any) -> str:
         # The last processor's fingerprint is remembered: one evaluation scores several item
         # lists with it, and a 32k vocabulary need not be hashed for each. Only the last is

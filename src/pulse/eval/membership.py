@@ -153,6 +153,21 @@ class PairToScore:
         return "multimodal" if self.image is not None else "text"
 
 
+# The pairs' batches (positions into the pairs) and each batch encoded as training encodes it.
+EncodedPairs = tuple[list[list[int]], list[Any]]
+
+
+def encode_pairs(processor: Any, pairs: Sequence[PairToScore], batch_size: int) -> EncodedPairs:
+    """The pairs in batches, image rows apart from text rows (an image's tokens would pad
+    every text row), then by length (little padding), each batch encoded with its labels."""
+    collator = ChatCollator(processor)
+    _, fulls, _ = collator.texts(pairs)
+    lengths = [len(ids) for ids in collator.token_ids(fulls)]
+    order = sorted(range(len(pairs)), key=lambda i: (pairs[i].image is not None, lengths[i], i))
+    batches = chunks(order, batch_size)
+    return batches, [collator([pairs[i] for i in batch]) for batch in batches]
+
+
 def score_pairs(
     model: nn.Module,
     processor: Any,
@@ -161,33 +176,21 @@ def score_pairs(
     k: float = MIN_K,
     batch_size: int = 64,
     show_progress: bool = False,
-    encodings: dict[str, Any] | None = None,
+    encoded: EncodedPairs | None = None,
 ) -> list[PairScore]:
     """Every pair's scores (in input order), one forward per batch, no generation.
 
-    ``encodings``: a dict kept by the caller for these very pairs across model states (the
-    protocol scores every state on the same pairs): the batches are encoded on the first call
-    and read from it after (tokenizer and image processor work is not the model's)."""
+    ``encoded``: :func:`encode_pairs` of these very pairs, kept by the caller across model
+    states (the protocol scores every state on the same pairs; tokenizer and image processor
+    work is not the model's)."""
     if not pairs:
         return []
-    if encodings is not None and "batches" in encodings:
-        batches, encoded = encodings["batches"], encodings["encoded"]
-    else:
-        collator = ChatCollator(processor)
-        _, fulls, _ = collator.texts(pairs)
-        lengths = [len(ids) for ids in collator.token_ids(fulls)]
-        # Image rows apart from text rows (an image's tokens would pad every text row), then by
-        # length: little padding in each batch.
-        order = sorted(range(len(pairs)), key=lambda i: (pairs[i].image is not None, lengths[i], i))
-        batches = chunks(order, batch_size)
-        encoded = [collator([pairs[i] for i in batch]) for batch in batches]
-        if encodings is not None:
-            encodings.update(batches=batches, encoded=encoded)
+    batches, encoded_batches = encoded or encode_pairs(processor, pairs, batch_size)
     device = model_device(model)
     results: dict[int, PairScore] = {}
     with eval_mode(model), torch.inference_mode():
         steps = progress(
-            zip(batches, encoded, strict=True), show_progress, "membership", len(batches)
+            zip(batches, encoded_batches, strict=True), show_progress, "membership", len(batches)
         )
         for batch, inputs in steps:
             labels = inputs["labels"]  # the encoded batch stays as it is (it may be reused)

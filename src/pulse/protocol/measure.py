@@ -21,7 +21,7 @@ from pulse.data.mllmu import profile_items, read_mllmu
 from pulse.data.mmbench import CIRCULAR_STEP, MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import DataError
-from pulse.eval.encodings import EncodingCache, processor_fingerprint
+from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
@@ -164,8 +164,6 @@ class Measurer:
         self._recent: OrderedDict[str, Measurement] = OrderedDict()
         # Every model state is scored on the same questions: encode them once per run.
         self.encodings = EncodingCache()
-        # Every state is scored on the same membership-inference pairs: encoded once per plan.
-        self._pair_encodings: dict[tuple[str, str], dict[str, Any]] = {}
         self.general_rows: list[MMBenchRow] = []
         if cfg.general and mmbench is not None:
             rows = read_mmbench(mmbench)
@@ -227,7 +225,7 @@ class Measurer:
     def measure_pairs(self, state: str, model_loader: Any, plan: PairPlan) -> Measurement:
         """Membership-inference scores of the model state ``state`` on ``plan``'s pairs
         (cached like any evaluation; ``model_loader`` is called only when not cached)."""
-        from pulse.eval.membership import score_pairs
+        from pulse.eval.membership import encode_pairs, score_pairs
         from pulse.protocol.privacy import pairs_to_score
 
         key = content_key("pairs", state, asdict(plan), self.cfg.batch_size)
@@ -236,19 +234,14 @@ class Measurer:
             assert self.mllmu is not None
             model, processor = model_loader()
             # The same pairs and processor give the same batches in every state: read and
-            # encoded once per run.
-            kept = self._pair_encodings.setdefault(
-                (repr(plan), processor_fingerprint(processor)), {}
+            # encoded once per run, within the encodings' byte budget.
+            mllmu, size = self.mllmu, self.cfg.batch_size
+            pairs = self.encodings.get(("pairs", repr(plan)), lambda: pairs_to_score(mllmu, plan))
+            encoded = self.encodings.of(
+                processor, ("pairs", repr(plan), size), lambda: encode_pairs(processor, pairs, size)
             )
-            if "pairs" not in kept:
-                kept["pairs"] = pairs_to_score(self.mllmu, plan)
             scores = score_pairs(
-                model,
-                processor,
-                kept["pairs"],
-                k=plan.min_k,
-                batch_size=self.cfg.batch_size,
-                encodings=kept,
+                model, processor, pairs, k=plan.min_k, batch_size=size, encoded=encoded
             )
             return Measurement(pairs=scores)
 
