@@ -6,7 +6,7 @@ oracle's own drop first). Hand-made rows."""
 from __future__ import annotations
 
 from pulse.protocol.results import ResultRow
-from pulse.protocol.scenarios.pretrained import generality_loss
+from pulse.protocol.scenarios.pretrained import generality_loss, generality_loss_figure
 from pulse.report.figures import (
     CHANCE,
     ORACLE,
@@ -83,6 +83,12 @@ def test_the_modality_gap_and_the_generality_loss_show_the_oracle_first():
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks[0] == "oracle" and ticks[1:] == ["ga", "npo", "ga_kl", "rmu"]
     # The generality loss (the pretrained scenario's figure) sets both sources side by side.
+    # With an oracle in one scenario only, its group leads and the other source says "none".
     pretrained = [r for r in with_oracle("pretrained") if r.method != "oracle"]
-    (figure,) = generality_loss(build_tables(with_oracle() + pretrained), COLOURS)
+    tables = build_tables(with_oracle() + pretrained)
+    (ax,) = generality_loss_figure(tables).axes
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[0] == "oracle" and ticks[1:] == ["ga", "npo", "ga_kl", "rmu"]
+    assert [t.get_text().strip() for t in ax.texts] == ["none"]
+    (figure,) = generality_loss(tables, COLOURS)
     assert figure.png.startswith(b"\x89PNG")

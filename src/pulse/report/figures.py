@@ -21,6 +21,9 @@ from pulse.protocol.metrics.base import FORGET_SPLITS
 from pulse.protocol.registry import scenario_types
 from pulse.report.tables import Column, Table, TableRow
 
+# A grouped bar: its value, its row's status, and optionally its (low, high) interval.
+Bar = tuple[float | None, str] | tuple[float | None, str, tuple[float, float] | None]
+
 DPI = 110
 STYLE = {
     "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs on every machine
@@ -375,19 +378,26 @@ def _forget_drops(table: Table) -> list[tuple[TableRow, float | None, float | No
 def bars(
     ax: Axes,
     labels: Sequence[str],
-    series: dict[str, list[tuple[float | None, str]]],
+    series: dict[str, list[Bar]],
     colours: dict[str, str],
 ) -> None:
-    """Grouped bars of (value, row status); a bar with no value shows its status instead
-    (diverged, failed, missing), so an absent bar is never read as zero."""
+    """Grouped bars: per series, one ``(value, row status)`` or ``(value, row status, (low,
+    high))`` per label, the interval drawn as an error bar. A bar with no value shows its
+    status instead (diverged, failed, missing), so an absent bar is never read as zero."""
     width = 0.8 / max(len(series), 1)
     groups = list(zip(*series.values(), strict=True))
-    for i, (name, bars) in enumerate(series.items()):
-        for x, (value, status) in enumerate(bars):
-            whole_group = all(v is None for v, _ in groups[x])
+    for i, (name, entries) in enumerate(series.items()):
+        for x, (value, status, *interval) in enumerate(entries):
+            whole_group = all(entry[0] is None for entry in groups[x])
             position = x if whole_group else x + (i - (len(series) - 1) / 2) * width
             if value is not None:
-                ax.bar(position, value, width=width, color=colours[name])
+                bounds = interval[0] if interval else None
+                error = (
+                    [[max(0.0, value - bounds[0])], [max(0.0, bounds[1] - value)]]
+                    if bounds is not None
+                    else None
+                )
+                ax.bar(position, value, width=width, color=colours[name], yerr=error, capsize=2)
             elif status and not (whole_group and i > 0):  # a group's shared status once
                 ax.text(
                     position,

@@ -7,16 +7,23 @@ from collections.abc import Sequence
 
 from pulse.eval.membership import SCORES
 from pulse.protocol.metrics.mia_auc import SCORE_LABELS
-from pulse.report.figures import MODALITY_COLOURS, FigureFile, png
+from pulse.report.figures import MODALITY_COLOURS, Bar, FigureFile, bars, png
 from pulse.report.privacy import MODALITIES, scenario_of
 from pulse.report.tables import Table, TableRow
-
-WIDTH = 0.38
 
 
 def _states(table: Table) -> list[TableRow]:
     """Before and each method's last request (the oracle is drawn as a level, not a bar)."""
     return [r for r in (table.before, *table.headline_rows) if r is not None]
+
+
+def _bar(row: TableRow, key: str) -> Bar:
+    """One state's AUC in percent, with its interval."""
+    value = row.value(key) if row.status == "ok" else None
+    if value is None:
+        return (None, row.status if row.status != "ok" else "")
+    bounds = row.interval(key)
+    return (value * 100, row.status, (bounds[0] * 100, bounds[1] * 100) if bounds else None)
 
 
 def privacy_figure(table: Table) -> FigureFile | None:
@@ -30,24 +37,19 @@ def privacy_figure(table: Table) -> FigureFile | None:
     fig = Figure(figsize=(max(7.5, 1.9 * len(SCORES)), 3.3), layout="constrained")
     axes = fig.subplots(1, len(SCORES), sharey=True)
     for ax, score in zip(axes, SCORES, strict=True):
-        for k, (modality, label) in enumerate(MODALITIES):
+        series = {
+            label: [_bar(row, f"mia_auc_{score}_{modality}") for row in states]
+            for modality, label in MODALITIES
+        }
+        bars(ax, [r.label for r in states], series, MODALITY_COLOURS)
+        for modality, label in MODALITIES:
             key = f"mia_auc_{score}_{modality}"
-            colour = MODALITY_COLOURS[label]
-            for x, row in enumerate(states):
-                value = row.value(key) if row.status == "ok" else None
-                if value is None:
-                    continue
-                bounds = row.interval(key)
-                error = (
-                    [[(value - bounds[0]) * 100], [(bounds[1] - value) * 100]] if bounds else None
-                )
-                offset = (k - 0.5) * WIDTH
-                ax.bar(x + offset, value * 100, WIDTH, color=colour, yerr=error, capsize=2)
             level = table.oracle.value(key) if table.oracle else None
             if level is not None:
-                ax.axhline(level * 100, color=colour, linestyle="--", linewidth=1.1)
+                ax.axhline(
+                    level * 100, color=MODALITY_COLOURS[label], linestyle="--", linewidth=1.1
+                )
         ax.axhline(50, color="#888888", linestyle=":", linewidth=1)
-        ax.set_xticks(range(len(states)), [r.label for r in states], rotation=35, ha="right")
         ax.set_title(SCORE_LABELS[score])
         ax.set_ylim(0, 100)
     axes[0].set_ylabel("membership AUC (%)")

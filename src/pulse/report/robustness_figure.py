@@ -12,9 +12,11 @@ from pulse.report.figures import (
     BEFORE_COLOUR,
     ORACLE_COLOUR,
     STYLE,
+    Bar,
     FigureFile,
     _grid,
     bar_legend,
+    bars,
     png,
 )
 from pulse.report.tables import Table
@@ -45,26 +47,13 @@ def robustness_figure(table: Table, colours: dict[str, str]) -> FigureFile | Non
     palette = {m: c for m, c in palette.items() if any(r.method == m for r in table.rows)}
     with matplotlib.rc_context(STYLE):
         fig, axes = _grid(len(SPLITS), 3, 4.2, 3.2)
-        width = 0.8 / max(len(palette), 1)
         for ax, (split, label) in zip(axes, SPLITS, strict=True):
-            for i, (method, colour) in enumerate(palette.items()):
-                for x, setting in enumerate(settings):
-                    row = next(
-                        (r for r in table.rows if r.method == method and r.setting == setting),
-                        None,
-                    )
-                    cell = row.cells.get(f"{CHANGE.name}_{split}") if row else None
-                    if cell is None or cell.value is None:
-                        continue
-                    value = cell.value * 100
-                    error = None
-                    if cell.interval is not None:
-                        low, high = cell.interval[0] * 100, cell.interval[1] * 100
-                        error = [[max(0.0, value - low)], [max(0.0, high - value)]]
-                    position = x + (i - (len(palette) - 1) / 2) * width
-                    ax.bar(position, value, width=width, color=colour, yerr=error, capsize=2)
-            ax.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
-            ax.axhline(0, color="black", linewidth=0.6)
+            key = f"{CHANGE.name}_{split}"
+            series = {
+                method: [_bar(table, method, setting, key) for setting in settings]
+                for method in palette
+            }
+            bars(ax, settings, series, palette)
             ax.set_title(f"{label}: change under the attack")
             ax.set_ylabel("accuracy change (points)")
         bar_legend(fig, palette)
@@ -78,4 +67,20 @@ def robustness_figure(table: Table, colours: dict[str, str]) -> FigureFile | Non
         "attack brought back that a model never trained on it does not pick up: hidden, not "
         "removed.",
         data,
+    )
+
+
+def _bar(table: Table, method: str, setting: str, key: str) -> Bar:
+    """One state's change under one attack, in points, with its paired interval."""
+    row = next((r for r in table.rows if r.method == method and r.setting == setting), None)
+    if row is None:
+        return (None, "")
+    cell = row.cells.get(key)
+    if cell is None or cell.value is None:
+        return (None, row.status if row.status != "ok" else "")
+    interval = cell.interval
+    return (
+        cell.value * 100,
+        row.status,
+        (interval[0] * 100, interval[1] * 100) if interval is not None else None,
     )

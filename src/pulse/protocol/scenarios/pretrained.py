@@ -24,6 +24,8 @@ from pulse.report.reading import ok_rows, pts
 from pulse.report.tables import MCQ_COLUMNS, Layout, Table
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from pulse.report.figures import FigureFile
 
 NAME = "pretrained"
@@ -143,10 +145,30 @@ def knowledge_source(tables: Sequence[Table]) -> list[str]:
 
 def generality_loss(tables: Sequence[Table], colours: dict[str, str]) -> list[FigureFile]:
     """General capability lost per method, fine-tuned against pre-trained knowledge."""
+    from pulse.report.figures import FigureFile, png
+
+    fig = generality_loss_figure(tables)
+    if fig is None:
+        return []
+    return [
+        FigureFile(
+            "generality_loss.png",
+            "Generality loss: fine-tuned against pre-trained knowledge",
+            "General capability (MMBench-format, circular) before minus after unlearning, per "
+            "method and scenario; lower is better. The oracle, where a scenario has one, is "
+            "what exact unlearning costs.",
+            png(fig),
+        )
+    ]
+
+
+def generality_loss_figure(tables: Sequence[Table]) -> Figure | None:
+    """The bars of :func:`generality_loss`: one group per method (the oracle's first), one
+    bar per knowledge source."""
     # matplotlib only when a report is drawn, not whenever the scenarios are registered.
     from matplotlib.figure import Figure
 
-    from pulse.report.figures import PALETTE, FigureFile, bar_legend, bars, figure_pct, png
+    from pulse.report.figures import PALETTE, Bar, bar_legend, bars, figure_pct
 
     eligible = [
         t
@@ -157,11 +179,11 @@ def generality_loss(tables: Sequence[Table], colours: dict[str, str]) -> list[Fi
         and t.before.value("general") is not None
     ]
     if not eligible:
-        return []
+        return None
     # The oracle first where a table has one: what exact unlearning costs in generality.
     oracle = ["oracle"] if any(t.oracle for t in eligible) else []
     labels = oracle + list(dict.fromkeys(r.label for t in eligible for r in t.headline_rows))
-    series: dict[str, list[tuple[float | None, str]]] = {}
+    series: dict[str, list[Bar]] = {}
     for table in eligible:
         by_label = {r.label: r for r in table.headline_rows}
         if table.oracle is not None:
@@ -179,16 +201,7 @@ def generality_loss(tables: Sequence[Table], colours: dict[str, str]) -> list[Fi
     ax.set_ylabel("general capability lost (points)")
     bar_legend(fig, scenario_colours)
     ax.set_title("General capability lost\nfine-tuned against pre-trained knowledge")
-    return [
-        FigureFile(
-            "generality_loss.png",
-            "Generality loss: fine-tuned against pre-trained knowledge",
-            "General capability (MMBench-format, circular) before minus after unlearning, per "
-            "method and scenario; lower is better. The oracle, where a scenario has one, is "
-            "what exact unlearning costs.",
-            png(fig),
-        )
-    ]
+    return fig
 
 
 NO_ORACLE = (
