@@ -24,14 +24,12 @@ from pathlib import Path
 import torch
 
 from pulse.data.mllmu import read_mllmu
-from pulse.methods.request import sample_per_entity, train_pairs
 from pulse.models.settings import TrainSettings
 from pulse.protocol.attacks.quantize import quantize
-from pulse.protocol.attacks.relearn import halves, relearned
+from pulse.protocol.attacks.relearn import RelearnSettings, halves, relearned
 from pulse.protocol.config import EvalConfig
 from pulse.protocol.generalisation import TEST_CONFIG, unseen_items
 from pulse.protocol.measure import Measurer
-from pulse.protocol.scenarios.robustness import RelearnSettings
 from pulse.protocol.store import RunStore
 from pulse.world.build import build_world
 from tiny_training import untrained_world_model
@@ -97,10 +95,8 @@ def main() -> None:
         )
     settings = RelearnSettings(steps=args.steps)
     half, _ = halves(forget, 0)
-    pairs = sample_per_entity(train_pairs(mllmu, half), settings.pairs_per_id, 0)
-    train = TrainSettings().model_copy(
-        update={"lr": settings.lr, "max_steps": settings.steps, "batch_size": settings.batch_size}
-    )
+    pairs = settings.pairs(mllmu, half, 0)
+    train = settings.train_settings(TrainSettings())
     start = time.perf_counter()
     again, _ = relearned(lambda: (copy.deepcopy(model), processor), pairs, train, 0)
     made = time.perf_counter() - start

@@ -16,11 +16,44 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from pydantic import Field
 
 from pulse.data.schema import TrainPair
 from pulse.errors import ModelError
 from pulse.models.settings import TrainSettings
+from pulse.protocol.config import Section
+
+
+class RelearnSettings(Section):
+    steps: int = Field(10, ge=1)  # optimizer steps
+    lr: float = Field(1e-3, gt=0, le=1)
+    batch_size: int = Field(8, ge=1)
+    pairs_per_id: int | None = Field(16, ge=1)  # training pairs per relearned person
+
+    def train_settings(self, train: TrainSettings) -> TrainSettings:
+        """``train`` (the attacked scenario's settings: its scope, packing, precision) with
+        the attack's steps, learning rate, batch size and pairs per person."""
+        return train.model_copy(
+            update={
+                "lr": self.lr,
+                "max_steps": self.steps,
+                "batch_size": self.batch_size,
+                "pairs_per_id": self.pairs_per_id,
+            }
+        )
+
+    def pairs(self, mllmu: Path, people: Sequence[str], seed: int) -> list[TrainPair]:
+        """The training pairs of ``people`` the attack fine-tunes on (at most
+        ``pairs_per_id`` each, a seeded sample)."""
+        from pulse.methods.request import sample_per_entity, train_pairs
+
+        pairs = train_pairs(mllmu, list(people))
+        if self.pairs_per_id is not None:
+            pairs = sample_per_entity(pairs, self.pairs_per_id, seed)
+        return pairs
 
 
 def halves(forget: Sequence[str], seed: int) -> tuple[list[str], list[str]]:

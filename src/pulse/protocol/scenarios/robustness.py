@@ -17,11 +17,14 @@ retain. With training repeats, the first training seed's state is attacked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from pulse.data.schema import TrainPair
+from pulse.protocol.attacks.relearn import RelearnSettings, halves
 from pulse.protocol.cells import CellId, Outcomes, Population
 from pulse.protocol.config import RunConfig, Scenario, Section
 from pulse.protocol.engine import Engine
@@ -51,13 +54,6 @@ BEYOND = Comparison(
 
 class QuantizeSettings(Section):
     bits: list[Literal[8, 4]] = Field(default_factory=lambda: [8, 4], min_length=1)
-
-
-class RelearnSettings(Section):
-    steps: int = Field(10, ge=1)  # optimizer steps
-    lr: float = Field(1e-3, gt=0, le=1)
-    batch_size: int = Field(8, ge=1)
-    pairs_per_id: int | None = Field(16, ge=1)  # training pairs per relearned person
 
 
 class RobustnessScenario(Scenario):
@@ -120,8 +116,6 @@ UNATTACKED = "no attack"  # the states as they are (sorted first: the rows the o
 
 def robustness_splits(forget: list[str], retain: list[str], seed: int) -> dict[str, list[str]]:
     """The forget set, its relearned and held-back halves, and retain."""
-    from pulse.protocol.attacks.relearn import halves
-
     relearned, held_back = halves(forget, seed)
     return {"forget": forget, "relearned": relearned, "held_back": held_back, "retain": retain}
 
@@ -142,10 +136,29 @@ def run(engine: Engine, name: str) -> None:
         states = last_states(engine, scenario)
         if not states:
             continue
-        _, group, splits, _ = next(iter(states.values()))
-        forget, retain = list(splits["forget"]), list(splits["retain"])
+        _, group, chosen, _ = next(iter(states.values()))
+        splits = robustness_splits(
+            list(chosen["forget"]), list(chosen["retain"]), engine.config.seed
+        )
+        relearn_pairs = _relearn_pairs(engine, spec, splits["relearned"])
         for attack in _attacks(spec):
-            _attack_scenario(engine, name, spec, scenario, attack, group, forget, retain, states)
+            _attack_scenario(
+                engine, name, spec, scenario, attack, group, splits, relearn_pairs, states
+            )
+
+
+def _relearn_pairs(
+    engine: Engine, spec: RobustnessScenario, people: list[str]
+) -> Callable[[], list[TrainPair]]:
+    """The relearned people's training pairs, read once per scenario when the first state is
+    relearned (and never when none is)."""
+
+    @functools.cache
+    def pairs() -> list[TrainPair]:
+        assert engine.sources.mllmu is not None  # the targets are MLLMU-Bench scenarios
+        return spec.relearn.pairs(engine.sources.mllmu, people, engine.config.seed)
+
+    return pairs
 
 
 def _attack_scenario(
@@ -155,19 +168,18 @@ def _attack_scenario(
     scenario: str,
     attack: str,
     group: Population,
-    forget: list[str],
-    retain: list[str],
+    splits: dict[str, list[str]],
+    relearn_pairs: Callable[[], list[TrainPair]],
     states: dict[str, tuple[CellId, Population, dict, Outcomes]],
 ) -> None:
     setting = f"{scenario} {attack}"
-    splits = robustness_splits(forget, retain, engine.config.seed)
     people = group.people
 
     def measure(state: State) -> Measurement:
         return engine.measurer.measure(state.name, state.load, group.config, people)
 
     def attacked(state: State) -> State:
-        return _attacked(engine, spec, scenario, attack, state, splits)
+        return _attacked(engine, spec, scenario, attack, state, splits, relearn_pairs)
 
     before = State(f"model:{group.model.resolve()}", engine.model_loader(group.model))
     oracle = (
@@ -227,6 +239,7 @@ def _attacked(
     attack: str,
     state: State,
     splits: dict[str, list[str]],
+    relearn_pairs: Callable[[], list[TrainPair]],
 ) -> State:
     """``state`` under ``attack``: a new state name (its evaluation's cache key) and loader."""
     if attack.startswith("quantize-"):
@@ -239,27 +252,15 @@ def _attacked(
             return quantize(model, processor, bits), processor
 
         return State(f"{state.name}|{attack}:{backend()}", load_quantized)
-    from pulse.methods.request import sample_per_entity, train_pairs
     from pulse.protocol.attacks.relearn import relearned
 
     settings = spec.relearn
-    train = engine.config.train_of(scenario).model_copy(
-        update={
-            "lr": settings.lr,
-            "max_steps": settings.steps,
-            "batch_size": settings.batch_size,
-            "pairs_per_id": settings.pairs_per_id,
-        }
-    )
+    train = settings.train_settings(engine.config.train_of(scenario))
     seed = engine.config.seed
     people = splits["relearned"]
 
     def load_relearned() -> Any:
-        assert engine.sources.mllmu is not None
-        pairs = train_pairs(engine.sources.mllmu, people)
-        if settings.pairs_per_id is not None:
-            pairs = sample_per_entity(pairs, settings.pairs_per_id, seed)
-        return relearned(state.load, pairs, train, seed)
+        return relearned(state.load, relearn_pairs(), train, seed)
 
     key = content_key(settings.model_dump(mode="json"), train.identity(), people, seed)
     return State(f"{state.name}|relearn:{key}", load_relearned)
