@@ -11,6 +11,7 @@ from pulse.data.mllmu import (
     PARQUET_NAME,
     MLLMUProfile,
     OpenQuestion,
+    count_profiles,
     list_configs,
     profile_entity,
     profile_items,
@@ -202,6 +203,18 @@ def test_validate_summary(tmp_path):
 
 
 # --- validation -------------------------------------------------------------------------------
+
+
+def test_count_profiles_without_reading_them(tmp_path):
+    write_mllmu(tmp_path, "Full_Set", [profile(i) for i in range(1, 4)])
+    assert count_profiles(tmp_path, "Full_Set") == len(read_mllmu(tmp_path, "Full_Set")) == 3
+    with pytest.raises(DataError, match="configs found: Full_Set"):
+        count_profiles(tmp_path, "Test_Set")
+    broken = tmp_path / "forget_1" / PARQUET_NAME
+    broken.parent.mkdir()
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="not a readable parquet file"):
+        count_profiles(tmp_path, "forget_1")
 
 
 def test_missing_config_lists_existing(tmp_path):

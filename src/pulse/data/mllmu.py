@@ -146,6 +146,18 @@ def read_mllmu(root_or_file: str | Path, config: str | None = None) -> list[MLLM
     return profiles
 
 
+def count_profiles(root_or_file: str | Path, config: str | None = None) -> int:
+    """How many profiles :func:`read_mllmu` would read, from the files' row counts alone
+    (no row is decoded: a check need not read every image; the read itself validates)."""
+    total = 0
+    for file in _parquet_files(Path(root_or_file), config):
+        try:
+            total += pq.ParquetFile(file).metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(file, f"not a readable parquet file ({exc})") from None
+    return total
+
+
 def _parquet_files(path: Path, config: str | None) -> list[Path]:
     if path.is_file():
         return [path]

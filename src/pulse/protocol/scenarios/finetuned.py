@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from pulse.data.mllmu import is_config_name, read_mllmu
+from pulse.data.mllmu import count_profiles, is_config_name
 from pulse.errors import ConfigError
 from pulse.protocol.cells import Population
 from pulse.protocol.config import RunConfig, Scenario
@@ -105,7 +105,7 @@ def forget_count(config: RunConfig, mllmu: Path | None = None) -> tuple[int, str
         fictitious = config.data.fictitious
         world = config.models.world
         if mllmu is not None:
-            people = len(read_mllmu(mllmu, fictitious))
+            people = count_profiles(mllmu, fictitious)
             where = f"{people} people in {fictitious}"
         elif world is not None and config.data.mllmu is None and fictitious == "Full_Set":
             from pulse.world.build import SIZES
