@@ -30,7 +30,7 @@ from pulse.errors import ConfigError
 from pulse.files import read_json, write_json
 from pulse.models.adapters import _atomic_dir, check_adapter
 from pulse.models.loading import check_model_dir, load_model, load_processor
-from pulse.models.template import training_template
+from pulse.models.template import with_training_template
 
 EXPORT_RECORD = "pulse_export.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -147,7 +147,7 @@ def export(
         return _export_adapter(source, out, base_ref)
     if base_ref is not None:
         raise ConfigError("--base-ref: only with --adapter-only (a merged model has no base)")
-    processor = _fixed_processor(source.base)
+    processor = with_training_template(load_processor(source.base))
     from pulse.methods.request import merge_adapters
 
     own = (source.adapter,) if source.adapter is not None else ()
@@ -171,7 +171,7 @@ def _export_adapter(source: Source, out: Path, base_ref: str | None) -> Exported
     ref = base_ref if base_ref is not None else source.base.name
     if not ref or PurePosixPath(ref).is_absolute() or PureWindowsPath(ref).is_absolute():
         raise ConfigError(f"--base-ref: {ref!r} is not portable: give a Hub id or a relative path")
-    processor = _fixed_processor(source.base)
+    processor = with_training_template(load_processor(source.base))
     config = read_json(source.adapter / "adapter_config.json")
     config["base_model_name_or_path"] = ref
     with _atomic_dir(out) as tmp:
@@ -180,16 +180,6 @@ def _export_adapter(source: Source, out: Path, base_ref: str | None) -> Exported
         processor.save_pretrained(tmp)
         write_json(tmp / EXPORT_RECORD, _record(source, "adapter", ref))
     return Exported(out, "adapter", source)
-
-
-def _fixed_processor(base: Path) -> Any:
-    processor = load_processor(base)
-    template = training_template(processor)
-    processor.chat_template = template
-    tokenizer = getattr(processor, "tokenizer", None)
-    if tokenizer is not None:
-        tokenizer.chat_template = template
-    return processor
 
 
 def _complete_generation_config(model: Any, processor: Any) -> None:

@@ -132,13 +132,26 @@ def training_template(processor: Any) -> str:
     return wrapped
 
 
+def _holders(processor: Any) -> list[Any]:
+    """The processor and its tokenizer: each carries (and saves) a chat template."""
+    return [h for h in (processor, getattr(processor, "tokenizer", None)) if h is not None]
+
+
 def upgrade_legacy(processor: Any) -> Any:
     """Replace a legacy pulse template (on the processor and its tokenizer) by the current
     one; the prompts render the same. Returns ``processor``."""
-    tokenizer = getattr(processor, "tokenizer", None)
-    for holder in (processor, tokenizer):
-        if holder is not None and getattr(holder, "chat_template", None) in LEGACY_TEMPLATES:
+    for holder in _holders(processor):
+        if getattr(holder, "chat_template", None) in LEGACY_TEMPLATES:
             holder.chat_template = CHAT_TEMPLATE
+    return processor
+
+
+def with_training_template(processor: Any) -> Any:
+    """``processor`` with :func:`training_template` on it and its tokenizer, so that whatever
+    reads either renders the text the model was trained on. Returns ``processor``."""
+    template = training_template(processor)
+    for holder in _holders(processor):
+        holder.chat_template = template
     return processor
 
 

@@ -103,13 +103,18 @@ def standing(table: Table, row: TableRow) -> str | None:
     return f"is {_points(gap)} {where} the oracle's forget accuracy on average over modalities"
 
 
+def _lowest_quality(row: TableRow) -> float | None:
+    """The row's lowest forget quality over modalities (None unless every modality has one)."""
+    qualities = [q for key in QUALITY_KEYS if (q := row.value(key)) is not None]
+    return min(qualities) if len(qualities) == len(QUALITY_KEYS) else None
+
+
 def ks_clause(row: TableRow) -> str:
     """Whether the row's truth ratios on the forget set are distinguishable from the oracle's
     by KS at 0.05 in every modality (empty without forget-quality values)."""
-    qualities = [q for key in QUALITY_KEYS if (q := row.value(key)) is not None]
-    if len(qualities) < len(QUALITY_KEYS):
+    lowest = _lowest_quality(row)
+    if lowest is None:
         return ""
-    lowest = min(qualities)
     if lowest > KS_LEVEL:
         return (
             f"; indistinguishable from the oracle by KS at {KS_LEVEL} "
@@ -121,10 +126,8 @@ def ks_clause(row: TableRow) -> str:
 def _indistinguishable(row: TableRow) -> bool | None:
     """Whether KS at 0.05 cannot tell the row's truth ratios from the oracle's in any modality
     (None without forget-quality values in every modality)."""
-    qualities = [q for key in QUALITY_KEYS if (q := row.value(key)) is not None]
-    if len(qualities) < len(QUALITY_KEYS):
-        return None
-    return min(qualities) > KS_LEVEL
+    lowest = _lowest_quality(row)
+    return None if lowest is None else lowest > KS_LEVEL
 
 
 def retain_clause(table: Table, row: TableRow) -> str:
@@ -138,9 +141,9 @@ def retain_clause(table: Table, row: TableRow) -> str:
     where = side(distances)
     if where == LEVEL:
         return "its retain accuracy alike the oracle's (within the paired 95 % interval)"
-    if where in (BELOW, ABOVE):
-        return f"its retain accuracy {_points(gap)} {where} the oracle's"
-    return f"its retain accuracy {_points(gap)} {'below' if gap < 0 else 'above'} the oracle's"
+    if where not in (BELOW, ABOVE):  # the modalities disagree: the mean distance's side
+        where = BELOW if gap < 0 else ABOVE
+    return f"its retain accuracy {_points(gap)} {where} the oracle's"
 
 
 def below_oracle_note(table: Table, row: TableRow, brief: bool = False) -> str:
