@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from pulse.eval.batching import chunks, eval_mode, model_device, progress
-from pulse.models.chat import IGNORE_INDEX, ChatCollator
+from pulse.methods.losses import answer_lengths, select_answers
+from pulse.models.chat import ChatCollator
 
 MIN_K = 0.4  # the share of lowest tokens Min-K % and Min-K %++ average (MUSE's default)
 SCORES = ("loss", "zlib", "min_k", "min_k_pp", "reference")
@@ -196,11 +197,9 @@ def score_pairs(
             labels = inputs["labels"]  # the encoded batch stays as it is (it may be reused)
             features = {key: value.to(device) for key, value in inputs.items() if key != "labels"}
             logits = model(**features).logits
-            # Position t - 1 predicts token t: the answer tokens' logits and targets.
-            targets = labels[:, 1:].to(logits.device)
-            mask = targets != IGNORE_INDEX
-            stats = token_stats(logits[:, :-1][mask], targets[mask])
-            counts = mask.sum(dim=1).tolist()
+            answers = select_answers(logits, labels.to(logits.device))
+            stats = token_stats(answers.logits, answers.targets)
+            counts = answer_lengths(answers).long().tolist()
             start = 0
             for row, index in enumerate(batch):
                 end = start + counts[row]
