@@ -33,7 +33,12 @@ def length_order(processor: Any, prompts: Sequence[str], has_image: Sequence[boo
     if not prompts:
         return []
     lengths = [len(ids) for ids in tokenizer_of(processor)(list(prompts))["input_ids"]]
-    return sorted(range(len(prompts)), key=lambda i: (bool(has_image[i]), lengths[i], i))
+    return order_by_length(lengths, has_image)
+
+
+def order_by_length(lengths: Sequence[int], has_image: Sequence[bool]) -> list[int]:
+    """Indices sorted by ``(has image, length, index)``: batches of alike lengths pad little."""
+    return sorted(range(len(lengths)), key=lambda i: (bool(has_image[i]), lengths[i], i))
 
 
 def chunks(order: Sequence[int], size: int) -> list[list[int]]:

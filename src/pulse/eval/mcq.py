@@ -42,6 +42,7 @@ from pulse.eval.batching import (
     eval_mode,
     length_order,
     model_device,
+    order_by_length,
     overlap_default,
     prefetch,
     progress,
@@ -132,7 +133,7 @@ def score_mcq(
     check_scorer(cfg.scorer)
     if any(item.kind is not ItemKind.MCQ for item in items):
         raise ValueError("score_mcq takes multiple-choice items only")
-    _check_sizes(model, processor, items, cfg)
+    _check_sizes(model, processor, items, cfg, cache)
     if cfg.scorer == "letter":
         return score_letters(model, processor, items, cfg, cache=cache)
     if cfg.scorer == "option_text":
@@ -145,26 +146,52 @@ def score_mcq(
     return mllmu_mcq(model, processor, items, pool, gen, seed=cfg.seed, shots=cfg.shots)
 
 
-def _check_sizes(model: nn.Module, processor: Any, items: Sequence[QAItem], cfg: MCQConfig) -> None:
+def _check_sizes(
+    model: nn.Module,
+    processor: Any,
+    items: Sequence[QAItem],
+    cfg: MCQConfig,
+    cache: EncodingCache | None = None,
+) -> None:
     """Every item fits the model's context with what its scorer adds after the prompt (see
     :mod:`pulse.eval.sizes`): refused in one line naming it, before any forward."""
     if not items or cfg.scorer == "mllmu":  # its few-shot prompts are checked where generated
         return
-    lengths = prompt_tokens(
-        processor, [item_prompt(item) for item in items], [item.image is not None for item in items]
-    )
+    lengths = _prompt_lengths(processor, items, cache)
     if cfg.scorer == "letter":
         after, extra = "the answer's letter", [1] * len(items)
     elif cfg.scorer == "generate":
         after, extra = f"{cfg.max_new_tokens} new tokens", [cfg.max_new_tokens] * len(items)
     else:
-        tokenizer = tokenizer_of(processor)
-        texts = [text for item in items for text in item.options.values()]
-        counts = iter(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
         after = "its longest option"
-        extra = [max(next(counts) for _ in item.options) for item in items]
+        extra = _Kept.of(cache, processor, items, "sizes").value(
+            "longest_option", lambda: _longest_options(processor, items)
+        )
     totals = [n + e for n, e in zip(lengths, extra, strict=True)]
     check_context(model, [item.id for item in items], totals, after)
+
+
+def _prompt_lengths(
+    processor: Any, items: Sequence[QAItem], cache: EncodingCache | None
+) -> list[int]:
+    """Each item's prompt length in tokens as the model sees it (kept in ``cache``: the size
+    check and the letter scorer read the same lengths for every model state)."""
+    return _Kept.of(cache, processor, items, "sizes").value(
+        "prompt_tokens",
+        lambda: prompt_tokens(
+            processor,
+            [item_prompt(item) for item in items],
+            [item.image is not None for item in items],
+        ),
+    )
+
+
+def _longest_options(processor: Any, items: Sequence[QAItem]) -> list[int]:
+    """Per item, its longest option's tokens."""
+    tokenizer = tokenizer_of(processor)
+    texts = [text for item in items for text in item.options.values()]
+    counts = iter(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+    return [max(next(counts) for _ in item.options) for item in items]
 
 
 @torch.inference_mode()
@@ -183,10 +210,8 @@ def score_letters(
     kept = _Kept.of(cache, processor, items, "letter")
     letter_ids = letter_token_ids(processor, sorted({k for item in items for k in item.options}))
     prompts = [item_prompt(item) for item in items]
-    order = kept.value(
-        "order",
-        lambda: length_order(processor, prompts, [item.image is not None for item in items]),
-    )
+    lengths = _prompt_lengths(processor, items, cache)
+    order = order_by_length(lengths, [item.image is not None for item in items])
     device = model_device(model)
     records: dict[int, ItemRecord] = {}
 
@@ -196,11 +221,6 @@ def score_letters(
         )
 
     encode = kept.per_batch("batch", encode)
-
-    lengths = kept.value(
-        "lengths",
-        lambda: prompt_tokens(processor, prompts, [item.image is not None for item in items]),
-    )
     batches = token_batches(order, lengths, cfg.batch_size)
     with eval_mode(model):
         encoded = prefetch(encode, batches, overlap=_overlap(cfg, device))
