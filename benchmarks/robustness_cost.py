@@ -73,11 +73,8 @@ def main() -> None:
     print(
         f"state evaluation ({len(items)} Full_Set questions, {general} general rows): {plain:.1f} s"
     )
-    saved = measurer.general_rows
-    measurer.general_rows = []
-    measurer.evaluate(model, processor, test)
-    generalisation = _timed(lambda: measurer.evaluate(model, processor, test))
-    measurer.general_rows = saved
+    measurer.evaluate(model, processor, test, general=False)
+    generalisation = _timed(lambda: measurer.evaluate(model, processor, test, general=False))
     print(
         f"generalisation splits ({len(test)} Test_Set questions): {generalisation:.1f} s, "
         f"{generalisation / plain * 100:.0f} % of the state evaluation"

@@ -91,9 +91,6 @@ class Generalisation:
 
     def measure(self, state: str, load: Callable[[], Any], people: Sequence[str]) -> Measurement:
         """The state's records on the Test_Set questions of ``people`` (cached)."""
-        from pulse.eval.mcq import MCQConfig, score_mcq
-        from pulse.eval.options import clean_options
-
         measurer = self.engine.measurer
         people = sorted(people)
         key = content_key(
@@ -108,15 +105,7 @@ class Generalisation:
         def evaluate() -> Measurement:
             items = [item for p in people for item in self.items()[p]]
             model, processor = load()
-            cfg = MCQConfig(
-                batch_size=measurer.cfg.batch_size,
-                scorer=measurer.cfg.scorer,
-                max_new_tokens=measurer.cfg.max_new_tokens,
-                seed=measurer.seed,
-            )
-            records = score_mcq(model, processor, items, cfg, cache=measurer.encodings)
-            chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
-            return Measurement(records, None, chance)
+            return measurer.evaluate(model, processor, items, general=False)
 
         describe = {"state": state, "config": TEST_CONFIG, "people": people}
         return measurer.cached(key, evaluate, describe)

@@ -253,7 +253,11 @@ class Measurer:
             self._recent.popitem(last=False)
         return measurement
 
-    def evaluate(self, model: nn.Module, processor: Any, items: Sequence[QAItem]) -> Measurement:
+    def evaluate(
+        self, model: nn.Module, processor: Any, items: Sequence[QAItem], general: bool = True
+    ) -> Measurement:
+        """``items``' records and, with ``general`` (and a general set), the general set's,
+        scored with the run's scorer and batch size."""
         cfg = MCQConfig(
             batch_size=self.cfg.batch_size,
             scorer=self.cfg.scorer,
@@ -263,11 +267,11 @@ class Measurer:
         records = (
             score_mcq(model, processor, list(items), cfg, cache=self.encodings) if items else []
         )
-        general = None
-        if self.general_rows:
+        mmbench = None
+        if general and self.general_rows:
             # Kept with its per-question verdicts: a change's paired interval needs them.
-            general = evaluate_mmbench(
+            mmbench = evaluate_mmbench(
                 model, processor, self.general_rows, cfg, cache=self.encodings
             )
         chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
-        return Measurement(records, general, chance)
+        return Measurement(records, mmbench, chance)
