@@ -356,8 +356,8 @@ def unlearn_command(
         return  # one report per request under torchrun / accelerate launch: rank 0's
     if result.ok:
         console.print(
-            f"{method}: {result.steps} steps in {result.seconds:.1f}s; adapter: "
-            f"{result.adapter_dir}",
+            f"{method}: {result.steps} steps in {result.seconds:.1f}s; "
+            f"{'edit' if result.record.get('edit') else 'adapter'}: {result.adapter_dir}",
             highlight=False,
         )
     else:

@@ -29,8 +29,12 @@ from pulse.methods.losses import (
     sequence_logprob,
     simnpo_loss,
 )
+from pulse.methods.siu import load_templates, plan
 from pulse.models.chat import ChatCollator
 from tests.fixtures.tiny import FORGET, RETAIN
+
+# Methods without a loss the loop trains (training-free weight edits: tests/methods/test_manu.py)
+EDITS = {"manu"}
 
 
 def inputs(sub):
@@ -60,7 +64,9 @@ def setup(lora, processor):
             torch.nn.init.normal_(p, std=0.05)
     lora.eval()
     data = UnlearnData(FORGET, RETAIN, seed=0)
-    collator = UnlearnCollator(processor, data, {"forget", "retain", "idk"}, seed=0)
+    data = get_method("viker", {"images": 2}).construct(get_method("siu").construct(data))
+    uses = {"forget", "retain", "idk", "siu", "irrelevant0", "irrelevant1"}
+    collator = UnlearnCollator(processor, data, uses, seed=0)
     batch = UnlearnBatch.from_inputs(collator([0, 1, 3]))
 
     def context(method, step=0):
@@ -77,7 +83,7 @@ def setup(lora, processor):
     return lora, batch, context
 
 
-def expected(name, m, b, step=0):
+def expected(name, m, b, step=0, tokenizer=None):
     F, R, I = b.forget, b.retain, b.idk  # noqa: E741
     if name == "ga":
         return -mean_nll(full(m, F))
@@ -111,7 +117,49 @@ def expected(name, m, b, step=0):
         return forget + 2.0 * masked_mse(hidden(m, R, 1), h_ref, prediction_mask(R["labels"]))
     if name == "mmunlearner":
         return -mean_nll(full(m, F)) + 0.5 * mean_nll(full(m, R))
+    if name == "siu":
+        return expected_siu(m, b, tokenizer)
+    if name == "viker":
+        return expected_viker(m, b)
     raise AssertionError(name)
+
+
+def token_ids(tokenizer, words):
+    ids = set()
+    for w in words:
+        ids |= set(tokenizer(w, add_special_tokens=False)["input_ids"])
+        ids |= set(tokenizer(" " + w, add_special_tokens=False)["input_ids"])
+    return ids - set(tokenizer.all_special_ids)
+
+
+def expected_siu(m, b, tokenizer):
+    """ℓ(B_c) + 0.5·DMK(B_c) + 0.25·ℓ(B_r), the masks rebuilt from the words they mask."""
+    C = b.constructed["siu"]
+    cur, rf = full(m, C), ref(m, C)
+    forgotten = token_ids(tokenizer, ["Alice", "Moreau"])  # FORGET's identification answer
+    (target,) = plan(FORGET, 0, load_templates("")).values()
+    new = token_ids(tokenizer, target.new_words) - forgotten
+    vocab = torch.zeros(rf.logits.shape[-1], dtype=torch.bool)
+    vocab[sorted(forgotten)] = True
+    kept = rf.logits.softmax(-1)[:, ~vocab]
+    p_ref = kept / kept.sum(-1, keepdim=True)  # renormalised without the forgotten name
+    log_cur = cur.logits.log_softmax(-1)[:, ~vocab]
+    kl = (p_ref * p_ref.log()).sum(-1) - (p_ref * log_cur).sum(-1)
+    keep = torch.tensor([int(y) not in new for y in cur.targets])
+    assert 0 < keep.sum() < len(keep)  # both masks are at work on this batch
+    return mean_nll(cur) + 0.5 * kl[keep].mean() + 0.25 * mean_nll(full(m, b.retain))
+
+
+def expected_viker(m, b):
+    """NPO(β=0.5) + 0.7·entropy-weighted KL to the mean irrelevant-image prediction."""
+    cur = full(m, b.forget)
+    q = torch.stack([ref(m, b.constructed[f"irrelevant{k}"]).logits.softmax(-1) for k in (0, 1)])
+    q = q.mean(0)
+    entropy = -(q * q.log()).sum(-1)
+    w = entropy / entropy.mean()
+    kl = (q * (q.log() - cur.logits.log_softmax(-1))).sum(-1)
+    ratio = sequence_logprob(cur) - sequence_logprob(ref(m, b.forget))
+    return npo_loss(ratio, 0.5) + 0.7 * (w * kl).mean()
 
 
 OVERRIDES = {
@@ -125,21 +173,23 @@ OVERRIDES = {
     "idk_dpo": {"beta": "0.3", "retain": "none"},
     "rmu": {"layer": "1", "steering": "5", "alpha": "2"},
     "mmunlearner": {"retain_weight": "0.5"},
+    "siu": {"kl_weight": "0.5", "retain_weight": "0.25"},
+    "viker": {"beta": "0.5", "reg_weight": "0.7", "images": "2", "retain": "none"},
 }
 
 
 def test_every_registered_method_is_covered():
-    assert set(method_names()) == set(OVERRIDES)
+    assert set(method_names()) == set(OVERRIDES) | EDITS
 
 
 @pytest.mark.parametrize("name", sorted(OVERRIDES))
-def test_loss_is_the_documented_formula(setup, name):
+def test_loss_is_the_documented_formula(setup, processor, name):
     model, batch, context = setup
     method = get_method(name, [f"{k}={v}" for k, v in OVERRIDES[name].items()])
     for step in (0, 1) if name == "kl_min" else (0,):
         with torch.no_grad():
             loss, logs = method(model, batch, context(method, step))
-            want = expected(name, model, batch, step)
+            want = expected(name, model, batch, step, processor.tokenizer)
         assert float(loss) == pytest.approx(float(want), rel=1e-4, abs=1e-5), (name, step)
         assert logs and all(v.dim() == 0 and not v.requires_grad for v in logs.values())
 

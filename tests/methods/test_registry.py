@@ -8,14 +8,18 @@ from pulse.assignments import parse_assignments
 from pulse.errors import ConfigError
 from pulse.methods import format_methods, get_method, list_methods, method_names
 
-METHODS = {"ga", "ga_kl", "gd", "kl_min", "npo", "simnpo", "idk", "idk_dpo", "rmu", "mmunlearner"}
+METHODS = {
+    "ga", "ga_kl", "gd", "kl_min", "npo", "simnpo", "idk", "idk_dpo", "rmu", "mmunlearner",
+    "siu", "viker", "manu",
+}  # fmt: skip
 
 
 def test_every_method_is_listed_with_formula_and_documented_defaults():
     infos = {info.name: info for info in list_methods()}
     assert set(infos) == set(method_names()) == METHODS
     for info in infos.values():
-        assert "L =" in info.doc, info.name  # the formula is in the docstring
+        # the formula is in the docstring (a training-free method's: its neuron score)
+        assert "L =" in info.doc or (info.name == "manu" and "S_m(j) =" in info.doc), info.name
         assert all(p.doc for p in info.params), info.name
     npo = {p.name: p for p in infos["npo"].params}
     assert npo["beta"].default == 0.1 and npo["beta"].type == "a number"
@@ -33,6 +37,13 @@ def test_overrides_are_parsed_by_type():
     assert rmu.params.layer == 3 and isinstance(rmu.params.layer, int)
     assert get_method("mmunlearner").requires == {"forget", "retain"}
     assert get_method("idk").uses == {"idk", "retain"} and get_method("idk").requires == {"retain"}
+    # constructed rows are made from forget rows: the request provides forget (and retain)
+    assert get_method("siu").uses == {"siu", "retain"}
+    assert get_method("siu").requires == {"forget", "retain"}
+    viker = get_method("viker", {"images": 2, "retain": "none"})
+    assert viker.uses == {"forget", "irrelevant0", "irrelevant1"} and viker.requires == {"forget"}
+    assert viker.cached == {"forget"} and not get_method("viker", {"forget": "ga"}).cached
+    assert get_method("manu").edits and not get_method("npo").edits
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,13 @@ from pulse.methods import (  # noqa: F401  (each module registers its method)
     idk,
     idk_dpo,
     kl_min,
+    manu,
     mmunlearner,
     npo,
     rmu,
     simnpo,
+    siu,
+    viker,
 )
 from pulse.methods.base import MethodContext, UnlearnBatch, answer_tokens
 from pulse.methods.batches import REFUSALS, UnlearnCollator, UnlearnData, refusal_for

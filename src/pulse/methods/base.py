@@ -41,6 +41,7 @@ class UnlearnBatch:
     idk: BatchFeature | None = None
     index: Tensor | None = None
     retain_index: Tensor | None = None
+    constructed: dict[str, BatchFeature] = field(default_factory=dict)  # a method's own sources
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> UnlearnBatch:
@@ -51,10 +52,15 @@ class UnlearnBatch:
             idk=inputs.get("idk"),
             index=inputs.get("forget_index"),
             retain_index=inputs.get("retain_index"),
+            constructed={
+                k: v
+                for k, v in inputs.items()
+                if k not in (*SUB_BATCHES, "forget_index", "retain_index")
+            },
         )
 
     def sub(self, name: str) -> BatchFeature:
-        value = getattr(self, name, None) if name in SUB_BATCHES else None
+        value = getattr(self, name, None) if name in SUB_BATCHES else self.constructed.get(name)
         if value is None:
             raise ModelError(
                 f"this batch has no {name!r} sub-batch (the method did not ask for it)"

@@ -7,14 +7,17 @@ samples, and a run is reproducible. Retain examples are drawn without replacemen
 reshuffled cycle, so every retain example is seen before any repeats.
 
 ``idk`` rows are the forget questions (and images) answered with a refusal chosen per forget
-example by a seeded generator, row for row with the forget rows.
+example by a seeded generator, row for row with the forget rows. A method may construct sources
+of its own the same way (``UnlearnData.constructed``, from its ``construct`` hook: SIU's
+constructed targets, ViKeR's forget questions with irrelevant images): each is row for row with
+the forget rows and is collated as a sub-batch of that name.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -50,6 +53,8 @@ class UnlearnData:
     forget: Sequence[Any]
     retain: Sequence[Any] = ()
     seed: int = 0
+    # sources a method built from the forget rows, row for row with them (its construct hook)
+    constructed: Mapping[str, Sequence[Any]] = field(default_factory=dict)
 
     @cached_property
     def idk(self) -> list[ChatExample]:
@@ -60,7 +65,12 @@ class UnlearnData:
         ]
 
     def sources(self) -> dict[str, Sequence[Any]]:
-        return {"forget": self.forget, "retain": self.retain, "idk": self.idk}
+        return {
+            "forget": self.forget,
+            "retain": self.retain,
+            "idk": self.idk,
+            **self.constructed,
+        }
 
 
 def _get(example: Any, key: str) -> Any:
@@ -119,8 +129,8 @@ class UnlearnCollator:
         out: dict[str, Any] = {"forget_index": torch.tensor(indices)}
         if "forget" in self.uses:
             out["forget"] = self.collate("forget", indices)
-        if "idk" in self.uses:
-            out["idk"] = self.collate("idk", indices)
+        for name in sorted(self.uses - {"forget", "retain"}):  # row for row with forget
+            out[name] = self.collate(name, indices)
         if "retain" in self.uses:
             drawn = self.draw_retain(self.retain_batch_size or len(indices))
             out["retain"] = self.collate("retain", drawn)

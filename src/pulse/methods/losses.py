@@ -109,3 +109,33 @@ def masked_mse(hidden: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     ``hidden`` is ``[B, T, d]``, ``mask`` ``[B, T]``; ``target`` broadcasts to ``hidden``."""
     target = target.expand_as(hidden)
     return F.mse_loss(hidden[mask].float(), target[mask].float())
+
+
+def dual_masked_kl(ref: AnswerTokens, cur: AnswerTokens, vocab: Tensor, keep: Tensor) -> Tensor:
+    """SIU's Dual Masked KL: (1/Σ_t m_t) Σ_t m_t Σ_{v∉V_f} p̃_ref(v) (log p̃_ref(v) − log p_θ(v)).
+
+    ``vocab`` ``[V]`` bool marks V_f (the vocabulary mask): p̃_ref is p_ref with those entries
+    removed and renormalised, so the reference never pulls toward them. ``keep`` ``[N]`` bool is
+    the token mask m_t: positions whose term is dropped (0 when none is kept)."""
+    if ref.logits.shape != cur.logits.shape or not torch.equal(ref.targets, cur.targets):
+        raise ModelError("KL between answer tokens of different batches")
+    log_ref = ref.logits.float().masked_fill(vocab, float("-inf")).log_softmax(-1)
+    log_cur = cur.logits.float().log_softmax(-1)
+    terms = torch.where(vocab, 0.0, log_ref.exp() * (log_ref - log_cur)).sum(-1)
+    weight = keep.float()
+    return (terms * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def entropy_weighted_kl(log_target: Tensor, cur: AnswerTokens) -> tuple[Tensor, Tensor]:
+    """ViKeR's regulariser: (1/N) Σ_t w_t · KL(q_t ‖ p_θ,t), w_t = H(q_t) / mean_s H(q_s).
+
+    ``log_target`` ``[N, V]``: log q_t, the predicted post-unlearning distribution of each
+    answer token (no gradient); H its entropy. Returns the term and the weights ``[N]``."""
+    if log_target.shape != cur.logits.shape:
+        raise ModelError("KL between answer tokens of different batches")
+    target = log_target.exp()
+    plogp = torch.special.xlogy(target, target).sum(-1)  # 0·log 0 = 0
+    entropy = -plogp
+    weights = entropy / entropy.mean().clamp(min=1e-8)
+    kl = plogp - (target * cur.logits.float().log_softmax(-1)).sum(-1)
+    return (weights * kl).mean(), weights

@@ -12,6 +12,11 @@ only those. ``cached`` names those whose reference log-probs may be computed onc
 Both may depend on the parameters (e.g. NPO needs retain data only with a retain term).
 ``prepare`` runs once per request before training (MMUnlearner's saliency mask) and returns a
 cleanup callable; ``requires`` names the example sets it needs when that is more than ``uses``.
+``construct`` builds sources of the method's own from the request's data, row for row with the
+forget rows (SIU's constructed targets, ViKeR's irrelevant-image rows); ``uses`` names them like
+any sub-batch. ``edit`` marks a training-free method that edits weights instead of training an
+adapter (MANU): ``edit(model, ctx, params) -> WeightEdit``; its ``loss`` is never called by the
+loop (see :mod:`pulse.methods.edits`).
 
 Hyper-parameters are validated in one place, :func:`parse_params`, by pydantic against the
 dataclass's field types and bounds, whether they come from a run config's ``params`` or from
@@ -60,6 +65,8 @@ class MethodSpec:
     cached: Needs
     prepare: Callable[..., Callable[[], None] | None] | None = None
     requires: Needs | None = None  # data the method needs (default: what it uses per step)
+    construct: Callable[..., Mapping[str, Any]] | None = None  # its own row-for-row sources
+    edit: Callable[..., Any] | None = None  # a training-free weight edit (no adapter)
 
     @property
     def doc(self) -> str:
@@ -93,7 +100,23 @@ class Method:
     def requires(self) -> frozenset[str]:
         """Example sets the request must provide (``forget``, ``retain``)."""
         needs = self.spec.requires or self.spec.uses
-        return frozenset(needs(self.params)) - {"idk"}  # idk rows are made from forget rows
+        # idk and constructed rows are made from forget rows
+        return frozenset(needs(self.params)) & {"forget", "retain"}
+
+    @property
+    def edits(self) -> bool:
+        """A training-free method that edits weights (no adapter, no training loop)."""
+        return self.spec.edit is not None
+
+    def construct(self, data: Any) -> Any:
+        """``data`` with the method's own sources added (unchanged for most methods)."""
+        if self.spec.construct is None:
+            return data
+        made = self.spec.construct(data, self.params)
+        return dataclasses.replace(data, constructed={**data.constructed, **made})
+
+    def edit(self, model: nn.Module, ctx: Any) -> Any:
+        return self.spec.edit(model, ctx, self.params)
 
     def __call__(self, model: nn.Module, batch: Any, ctx: Any) -> tuple[Tensor, dict[str, Tensor]]:
         return self.spec.loss(model, batch, ctx, self.params)
@@ -124,11 +147,15 @@ def make_spec(
     cached: Iterable[str] | Needs = (),
     prepare: Callable[..., Callable[[], None] | None] | None = None,
     requires: Iterable[str] | Needs | None = None,
+    construct: Callable[..., Mapping[str, Any]] | None = None,
+    edit: Callable[..., Any] | None = None,
 ) -> MethodSpec:
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"method {name!r}: params must be a dataclass")
     needs = None if requires is None else _needs(requires)
-    return MethodSpec(name, loss, params, _needs(uses), _needs(cached), prepare, needs)
+    return MethodSpec(
+        name, loss, params, _needs(uses), _needs(cached), prepare, needs, construct, edit
+    )
 
 
 def register(name: str, params: type, **kwargs: Any) -> Callable[[LossFn], LossFn]:

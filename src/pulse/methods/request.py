@@ -5,6 +5,8 @@ Output directory::
     OUT/result.json   status (ok / diverged with step and value), loss curves, timings,
                       trainable parameters per component, and what the adapter applies on
     OUT/adapter/      the trained adapter; written only when the request finished (status ok)
+    OUT/edit/         instead of adapter/, for a training-free method that edits weights
+                      (MANU): the zeroed neurons (:mod:`pulse.models.edits`)
     OUT/logs/         the logging integrations' files (TensorBoard runs when installed)
     OUT/checkpoints/  training checkpoints while the request runs (``train.checkpoint_every``):
                       a request started again in the same folder resumes from the newest sound
@@ -19,6 +21,12 @@ state (the model it applies on) stays the reference across sequential requests.
 starts, so the reference is the model after the previous request. Its adapter then applies on
 the model *with the earlier adapters merged*; ``result.json`` lists them under
 ``applies_on.merged`` and :func:`load_unlearned` rebuilds the model from that.
+
+A weight edit (``OUT/edit/``) is sealed like an adapter (``edit_sha256``) and applied wherever
+an adapter would be merged. It cannot be trained further: a request given one as ``--adapter``
+applies it to the weights and starts a new adapter whatever ``reference`` says (the edited model
+is then its reference). An edit request needs no checkpoints: it takes seconds, and one that was
+interrupted runs again from the start.
 """
 
 from __future__ import annotations
@@ -43,10 +51,11 @@ from pulse.data.schema import TrainPair
 from pulse.data.splits import read_split
 from pulse.errors import ConfigError, DataError, ModelError
 from pulse.files import digest_problem, folder_digests, read_json, write_json
+from pulse.methods.base import MethodContext
 from pulse.methods.batches import UnlearnData
 from pulse.methods.checkpoints import CheckpointPlan, remove_checkpoints
 from pulse.methods.registry import get_method
-from pulse.methods.trainer import LoopConfig, train_method
+from pulse.methods.trainer import LoopConfig, LoopResult, train_method
 from pulse.models.adapters import (
     UpdateScope,
     apply_scope,
@@ -57,12 +66,14 @@ from pulse.models.adapters import (
     save_adapter,
     trainable_parameters,
 )
+from pulse.models.edits import apply_edit, apply_state, is_edit_dir, save_edit
 from pulse.models.loading import load_model, load_model_and_processor, load_processor
 from pulse.models.packing import packable
 from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings, checkpoint_schedule
 
 RESULT_FILE = "result.json"
 ADAPTER_DIR = "adapter"
+EDIT_DIR = "edit"
 CHECKPOINT_DIR = "checkpoints"
 # Where the training pairs of listed IDs are looked up, in order (then any other config).
 PAIR_CONFIGS = ("Full_Set", "ft_Data", "Retain_Set")
@@ -103,9 +114,13 @@ class RequestResult:
                 and isinstance(applies.get("merged"), list)
             ):
                 raise DataError(path, "expected {model, merged}", field="applies_on")
-            problem = adapter_problem(out / ADAPTER_DIR, record.get("adapter_sha256"))
+            if record.get("edit"):
+                state, problem = out / EDIT_DIR, edit_problem(out / EDIT_DIR, record)
+            else:
+                state = out / ADAPTER_DIR
+                problem = adapter_problem(state, record.get("adapter_sha256"))
             if problem is not None:
-                raise DataError(out / ADAPTER_DIR, problem)
+                raise DataError(state, problem)
         return cls(
             status=record["status"],
             out_dir=out,
@@ -140,7 +155,8 @@ class RequestResult:
 
     @property
     def adapter_dir(self) -> Path | None:
-        return self.out_dir / ADAPTER_DIR if self.ok else None
+        """The request's own state: its adapter, or its weight edit (a training-free method)."""
+        return own_state(self.out_dir, self.record) if self.ok else None
 
 
 def resolve_ids(
@@ -219,7 +235,7 @@ def sample_per_entity(pairs: Sequence[TrainPair], limit: int, seed: int) -> list
 def _merged_under(adapter: Path) -> list[str]:
     """The adapters a request output's adapter applies on top of (from its result.json)."""
     result = adapter.parent / RESULT_FILE
-    if adapter.name != ADAPTER_DIR or not result.is_file():
+    if adapter.name not in (ADAPTER_DIR, EDIT_DIR) or not result.is_file():
         return []
     return list(RequestResult.read(adapter.parent).record.get("applies_on", {}).get("merged", []))
 
@@ -236,12 +252,12 @@ def _with_adapters(
         return apply_scope(model, scope, gradient_checkpointing=gradient_checkpointing), []
     merged = _merged_under(adapter)
     for earlier in merged:
-        model = merge(load_adapter(model, earlier))
-    if reference == "initial":
+        model = apply_state(model, earlier)
+    if reference == "initial" and not is_edit_dir(adapter):
         if gradient_checkpointing:
             enable_checkpointing(model)
         return load_adapter(model, adapter, trainable=True), merged
-    model = merge(load_adapter(model, adapter))
+    model = apply_state(model, adapter)
     model = apply_scope(model, scope, gradient_checkpointing=gradient_checkpointing)
     return model, [*merged, str(adapter.resolve())]
 
@@ -334,6 +350,14 @@ def run_request(
     # A new adapter's initialisation draws from the global generators: seed them here, or the
     # same request would start differently after whatever ran before it (a resumed run).
     set_seed(seed)
+    data = UnlearnData(list(forget_pairs), list(retain_pairs), seed=seed)
+    if bound.edits:
+        model, merged = _under_edit(model, adapter_path)
+        result, edit = _edit(model, processor, bound, data, train, seed)
+        return _finish(out, model, bound, result, edit=edit, total_start=total_start,
+                       record=_record(bound, result, merged, model_dir, adapter_path, reference,
+                                      seed, train, forget_pairs, retain_pairs, forget_ids,
+                                      retain_ids, scope, None))  # fmt: skip
     model, merged = _with_adapters(
         model, adapter_path, reference, scope, train.gradient_checkpointing
     )
@@ -353,10 +377,74 @@ def run_request(
     )
     plan = CheckpointPlan(out / CHECKPOINT_DIR, fingerprint, steps=steps, seconds=seconds)
     loop = dataclasses.replace(loop, checkpoint=plan)
-    data = UnlearnData(list(forget_pairs), list(retain_pairs), seed=seed)
     result = train_method(model, processor, bound, data, loop, output_dir=str(out / "logs"))
-    trainable = trainable_parameters(model)
-    record = {
+    record = _record(bound, result, merged, model_dir, adapter_path, reference, seed, train,
+                     forget_pairs, retain_pairs, forget_ids, retain_ids, scope, loop)  # fmt: skip
+    return _finish(out, model, bound, result, record=record, total_start=total_start)
+
+
+def _under_edit(model: nn.Module, adapter: Path | None) -> tuple[nn.Module, list[str]]:
+    """The model a weight edit is computed on: every earlier state (and ``adapter``) folded
+    into the weights; an edit has no adapter of its own to train further."""
+    if adapter is None:
+        return model, []
+    merged = [*_merged_under(adapter), str(adapter.resolve())]
+    for earlier in merged:
+        model = apply_state(model, earlier)
+    return model, merged
+
+
+def _edit(
+    model: nn.Module,
+    processor: Any,
+    bound: Any,
+    data: UnlearnData,
+    train: TrainSettings,
+    seed: int,
+) -> tuple[LoopResult, Any]:
+    """Compute a training-free method's weight edit on ``model`` and apply it (in place)."""
+    import torch
+
+    from pulse.models.chat import ChatCollator
+
+    start = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    ctx = MethodContext(
+        model=model,
+        sources=data.sources(),
+        collate=ChatCollator(processor),
+        batch_size=train.batch_size,
+        device=device,
+        seed=seed,
+    )
+    with torch.no_grad():
+        edit = bound.edit(model, ctx)
+    apply_edit(model, edit)
+    seconds = time.perf_counter() - start
+    info = {k: v for k, v in edit.info.items() if isinstance(v, int | float | str | bool)}
+    return LoopResult(status="ok", steps=0, seconds=seconds, setup_seconds=0.0, info=info), edit
+
+
+def _record(
+    bound: Any,
+    result: LoopResult,
+    merged: list[str],
+    model_dir: str | Path,
+    adapter_path: Path | None,
+    reference: str,
+    seed: int,
+    train: TrainSettings,
+    forget_pairs: Sequence[TrainPair],
+    retain_pairs: Sequence[TrainPair],
+    forget_ids: Sequence[str],
+    retain_ids: Sequence[str],
+    scope: UpdateScope,
+    loop: LoopConfig | None,
+) -> dict[str, Any]:
+    """What result.json says about a request (the state's file and digests are added when it
+    is written)."""
+    return {
         "status": result.status,
         "diverged": result.diverged,
         "method": bound.name,
@@ -369,7 +457,7 @@ def run_request(
         "reference": reference,
         "seed": seed,
         "adapter_in": str(adapter_path.resolve()) if adapter_path else None,
-        "adapter": ADAPTER_DIR if result.ok else None,
+        "adapter": ADAPTER_DIR if result.ok and loop is not None else None,
         "applies_on": {"model": str(Path(model_dir).resolve()), "merged": merged},
         "steps": result.steps,
         "processes": result.processes,
@@ -377,23 +465,43 @@ def run_request(
         "setup_seconds": round(result.setup_seconds, 3),
         "seconds_per_step": _median(result.step_seconds),
         "history": result.history,
-        "trainable_params": trainable,
+        "trainable_params": {},
         "info": result.info,
         "loop": {
             k: v
-            for k, v in dataclasses.asdict(loop).items()
+            for k, v in (dataclasses.asdict(loop) if loop is not None else {}).items()
             if k not in ("trainer_args", "checkpoint")
         },
-        "checkpoint_every": train.checkpoint_every,
+        "checkpoint_every": train.checkpoint_every if loop is not None else None,
         "resumed_from_step": result.resumed_from,
-        "scope": dataclasses.asdict(scope),
+        "scope": dataclasses.asdict(scope) if loop is not None else None,
     }
+
+
+def _finish(
+    out: Path,
+    model: nn.Module,
+    bound: Any,
+    result: LoopResult,
+    *,
+    record: dict[str, Any],
+    total_start: float,
+    edit: Any = None,
+) -> RequestResult:
+    """Write the request's state (adapter or edit) and its result.json (rank 0 only)."""
+    trainable = {} if edit is not None else trainable_parameters(model)
+    record["trainable_params"] = trainable
     if result.main_process:
-        if result.ok:
+        for stale in (ADAPTER_DIR, EDIT_DIR):
+            if (out / stale).exists():
+                shutil.rmtree(out / stale)  # a stale state must not pass for this result
+        if result.ok and edit is not None:
+            save_edit(edit, out / EDIT_DIR)
+            record["edit"] = EDIT_DIR
+            record["edit_sha256"] = folder_digests(out / EDIT_DIR)
+        elif result.ok:
             save_adapter(model, out / ADAPTER_DIR)
             record["adapter_sha256"] = adapter_digests(out / ADAPTER_DIR)
-        elif (out / ADAPTER_DIR).exists():
-            shutil.rmtree(out / ADAPTER_DIR)  # a stale adapter must not pass for this result
         record["total_seconds"] = round(time.perf_counter() - total_start, 3)
         write_json(out / RESULT_FILE, record)
         remove_checkpoints(out / CHECKPOINT_DIR)  # finished: nothing left to resume
@@ -464,6 +572,19 @@ def adapter_problem(adapter_dir: Path, recorded: Any) -> str | None:
     return digest_problem(adapter_dir, recorded, "the request wrote")
 
 
+def edit_problem(edit_dir: Path, record: dict[str, Any]) -> str | None:
+    """What is wrong with a finished request's weight edit against its recorded digests."""
+    if not is_edit_dir(edit_dir):
+        return "missing or incomplete (no edit.safetensors)"
+    recorded = record.get("edit_sha256")
+    return digest_problem(edit_dir, recorded, "the request wrote") if recorded else None
+
+
+def own_state(out: Path, record: dict[str, Any]) -> Path:
+    """A finished request's own state: its weight edit or its adapter."""
+    return out / (EDIT_DIR if record.get("edit") else ADAPTER_DIR)
+
+
 def _median(values: Sequence[float]) -> float | None:
     return round(statistics.median(values), 4) if values else None
 
@@ -479,11 +600,14 @@ def load_unlearned(
     made the tiny model's evaluation forwards about twice as slow.
     """
     out = Path(out_dir)
-    model_dir, earlier, _ = finished_request(out)
+    model_dir, earlier, record = finished_request(out)
     model = merge_adapters(load_model(model_dir, dtype=dtype, device=device), earlier)
-    model = load_adapter(model, out / ADAPTER_DIR)
-    if merged:
-        model = merge(model)
+    if record.get("edit"):
+        model = apply_state(model, own_state(out, record))  # an edit is in the weights
+    else:
+        model = load_adapter(model, out / ADAPTER_DIR)
+        if merged:
+            model = merge(model)
     model.eval()
     return model, load_processor(model_dir)
 
@@ -501,7 +625,8 @@ def finished_request(out: Path) -> tuple[Path, tuple[Path, ...], dict[str, Any]]
 
 
 def merge_adapters(model: nn.Module, adapters: Sequence[Path]) -> nn.Module:
-    """``model`` with each adapter loaded and merged into its weights, in order."""
+    """``model`` with each state (an adapter, or a weight edit) folded into its weights, in
+    order."""
     for adapter in adapters:
-        model = merge(load_adapter(model, adapter))
+        model = apply_state(model, adapter)
     return model

@@ -458,6 +458,7 @@ def train_method(
     if cfg.pack_tokens:
         check_packable(base_model(model))
     _forget_earlier_preparation(model)
+    data = method.construct(data)
     with tempfile.TemporaryDirectory(prefix="pulse-loop-") as tmp:
         args = training_arguments(cfg, output_dir or tmp)
         collator = UnlearnCollator(

@@ -29,6 +29,7 @@ from typing import Any
 from pulse.errors import ConfigError
 from pulse.files import read_json, write_json
 from pulse.models.adapters import _atomic_dir, check_adapter
+from pulse.models.edits import is_edit_dir
 from pulse.models.loading import check_model_dir, load_model, load_processor
 from pulse.models.template import with_training_template
 
@@ -105,14 +106,14 @@ def _run_state(run: Path, state: str | None) -> Source:
 
 
 def _request(out: Path) -> Source:
-    from pulse.methods.request import ADAPTER_DIR, finished_request
+    from pulse.methods.request import finished_request, own_state
 
     base, merged, record = finished_request(out)  # damaged or unfinished: one line
     return Source(
         "request",
         base,
         merged,
-        out / ADAPTER_DIR,
+        own_state(out, record),  # its adapter, or its weight edit
         {"request": out.name, "method": record.get("method"), "params": record.get("params")},
     )
 
@@ -163,6 +164,11 @@ def export(
 def _export_adapter(source: Source, out: Path, base_ref: str | None) -> Exported:
     if source.adapter is None:
         raise ConfigError(f"--adapter-only: {source.base} is a model, it has no adapter")
+    if is_edit_dir(source.adapter):
+        raise ConfigError(
+            "--adapter-only: this request edited the weights (a training-free method), it has "
+            "no adapter; export it merged instead"
+        )
     if source.merged:
         raise ConfigError(
             f"--adapter-only: this request's adapter applies on its base with "

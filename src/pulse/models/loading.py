@@ -90,7 +90,12 @@ def load_model(
 
     _offline()
     check_model_dir(path, trust_remote_code=trust_remote_code)
-    if adapter is not None:
+    from pulse.models.edits import is_edit_dir
+
+    edited = adapter is not None and is_edit_dir(adapter)  # a weight edit (MANU) in its place
+    if edited and adapter_trainable:
+        raise ModelError(f"{adapter}: a weight edit cannot be trained further")
+    if adapter is not None and not edited:
         from pulse.models.adapters import check_adapter
 
         check_adapter(adapter)  # before the (slow) model load
@@ -111,7 +116,11 @@ def load_model(
         raise ModelError(f"{path}: cannot load the model: {_first_line(exc)}") from exc
     if device is not None and device_map is None:
         model.to(device)
-    if adapter is not None:
+    if edited:
+        from pulse.models.edits import apply_edit, load_edit
+
+        model = apply_edit(model, load_edit(adapter))
+    elif adapter is not None:
         from pulse.models.adapters import load_adapter
 
         model = load_adapter(model, adapter, trainable=adapter_trainable)

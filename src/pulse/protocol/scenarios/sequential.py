@@ -94,6 +94,15 @@ class SequentialScenario(Scenario):
         return "initial" if self.adapters == "continue" else "previous"
 
 
+def previous_state(out: Path) -> Path:
+    """The state a finished request left for the next one: its weight edit (a training-free
+    method) when it made one, else its adapter."""
+    from pulse.methods.request import ADAPTER_DIR, EDIT_DIR
+    from pulse.models.edits import is_edit_dir
+
+    return out / EDIT_DIR if is_edit_dir(out / EDIT_DIR) else out / ADAPTER_DIR
+
+
 def run(engine: Engine, name: str) -> None:
     spec = engine.config.scenarios[name]
     group, forget, retain = fictitious(engine, name)
@@ -146,7 +155,7 @@ def _chain(
                 retain,
                 entry,
                 name,
-                adapter=before.out_dir / "adapter" if before and before.out_dir else None,
+                adapter=previous_state(before.out_dir) if before and before.out_dir else None,
                 reference=reference,
                 seed=seed,
             )
