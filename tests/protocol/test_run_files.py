@@ -275,3 +275,47 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tm
     assert not [r for r in requests if (r / "checkpoints").exists()]
     resumed = [json.loads((r / "result.json").read_text())["resumed_from_step"] for r in requests]
     assert any(step is not None for step in resumed), resumed
+
+
+def test_a_run_directory_moved_elsewhere_keeps_its_requests_and_evaluations(
+    mini_config, tmp_path, monkeypatch
+):
+    """Cache keys and a request's record name what lies inside the run directory relative to
+    it: moved whole, a run (sequential chains included) trains and evaluates nothing again."""
+    import shutil
+
+    from pulse.eval import membership
+    from pulse.methods import request as request_module
+    from pulse.methods.request import load_unlearned
+    from pulse.protocol.measure import Measurer
+    from pulse.protocol.runner import run_protocol
+
+    only = {**mini_config, "methods": [{"method": "ga"}]}
+    only["scenarios"] = {
+        name: {**spec, "enabled": name == "sequential"}
+        for name, spec in mini_config["scenarios"].items()
+    }
+    first = run_protocol(parse_config(only), tmp_path / "first", progress=False)
+    rows = read_results(first.root / "results.jsonl")
+    moved = tmp_path / "moved"
+    shutil.copytree(first.root, moved)
+    shutil.rmtree(first.root)  # nothing may still be read from where it was
+    for stage in (moved / "stages").iterdir():
+        stage.unlink()  # every row computed again, from the requests and evaluations kept
+
+    def nothing_new(*args, **kwargs):
+        raise AssertionError("a moved run trained or evaluated again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(request_module, "run_request", nothing_new)
+        patched.setattr(Measurer, "evaluate", nothing_new)
+        patched.setattr(membership, "score_pairs", nothing_new)
+        run_protocol(parse_config(only), moved, progress=False)
+    assert read_results(moved / "results.jsonl") == rows
+    # the second request of the chain applies on the first, found in its new place
+    second = max(
+        (moved / "requests").iterdir(),
+        key=lambda d: len(json.loads((d / "result.json").read_text())["applies_on"]["merged"]),
+    )
+    model, _ = load_unlearned(second)
+    assert model is not None

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import random
 import shutil
 import statistics
@@ -237,7 +238,36 @@ def _merged_under(adapter: Path) -> list[str]:
     result = adapter.parent / RESULT_FILE
     if adapter.name not in (ADAPTER_DIR, EDIT_DIR) or not result.is_file():
         return []
-    return list(RequestResult.read(adapter.parent).record.get("applies_on", {}).get("merged", []))
+    record = RequestResult.read(adapter.parent).record
+    return [str(p) for p in applies_on(adapter.parent, record)[1]]
+
+
+def _relative(path: str, out: Path) -> str:
+    """``path`` relative to the request's folder ``out``."""
+    return os.path.relpath(Path(path).resolve(), out.resolve())
+
+
+def applies_on(out: Path, record: dict[str, Any]) -> tuple[Path, list[Path]]:
+    """The model a finished request applies on and the states merged under its own. Each is
+    recorded absolute and relative to the request's folder: the absolute path while it
+    exists, else the relative one when that exists (a run directory moved or copied as a
+    whole: its requests' chains and models moved with it), else the absolute (its loader
+    says it is missing)."""
+    applies = record["applies_on"]
+    relative = applies.get("relative") or {}
+
+    def located(absolute: str, rel: str | None) -> Path:
+        if Path(absolute).exists() or rel is None:
+            return Path(absolute)
+        moved = (out / rel).resolve()
+        return moved if moved.exists() else Path(absolute)
+
+    rels = relative.get("merged")
+    if not isinstance(rels, list) or len(rels) != len(applies["merged"]):
+        rels = [None] * len(applies["merged"])  # recorded before relative paths were
+    return located(applies["model"], relative.get("model")), [
+        located(a, r) for a, r in zip(applies["merged"], rels, strict=True)
+    ]
 
 
 def _with_adapters(
@@ -503,6 +533,11 @@ def _finish(
             save_adapter(model, out / ADAPTER_DIR)
             record["adapter_sha256"] = adapter_digests(out / ADAPTER_DIR)
         record["total_seconds"] = round(time.perf_counter() - total_start, 3)
+        applies = record["applies_on"]
+        applies["relative"] = {
+            "model": _relative(applies["model"], out),
+            "merged": [_relative(p, out) for p in applies["merged"]],
+        }
         write_json(out / RESULT_FILE, record)
         remove_checkpoints(out / CHECKPOINT_DIR)  # finished: nothing left to resume
     return RequestResult(
@@ -620,8 +655,8 @@ def finished_request(out: Path) -> tuple[Path, tuple[Path, ...], dict[str, Any]]
     record = RequestResult.read(out).record
     if record.get("status") != "ok":
         raise ModelError(f"{out}: the request did not finish (status {record.get('status')})")
-    applies = record["applies_on"]
-    return Path(applies["model"]), tuple(Path(p) for p in applies["merged"]), record
+    model, merged = applies_on(out, record)
+    return model, tuple(merged), record
 
 
 def merge_adapters(model: nn.Module, adapters: Sequence[Path]) -> nn.Module:

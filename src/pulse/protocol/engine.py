@@ -208,8 +208,8 @@ class Engine:
         train = entry.train(self.config.train_of(scenario))
         scope = scope or train.scope
         key = content_key(
-            str(Path(model_dir).resolve()),
-            str(adapter.resolve()) if adapter else None,
+            self.where(model_dir),
+            self.where(adapter) if adapter else None,
             sorted(forget),
             sorted(retain),
             entry.method,
@@ -257,6 +257,20 @@ class Engine:
 
     # --- measuring --------------------------------------------------------------------------
 
+    def where(self, path: Path) -> str:
+        """``path`` as the cache keys name it: relative to the run directory when inside it
+        (a run directory moved elsewhere keeps its finished requests and evaluations),
+        absolute otherwise."""
+        resolved = Path(path).resolve()
+        root = self.store.root.resolve()
+        if resolved.is_relative_to(root):
+            return f"run:{resolved.relative_to(root).as_posix()}"
+        return str(resolved)
+
+    def model_state(self, model_dir: Path) -> str:
+        """The evaluation cache's name of the model at ``model_dir`` (no request applied)."""
+        return f"model:{self.where(model_dir)}"
+
     def state(
         self, model_dir: Path, request_dir: Path | None = None
     ) -> tuple[str, Callable[[], Any]]:
@@ -264,10 +278,7 @@ class Engine:
         it at most once while it is the state being measured: the MCQ evaluation, the pair
         scores and the Test_Set questions of one state share one load. Not for attacks, which
         change the model they load."""
-        if request_dir is not None:
-            name = f"request:{request_dir.name}"
-        else:
-            name = f"model:{Path(model_dir).resolve()}"
+        name = f"request:{request_dir.name}" if request_dir else self.model_state(model_dir)
         if self._measured is None or self._measured[0] != name:
             self._measured = (name, _once(self.model_loader(model_dir, request_dir)))
         return self._measured
@@ -311,7 +322,7 @@ class Engine:
         pairs = self.measurer.measure_pairs(state, load, plan).pairs or []
         if reference is not None:
             before = self.measurer.measure_pairs(
-                f"model:{reference.resolve()}", self.model_loader(reference), plan
+                self.model_state(reference), self.model_loader(reference), plan
             )
             losses = {p.key: p.loss for p in before.pairs or []}
             pairs = [replace(p, reference=losses.get(p.key)) for p in pairs]

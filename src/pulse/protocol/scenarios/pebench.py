@@ -158,7 +158,7 @@ def _target_kind(
 
     # Read once per target kind: every method's rows pair with it.
     before = cache(
-        lambda: measure(engine, f"model:{model.resolve()}", model, None, rows, kind, targets)
+        lambda: measure(engine, engine.model_state(model), model, None, rows, kind, targets)
     )
     before_cell = CellId.before(name, kind)
     engine.stage(f"{name}/{kind}/before", lambda: metric_rows(before_cell, [before()], splits))

@@ -181,9 +181,9 @@ def _attack_scenario(
     def attacked(state: State) -> State:
         return _attacked(engine, spec, scenario, attack, state, splits, relearn_pairs)
 
-    before = State(f"model:{group.model.resolve()}", engine.model_loader(group.model))
+    before = State(engine.model_state(group.model), engine.model_loader(group.model))
     oracle = (
-        State(f"model:{group.oracle.resolve()}", engine.model_loader(group.oracle))
+        State(engine.model_state(group.oracle), engine.model_loader(group.oracle))
         if group.oracle is not None
         else None
     )
