@@ -28,3 +28,30 @@ def mini_config(small_world, tiny_models) -> dict[str, Any]:
             "pebench": {"enabled": False},  # its own test enables it
         },
     }
+
+
+@pytest.fixture
+def no_new_work(monkeypatch):
+    """A context in which training a request, evaluating a state, scoring membership pairs or
+    attacking a state fails the test: what a resumed (or moved) finished run must not do."""
+    from contextlib import contextmanager
+
+    from pulse.eval import membership
+    from pulse.methods import request
+    from pulse.protocol.attacks import quantize, relearn
+    from pulse.protocol.measure import Measurer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run trained, evaluated or attacked again")
+
+    @contextmanager
+    def forbidden():
+        with monkeypatch.context() as patched:
+            patched.setattr(request, "run_request", refuse)
+            patched.setattr(Measurer, "evaluate", refuse)
+            patched.setattr(membership, "score_pairs", refuse)
+            patched.setattr(relearn, "relearned", refuse)
+            patched.setattr(quantize, "quantize", refuse)
+            yield
+
+    return forbidden

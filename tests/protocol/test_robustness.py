@@ -7,10 +7,7 @@ import json
 import pytest
 
 from pulse.errors import ConfigError
-from pulse.eval import membership
-from pulse.protocol.attacks import quantize, relearn
 from pulse.protocol.config import parse_config
-from pulse.protocol.measure import Measurer
 from pulse.protocol.runner import run_protocol
 from pulse.protocol.scenarios import robustness
 from pulse.report import write_report
@@ -35,7 +32,7 @@ def _rows(run_dir):
     return [r for r in map(json.loads, lines) if r["scenario"] == "robustness"]
 
 
-def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, monkeypatch):
+def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, no_new_work):
     config = _config(mini_config)
     run_dir = tmp_path / "run"
     run_protocol(config, run_dir, progress=False)
@@ -77,14 +74,7 @@ def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, monkeypatch):
     done = {name for name, s in manifest["stages"].items() if name.startswith("robustness/")}
     assert "robustness/finetuned/relearn/ga" in done
 
-    def nothing_new(*args, **kwargs):
-        raise AssertionError("a finished run evaluated or attacked again")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(Measurer, "evaluate", nothing_new)
-        patched.setattr(membership, "score_pairs", nothing_new)
-        patched.setattr(relearn, "relearned", nothing_new)
-        patched.setattr(quantize, "quantize", nothing_new)
+    with no_new_work():
         run_protocol(config, run_dir, progress=False)
     assert _rows(run_dir) == rows
     # the robustness table and its reading

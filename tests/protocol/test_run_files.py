@@ -278,16 +278,13 @@ def test_a_run_killed_at_random_moments_resumes_to_the_same_rows(mini_config, tm
 
 
 def test_a_run_directory_moved_elsewhere_keeps_its_requests_and_evaluations(
-    mini_config, tmp_path, monkeypatch
+    mini_config, tmp_path, no_new_work
 ):
     """Cache keys and a request's record name what lies inside the run directory relative to
     it: moved whole, a run (sequential chains included) trains and evaluates nothing again."""
     import shutil
 
-    from pulse.eval import membership
-    from pulse.methods import request as request_module
     from pulse.methods.request import load_unlearned
-    from pulse.protocol.measure import Measurer
     from pulse.protocol.runner import run_protocol
 
     only = {**mini_config, "methods": [{"method": "ga"}]}
@@ -303,13 +300,7 @@ def test_a_run_directory_moved_elsewhere_keeps_its_requests_and_evaluations(
     for stage in (moved / "stages").iterdir():
         stage.unlink()  # every row computed again, from the requests and evaluations kept
 
-    def nothing_new(*args, **kwargs):
-        raise AssertionError("a moved run trained or evaluated again")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(request_module, "run_request", nothing_new)
-        patched.setattr(Measurer, "evaluate", nothing_new)
-        patched.setattr(membership, "score_pairs", nothing_new)
+    with no_new_work():
         run_protocol(parse_config(only), moved, progress=False)
     assert read_results(moved / "results.jsonl") == rows
     # the second request of the chain applies on the first, found in its new place
