@@ -69,12 +69,17 @@ def world_train(
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Score each stage on its benchmark.")
     ] = True,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+    ] = "auto",
 ) -> None:
     """Build and train the tiny LLaVA of the embedded default: stage 1 pre-trains it from
     scratch on the world's corpus (base/), stage 2 LoRA fine-tunes it on the fictitious
     profiles (finetuned/). Stages already trained for the same world and config are reused."""
+    from pulse.models.device import choose_device
     from pulse.world.train import train_world_models, world_train_config
 
+    choose_device(device)  # the Trainer takes the GPU it sees; cpu hides them
     cfg = world_train_config(seed, pretrain_epochs, finetune_epochs)
     results = train_world_models(world, out, cfg, check=check)
     print_stage_table(results)
@@ -96,13 +101,17 @@ def run_command(
             "--new-dir", help="If --out holds a run of another config, use a fresh DIR-2, DIR-3."
         ),
     ] = False,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+    ] = "auto",
 ) -> None:
     """Run the protocol: every enabled scenario with every method, then the report.
-    Re-running the same command resumes: finished stages are kept, the rest is run."""
+    Re-running the same command resumes: finished stages are kept, the rest is run.
+    Under `torchrun` / `accelerate launch` the processes share the run (docs/scaling.md)."""
     from pulse.protocol.config import load_config
 
     cfg = load_config(config, list(overrides or []))
-    _run_and_report(cfg, out or Path("runs") / config.stem, new_dir)
+    _run_and_report(cfg, out or Path("runs") / config.stem, new_dir, device)
 
 
 @app.command("demo")
@@ -115,6 +124,9 @@ def demo(
         list[str] | None,
         typer.Option("--set", help="Override a config key (see configs/demo.yaml)."),
     ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+    ] = "auto",
 ) -> None:
     """The embedded default end to end on a CPU: build the synthetic world and the tiny models
     (reused when unchanged), run every scenario (finetuned, pretrained, sequential, scope,
@@ -127,7 +139,7 @@ def demo(
         # a newer version) runs beside the old results in OUT-2 and still reuses them.
         world = cfg.models.world.model_copy(update={"dir": out})
         cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"world": world})})
-    _run_and_report(cfg, out, new_dir=True)
+    _run_and_report(cfg, out, True, device)
 
 
 @app.command("report")
@@ -141,11 +153,18 @@ def report_command(
     _report(run_dir)
 
 
-def _run_and_report(cfg, out: Path, new_dir: bool) -> None:
+def _run_and_report(cfg, out: Path, new_dir: bool, device: str = "auto") -> None:
+    from pulse.models.collective import is_main, join
+    from pulse.models.device import check_precision, choose_device
     from pulse.protocol.runner import run_protocol
 
+    chosen = choose_device(device)
+    check_precision(chosen, dtype=cfg.models.dtype, bf16=cfg.train.bf16)
+    join(chosen)  # under torchrun / accelerate launch: one process group for the whole run
     try:
-        store = run_protocol(cfg, out, new_dir=new_dir)
+        store = run_protocol(cfg, out, new_dir=new_dir, device=chosen)
+        if not is_main():
+            return  # rank 0 writes the report
     except KeyboardInterrupt:
         Console(stderr=True).print(
             "interrupted: the finished stages are kept; run the same command again to resume",

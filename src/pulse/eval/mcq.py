@@ -68,6 +68,7 @@ from pulse.models.chat import (
     format_prompt,
     prompt_length,
 )
+from pulse.models.collective import sharded
 
 V = TypeVar("V")
 
@@ -122,13 +123,21 @@ def score_mcq(
     *,
     pool: Sequence[QAItem] | None = None,
     cache: EncodingCache | None = None,
+    shard: bool = False,
 ) -> list[ItemRecord]:
     """Score multiple-choice ``items`` with ``cfg.scorer``; one record per item, in order.
 
     ``pool`` holds the few-shot items of the ``mllmu`` scorer (none of the evaluated entities).
     ``cache`` keeps the ``letter`` and ``option_text`` scorers' encodings for the next model
-    scored on the same items (see :mod:`pulse.eval.encodings`).
+    scored on the same items (see :mod:`pulse.eval.encodings`). ``shard``: in a launched run
+    of several processes (every one calling this on the same items), each scores a block of
+    the items and every process gets all the records (an item's record depends on the item
+    alone, so the same records to float rounding).
     """
+    if shard:
+        return sharded(
+            items, lambda part: score_mcq(model, processor, part, cfg, pool=pool, cache=cache)
+        )
     cfg = cfg or MCQConfig()
     check_scorer(cfg.scorer)
     if any(item.kind is not ItemKind.MCQ for item in items):

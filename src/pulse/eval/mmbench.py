@@ -89,12 +89,15 @@ def evaluate_mmbench(
     cfg: MCQConfig | None = None,
     *,
     cache: EncodingCache | None = None,
+    shard: bool = False,
 ) -> GeneralResult:
     """Score every row, then CircularEval (see :class:`GeneralResult`). ``cache``: encodings
-    kept for the next model scored on ``rows`` (see ``score_mcq``)."""
+    kept for the next model scored on ``rows``; ``shard``: the rows scored over the processes
+    of a launched run (see ``score_mcq``)."""
     cfg = cfg or MCQConfig()
     cfg = replace(cfg, scorer=mmbench_scorer(cfg.scorer))
-    records = score_mcq(model, processor, [row_item(r) for r in rows], cfg, cache=cache)
+    items = [row_item(r) for r in rows]
+    records = score_mcq(model, processor, items, cfg, cache=cache, shard=shard)
     result = circular_eval(
         CircularRow(r.index, bool(rec.correct), r.category or None, r.l2_category or None)
         for r, rec in zip(rows, records, strict=True)

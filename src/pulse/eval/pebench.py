@@ -29,6 +29,7 @@ from pulse.eval.generation import GenConfig, generate_texts
 from pulse.eval.pebench_metrics import PEBenchGroup, keyword_score, name_precision, pebench_summary
 from pulse.eval.records import ItemRecord, records_to_dicts
 from pulse.models.chat import ChatExample
+from pulse.models.collective import sharded
 
 PERSON_QUESTION = "Who is the person in this image?"
 EVENT_QUESTION = "What event is shown in this image?"
@@ -144,13 +145,21 @@ def pebench_eval(
     *,
     kind: str | None = None,
     cfg: GenConfig | None = None,
+    shard: bool = False,
 ) -> dict[str, Any]:
-    """Generate the answers, score and group them: ``{kind, targets, summary, records}``."""
+    """Generate the answers, score and group them: ``{kind, targets, summary, records}``.
+    ``shard``: the questions answered over the processes of a launched run (each a block;
+    greedy answers depend on their question alone)."""
     targets = [targets] if isinstance(targets, str) else list(targets)
     kind = kind or target_kind(rows, targets)
     queries = pebench_queries(rows, targets, kind)
     examples = [ChatExample(QUESTIONS[q.concept], image=rows[q.row].image) for q in queries]
-    responses = generate_texts(model, processor, examples, cfg or GenConfig())
+    if shard:
+        responses = sharded(
+            examples, lambda part: generate_texts(model, processor, part, cfg or GenConfig())
+        )
+    else:
+        responses = generate_texts(model, processor, examples, cfg or GenConfig())
     records = score_answers(rows, queries, responses)
     return {
         "kind": kind,

@@ -23,8 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from pulse.data.schema import TrainPair
 from pulse.data.splits import read_split, write_split
+from pulse.errors import ModelError
+from pulse.models import collective
+from pulse.models.device import resolve_device, trainer_device
 from pulse.protocol import generalisation
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig
@@ -53,8 +58,10 @@ class Engine:
         *,
         progress: bool = True,
         stop_after: int | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.config = config
+        self.device = device or resolve_device()
         self.store = store
         self.sources = sources
         self.progress = progress
@@ -101,7 +108,7 @@ class Engine:
         return rows
 
     def say(self, text: str) -> None:
-        if self.progress:
+        if self.progress and collective.is_main():
             print(text, flush=True)
 
     def cell_stage(
@@ -150,25 +157,31 @@ class Engine:
 
     def saved_split(self, name: str) -> tuple[list[str], list[str]] | None:
         folder = self.store.path("splits", name)
-        if (folder / "forget.txt").is_file() and (folder / "retain.txt").is_file():
-            return read_split(folder / "forget.txt"), read_split(folder / "retain.txt")
-        return None
+
+        def read() -> tuple[list[str], list[str]] | None:
+            if (folder / "forget.txt").is_file() and (folder / "retain.txt").is_file():
+                return read_split(folder / "forget.txt"), read_split(folder / "retain.txt")
+            return None
+
+        return collective.from_main(read)
 
     def save_split(
         self, name: str, forget: list[str], retain: list[str]
     ) -> tuple[list[str], list[str]]:
         folder = self.store.path("splits", name)
-        write_split(folder / "retain.txt", retain)
-        write_split(folder / "forget.txt", forget)  # written last: its presence means complete
+
+        def write() -> None:
+            write_split(folder / "retain.txt", retain)
+            write_split(folder / "forget.txt", forget)  # written last: its presence means complete
+
+        collective.from_main(write)
         return forget, retain
 
     # --- models and requests ----------------------------------------------------------------
 
     def model_loader(self, model_dir: Path, request_dir: Path | None = None) -> Callable[[], Any]:
         def load() -> Any:
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else None
+            device = str(self.device) if self.device.type != "cpu" else None
             if request_dir is not None:
                 from pulse.methods.request import load_unlearned
 
@@ -220,10 +233,12 @@ class Engine:
             seed,
         )
         out = self.store.path("requests", key)
-        finished = RequestResult.finished(out)  # None too when damaged: it runs again
+        # None too when damaged: it runs again.
+        finished = collective.from_main(lambda: RequestResult.finished(out))
         if finished is not None:
             return _outcome(finished, reused=True)
         self._measured = None  # a request trains its own copy: the measured state lets go
+        failure: Exception | None = None
         try:
             if pairs is not None:
                 forget_pairs, retain_pairs = pairs()
@@ -245,15 +260,31 @@ class Engine:
                 reference=reference,  # type: ignore[arg-type]
                 dtype=self.config.models.dtype,
                 progress=self.progress,
+                trainer_args=trainer_device(self.device),
             )
         except (KeyboardInterrupt, Interrupt):
             raise
         except Exception as exc:  # one failing method must not stop the run
+            failure, trace = exc, traceback.format_exc()
+        # Every process trained the request together: they agree on how it ended, and the
+        # others read rank 0's adapter only once it is written.
+        failed = collective.gathered(failure is not None)
+        if any(failed) and not all(failed):
+            which = [r for r, f in enumerate(failed) if f]
+            raise ModelError(
+                f"request {key} failed in process(es) {which} only: the run stops here "
+                "(run the same command again to resume)"
+            ) from failure
+        if failure is None:
+            return _outcome(result)
+
+        def record() -> None:
             (out / "error.txt").parent.mkdir(parents=True, exist_ok=True)
-            (out / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            return RequestOutcome("failed", None, f"{type(exc).__name__}: {reason}".rstrip(": "))
-        return _outcome(result)
+            (out / "error.txt").write_text(trace, encoding="utf-8")
+
+        collective.from_main(record)
+        reason = str(failure).splitlines()[0] if str(failure) else ""
+        return RequestOutcome("failed", None, f"{type(failure).__name__}: {reason}".rstrip(": "))
 
     # --- measuring --------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from pulse.eval.encodings import EncodingCache
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.mmbench import evaluate_mmbench
 from pulse.eval.options import clean_options
+from pulse.models import collective
 from pulse.protocol.cells import CellId
 from pulse.protocol.config import EvalConfig
 from pulse.protocol.measurement import Measurement
@@ -237,13 +238,18 @@ class Measurer:
             # encoded once per run, within the encodings' byte budget.
             mllmu, size = self.mllmu, self.cfg.batch_size
             pairs = self.encodings.get(("pairs", repr(plan)), lambda: pairs_to_score(mllmu, plan))
-            encoded = self.encodings.of(
-                processor, ("pairs", repr(plan), size), lambda: encode_pairs(processor, pairs, size)
-            )
-            scores = score_pairs(
-                model, processor, pairs, k=plan.min_k, batch_size=size, encoded=encoded
-            )
-            return Measurement(pairs=scores)
+
+            # In a launched run of several processes each scores a block of the pairs.
+            def score(part: list[Any]) -> list[Any]:
+                key = ("pairs", repr(plan), size, collective.rank(), len(part))
+                encoded = self.encodings.of(
+                    processor, key, lambda: encode_pairs(processor, part, size)
+                )
+                return score_pairs(
+                    model, processor, part, k=plan.min_k, batch_size=size, encoded=encoded
+                )
+
+            return Measurement(pairs=collective.sharded(pairs, score))
 
         return self.cached(key, evaluate, {"state": state, "pairs_of": asdict(plan)})
 
@@ -264,14 +270,17 @@ class Measurer:
             max_new_tokens=self.cfg.max_new_tokens,
             seed=self.seed,
         )
+        # In a launched run of several processes, each scores a block of the items.
         records = (
-            score_mcq(model, processor, list(items), cfg, cache=self.encodings) if items else []
+            score_mcq(model, processor, list(items), cfg, cache=self.encodings, shard=True)
+            if items
+            else []
         )
         mmbench = None
         if general and self.general_rows:
             # Kept with its per-question verdicts: a change's paired interval needs them.
             mmbench = evaluate_mmbench(
-                model, processor, self.general_rows, cfg, cache=self.encodings
+                model, processor, self.general_rows, cfg, cache=self.encodings, shard=True
             )
         chance = {i.id: 1 / len(clean_options(i.options)) for i in items if i.options}
         return Measurement(records, mmbench, chance)

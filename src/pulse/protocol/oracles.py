@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pulse.errors import ConfigError
+from pulse.models.collective import solo
 
 if TYPE_CHECKING:
     from pulse.protocol.engine import Engine
@@ -59,7 +60,10 @@ def _world_oracle(engine: Engine, kind: str, forget: Sequence[str]) -> Path | No
 
         train = train_finetuned_oracle if kind == "finetuned" else train_pretrained_oracle
         engine.say(f"[oracle of the {'fine-tuned' if kind == 'finetuned' else 'base'} model]")
-        result = train(world.world, world.models, forget, world.config, progress=engine.progress)
+        # One process of its own (rank 0's, in a launched run): the others wait for the model.
+        result = solo(
+            train, world.world, world.models, forget, world.config, progress=engine.progress
+        )
         engine.say(describe(result, forget))
         _FOUND[key] = result.path
     return _FOUND[key]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
+
+from pulse.models.collective import from_main, is_main, solo
+from pulse.models.device import resolve_device
 from pulse.protocol.config import RunConfig
 from pulse.protocol.engine import Engine, Interrupt
 from pulse.protocol.registry import get_scenario
@@ -32,16 +36,25 @@ def run_protocol(
     new_dir: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    device: torch.device | None = None,
 ) -> RunStore:
     """Open (or resume) the run directory, prepare the models and run every enabled scenario.
-    Local checkpoints and files are checked before the run directory is created."""
+    Local checkpoints and files are checked before the run directory is created.
+
+    In a launched run of several processes (``torchrun`` / ``accelerate launch``, the process
+    group joined) every process calls this: rank 0 alone writes the run directory, the world
+    is prepared by rank 0 in one process of its own, every request trains over all the
+    processes and every evaluation is split over them (:mod:`pulse.models.collective`)."""
+    device = device or resolve_device()
+    progress = progress and is_main()
     if config.models.world is None:
         sources = local_sources(config)
-        check_sources(config, sources)
+        from_main(lambda: check_sources(config, sources))
         store = RunStore.open(run_dir, config, new_dir=new_dir)
     else:
         store = RunStore.open(run_dir, config, new_dir=new_dir)
-        sources = world_sources(config, store.root, progress=progress)
-        check_sources(config, sources)
-    run_scenarios(Engine(config, store, sources, progress=progress, stop_after=stop_after))
+        sources = solo(world_sources, config, store.root, progress=progress)
+        from_main(lambda: check_sources(config, sources))
+    engine = Engine(config, store, sources, progress=progress, stop_after=stop_after, device=device)
+    run_scenarios(engine)
     return store

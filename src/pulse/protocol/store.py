@@ -11,6 +11,11 @@ Layout::
     RUN/evals/<key>.json   per-item records of one model state on one set of people
     RUN/results.jsonl      every finished stage's rows, rebuilt after each stage
 
+In a launched run of several processes (``torchrun`` / ``accelerate launch``) rank 0 alone
+reads and writes the run directory; the others get its answers (:mod:`pulse.models.collective`)
+and compute each stage's rows with it, and the stage is sealed by rank 0 once every process is
+done with it. A process that dies mid-stage leaves that stage unsealed: it runs again on resume.
+
 A stage is done when its rows file exists, the manifest says so and the file is the one the
 manifest recorded (its row count and SHA-256). Both are written atomically (rows first), so a
 killed run loses at most the stage it was in; a stage file damaged or cut afterwards is found
@@ -31,6 +36,7 @@ from typing import Any
 
 from pulse.errors import ConfigError, DataError
 from pulse.files import read_json, read_text, sha256_file, write_json, write_text
+from pulse.models.collective import from_main, is_main
 from pulse.protocol.config import RunConfig, dump_config
 from pulse.protocol.results import RESULTS_FILE, ResultRow, dump_rows, read_results, write_results
 from pulse.protocol.verify import FINISHED, stage_file, stage_file_problem
@@ -68,14 +74,24 @@ class RunStore:
 
     @classmethod
     def open(cls, root: str | Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
-        root = Path(root)
+        """Create or resume ``root`` (rank 0; every process gets the same store)."""
+        store = from_main(lambda: cls._open(Path(root), config, new_dir=new_dir))
+        if not is_main() and not (store.root / MANIFEST).is_file():
+            raise ConfigError(
+                f"{store.root}: rank 0's run directory is not visible here: a run of several "
+                "machines needs its run directory on a filesystem every machine sees"
+            )
+        return store
+
+    @classmethod
+    def _open(cls, root: Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
         digest = config.digest()
         path = root / MANIFEST
         if path.is_file():
             manifest = _read_manifest(root, config)
             if manifest is not None and manifest.get("config_hash") != digest:
                 if new_dir:
-                    return cls.open(free_directory(root), config)
+                    return cls._open(free_directory(root), config)
                 changed = _changed_keys(root / CONFIG, config)
                 raise ConfigError(
                     f"{root} holds a run of a different config (changed: {changed}); "
@@ -87,7 +103,7 @@ class RunStore:
                 store._save()
                 # A run killed between a stage's manifest entry and the results file left
                 # the results file a stage behind.
-                store.rebuild_results()
+                store._rebuild_results()
                 return store
             say(f"{path}: unreadable, the config is the same: starting a fresh manifest")
         root.mkdir(parents=True, exist_ok=True)
@@ -112,6 +128,9 @@ class RunStore:
     def is_done(self, stage: str) -> bool:
         """Whether ``stage`` finished and its rows file is the one it wrote. A damaged or
         missing file is said once (the stage then runs again)."""
+        return from_main(lambda: self._is_done(stage))
+
+    def _is_done(self, stage: str) -> bool:
         record = self.manifest["stages"].get(stage, {})
         if record.get("status") not in FINISHED:
             return False
@@ -137,20 +156,28 @@ class RunStore:
         return stage_file(self.root, stage)
 
     def stage_rows(self, stage: str) -> list[ResultRow]:
-        return read_results(self.rows_path(stage))
+        return from_main(lambda: read_results(self.rows_path(stage)))
 
     def run_stage(self, stage: str, compute: Callable[[], Sequence[ResultRow]]) -> list[ResultRow]:
         """The rows of ``stage``: read back when done, else computed, saved and marked.
-        The stage's status is ``ok`` unless its rows carry a diverged / failed status row."""
+        The stage's status is ``ok`` unless its rows carry a diverged / failed status row.
+        Every process computes; rank 0 seals the stage with its rows."""
         if self.is_done(stage):
             return self.stage_rows(stage)
+        from_main(lambda: self._running(stage))
+        started = dt.datetime.now(dt.UTC)
+        rows = list(compute())
+        return from_main(lambda: self._seal(stage, rows, started))
+
+    def _running(self, stage: str) -> None:
         record = self.manifest["stages"].setdefault(stage, {})
         record.update(status="running", error=None)
         record.pop("rows", None)
         record.pop("sha256", None)
         self._save()
-        started = dt.datetime.now(dt.UTC)
-        rows = list(compute())
+
+    def _seal(self, stage: str, rows: list[ResultRow], started: dt.datetime) -> list[ResultRow]:
+        record = self.manifest["stages"][stage]
         path = write_text(self.rows_path(stage), dump_rows(rows))
         statuses = {r.status for r in rows}
         final = next((s for s in ("failed", "diverged") if s in statuses), "done")
@@ -163,25 +190,35 @@ class RunStore:
             sha256=sha256_file(path),
         )
         self._save()
-        self.rebuild_results()
+        self._rebuild_results()
         return rows
 
     def note(self, stage: str, **info: Any) -> None:
         """Extra facts about a stage in the manifest (e.g. the request directory it used)."""
-        self.manifest["stages"].setdefault(stage, {}).update(info)
-        self._save()
+
+        def write() -> None:
+            self.manifest["stages"].setdefault(stage, {}).update(info)
+            self._save()
+
+        from_main(write)
 
     def rebuild_results(self) -> Path:
+        return from_main(self._rebuild_results)
+
+    def _rebuild_results(self) -> Path:
         rows: list[ResultRow] = []
         for stage in self.manifest["stages"]:
-            if self.is_done(stage):
-                rows.extend(self.stage_rows(stage))
+            if self._is_done(stage):
+                rows.extend(read_results(self.rows_path(stage)))
         return write_results(self.root / RESULTS_FILE, rows)
 
     def finish(self, seconds: float) -> None:
-        self.manifest["finished"] = True
-        self.manifest["seconds"] = round(seconds, 3)
-        self._save()
+        def write() -> None:
+            self.manifest["finished"] = True
+            self.manifest["seconds"] = round(seconds, 3)
+            self._save()
+
+        from_main(write)
 
     # --- other files ------------------------------------------------------------------------
 
@@ -191,6 +228,9 @@ class RunStore:
     def read_json(self, *parts: str, parse: Callable[[Any], Any] | None = None) -> Any:
         """The JSON in the run directory's file ``parts`` (through ``parse`` when given);
         ``None`` when it is missing, or damaged (said in one line: it is computed again)."""
+        return from_main(lambda: self._read_json(parts, parse))
+
+    def _read_json(self, parts: Sequence[str], parse: Callable[[Any], Any] | None) -> Any:
         path = self.path(*parts)
         if not path.is_file():
             return None
@@ -204,7 +244,7 @@ class RunStore:
         return None
 
     def write_json(self, obj: Any, *parts: str) -> Path:
-        return write_json(self.path(*parts), obj)
+        return from_main(lambda: write_json(self.path(*parts), obj))
 
     def _save(self) -> None:
         write_json(self.root / MANIFEST, self.manifest)

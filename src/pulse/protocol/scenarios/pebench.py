@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -22,6 +23,8 @@ from pulse.data.schema import TrainPair
 from pulse.errors import ConfigError
 from pulse.eval.pebench import QUESTIONS, SEEN_SPLITS, pebench_eval
 from pulse.eval.records import records_from_dicts
+from pulse.models.collective import from_main, solo
+from pulse.models.scope import UpdateScope
 from pulse.protocol.cells import CellId, RequestOutcome
 from pulse.protocol.config import Scenario
 from pulse.protocol.engine import Engine
@@ -33,6 +36,9 @@ from pulse.protocol.splits import seeded_order
 from pulse.protocol.store import content_key
 from pulse.report.reading import clear_leader, ok_rows, pct
 from pulse.report.tables import Column, Layout, Table
+
+if TYPE_CHECKING:
+    from pulse.methods.supervised import TrainConfig
 
 NAME = "pebench"
 KINDS = ("person", "event")  # the target kinds, each a setting of the table
@@ -88,20 +94,15 @@ def concept_pairs(
 
 
 def finetuned_model(engine: Engine, rows: Sequence[PEBenchRow]) -> Path:
-    """The base model fine-tuned on both questions of every seen image (cached in the run)."""
+    """The base model fine-tuned on both questions of every seen image (cached in the run;
+    trained in one process of its own, rank 0's in a launched run)."""
+    from pulse.methods.supervised import TrainConfig
+
     spec = engine.config.scenarios[NAME]
     out = engine.store.path("models", NAME)
-    if (out / "config.json").is_file():
-        return out
-    from pulse.methods.supervised import TrainConfig, train_supervised
-    from pulse.models.adapters import apply_scope, save_merged
-    from pulse.models.loading import load_model_and_processor
-
     assert engine.sources.base is not None
-    train = engine.config.train_of(NAME)
-    model, processor = load_model_and_processor(engine.sources.base, dtype="float32")
-    model = apply_scope(model, train.scope.update_scope())
     pairs = concept_pairs(rows, "person") + concept_pairs(rows, "event")
+    train = engine.config.train_of(NAME)
     cfg = TrainConfig(
         epochs=spec.finetune_epochs,
         batch_size=train.batch_size,
@@ -109,6 +110,19 @@ def finetuned_model(engine: Engine, rows: Sequence[PEBenchRow]) -> Path:
         seed=engine.config.seed,
         progress=engine.progress,
     )
+    scope = train.scope.update_scope()
+    if from_main(lambda: (out / "config.json").is_file()):
+        return out
+    return solo(_finetune, engine.sources.base, scope, pairs, cfg, out)
+
+
+def _finetune(base: Path, scope: UpdateScope, pairs: list[TrainPair], cfg: TrainConfig, out: Path):
+    from pulse.methods.supervised import train_supervised
+    from pulse.models.adapters import apply_scope, save_merged
+    from pulse.models.loading import load_model_and_processor
+
+    model, processor = load_model_and_processor(base, dtype="float32")
+    model = apply_scope(model, scope)
     train_supervised(model, processor, pairs, cfg)
     save_merged(model, out, processor)
     return out
@@ -125,7 +139,7 @@ def measure(
     def evaluate() -> Measurement:
         loaded, processor = engine.model_loader(model, request)()
         cfg = GenConfig(engine.config.eval.batch_size, engine.config.eval.max_new_tokens, False)
-        result = pebench_eval(loaded, processor, rows, targets, kind=kind, cfg=cfg)
+        result = pebench_eval(loaded, processor, rows, targets, kind=kind, cfg=cfg, shard=True)
         return Measurement(pebench=records_from_dicts(result["records"]))
 
     return engine.measurer.cached(key, evaluate, {"state": state})

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from pulse.data.splits import read_split, write_split
 from pulse.errors import ConfigError
+from pulse.models.collective import from_main
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, Scenario
 from pulse.protocol.engine import Engine
@@ -202,11 +203,16 @@ def _gap(
 
 
 def _subsets(engine: Engine, forget: list[str], k: int) -> list[list[str]]:
-    folder = engine.store.path("splits", NAME)
+    """The sequence's subsets of the forget set, saved in the run directory (by rank 0)."""
+    folder, seed = engine.store.path("splits", NAME), engine.config.seed
+    return from_main(lambda: _saved_subsets(folder, forget, k, seed))
+
+
+def _saved_subsets(folder: Path, forget: list[str], k: int, seed: int) -> list[list[str]]:
     files = [folder / f"request_{i}.txt" for i in range(1, k + 1)]
     if all(f.is_file() for f in files):
         return [read_split(f) for f in files]
-    subsets = partition(forget, k, engine.config.seed)
+    subsets = partition(forget, k, seed)
     for f, subset in zip(files, subsets, strict=True):
         write_split(f, subset)
     return subsets
