@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -154,7 +153,7 @@ def report_command(
 
 
 def _run_and_report(cfg, out: Path, new_dir: bool, device: str = "auto") -> None:
-    from pulse.models.collective import is_main, join
+    from pulse.models.collective import join
     from pulse.models.device import check_precision, choose_device
     from pulse.protocol.runner import run_protocol
 
@@ -163,7 +162,7 @@ def _run_and_report(cfg, out: Path, new_dir: bool, device: str = "auto") -> None
     join(chosen)  # under torchrun / accelerate launch: one process group for the whole run
     try:
         store = run_protocol(cfg, out, new_dir=new_dir, device=chosen)
-        if not is_main():
+        if not _is_main():
             return  # rank 0 writes the report
     except KeyboardInterrupt:
         Console(stderr=True).print(
@@ -172,6 +171,13 @@ def _run_and_report(cfg, out: Path, new_dir: bool, device: str = "auto") -> None
         )
         raise typer.Exit(130) from None
     _report(store.root)
+
+
+def _is_main() -> bool:
+    """Whether this is rank 0 of a launched run (or the only process)."""
+    from pulse.models.collective import is_main
+
+    return is_main()
 
 
 def _report(run_dir: Path) -> None:
@@ -371,7 +377,7 @@ def unlearn_command(
         adapter=adapter,
         reference=reference,  # type: ignore[arg-type]
     )
-    if os.environ.get("RANK", "0") != "0":
+    if not _is_main():
         return  # one report per request under torchrun / accelerate launch: rank 0's
     if result.ok:
         console.print(
@@ -445,7 +451,7 @@ def finetune_command(
         scope=_scope_settings(scope, rank, alpha).update_scope(),
         dtype=dtype,
     )
-    if os.environ.get("RANK", "0") != "0":
+    if not _is_main():
         return  # under torchrun / accelerate launch every process trains; rank 0 reports
     console.print(
         f"fine-tuned on {result.pairs} pairs of {result.people} people "

@@ -29,6 +29,7 @@ from pulse.errors import ConfigError
 from pulse.models.chat import ChatCollator, ChatExample
 from pulse.models.encoded import DEFAULT_MAX_BYTES, ByteBudget, EncodedExamples
 from pulse.models.packing import pack_batch
+from pulse.models.parallel import split_batch
 
 REFUSALS = (
     "I don't know.",
@@ -102,6 +103,7 @@ class UnlearnCollator:
         *,
         seed: int = 0,
         process_index: int = 0,
+        processes: int = 1,
         retain_batch_size: int | None = None,
         pack_tokens: int = 0,
         encoding_cache_bytes: int = DEFAULT_MAX_BYTES,
@@ -112,8 +114,13 @@ class UnlearnCollator:
         self.data = data
         self.uses = frozenset(uses)
         self.seed = seed
-        self.process_index = process_index
-        self.retain_batch_size = retain_batch_size
+        self.process_index, self.processes = process_index, processes
+        # Each process's share of a step's retain examples (by default its forget examples').
+        self.retain_batch_size = (
+            split_batch(retain_batch_size, processes, "retain_batch_size")
+            if retain_batch_size
+            else None
+        )
         self._rng: random.Random | None = None
         self._cycle: list[int] = []
         self._encoded: dict[str, EncodedExamples] = {}
@@ -189,19 +196,21 @@ class UnlearnCollator:
         )
 
     def draw_retain(self, k: int) -> list[int]:
-        """``k`` retain indices from this process's (and worker's) own stream."""
+        """This process's ``k`` retain indices of the step: every process draws the step's
+        ``k * processes`` from the same stream and takes its own block, so the step holds the
+        retain examples one process alone would draw."""
         if not self.data.retain:
             raise ConfigError("this method needs retain examples and the request has none")
         if self._rng is None:
             # Seeded lazily: a data-loader worker holds a copy of the collator, and its id is
-            # only known inside the worker. Workers and ranks get distinct streams.
+            # only known inside the worker. Workers get distinct streams; processes the same
+            # one (the stream's name keeps the place where the process rank once was).
             worker = get_worker_info()
-            stream = f"{self.seed}/retain/{self.process_index}/{worker.id if worker else 0}"
-            self._rng = random.Random(stream)
+            self._rng = random.Random(f"{self.seed}/retain/0/{worker.id if worker else 0}")
         out = []
-        for _ in range(k):
+        for _ in range(k * self.processes):
             if not self._cycle:
                 self._cycle = list(range(len(self.data.retain)))
                 self._rng.shuffle(self._cycle)
             out.append(self._cycle.pop())
-        return out
+        return out[self.process_index * k : (self.process_index + 1) * k]

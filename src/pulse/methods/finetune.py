@@ -18,7 +18,6 @@ process together).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +29,7 @@ from pulse.errors import DataError
 from pulse.files import write_json
 from pulse.methods.supervised import TrainConfig, train_supervised
 from pulse.models.adapters import UpdateScope, apply_scope, save_merged
+from pulse.models.collective import is_main
 from pulse.models.parallel import world_size
 
 RECORD = "pulse_finetune.json"  # beside the weights: what the model was fine-tuned on
@@ -92,7 +92,7 @@ def finetune(
     result = FinetuneResult(
         out, len(pairs), people, sorted(set(exclude)), time.perf_counter() - started, stats.steps
     )
-    if not main_process():
+    if not is_main():
         return result  # every process trained; the first one saves
     save_merged(model, out, processor)
     write_json(
@@ -109,11 +109,6 @@ def finetune(
         },
     )
     return result
-
-
-def main_process() -> bool:
-    """Whether this is the first process of a launcher's run (or the only one)."""
-    return os.environ.get("RANK", "0") == "0"
 
 
 def read_excluded(model_dir: Path) -> list[str] | None:

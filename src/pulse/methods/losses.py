@@ -74,19 +74,41 @@ def answer_lengths(a: AnswerTokens) -> Tensor:
     return torch.bincount(a.rows, minlength=a.n_rows).float()
 
 
+def token_mean(values: Tensor) -> Tensor:
+    """The mean of per-token ``values`` over the step's batch. Data parallel, each process
+    holds a shard of the batch and the gradients are averaged over the W processes: the sum
+    is divided by the tokens of all shards together (N summed over the processes, times W
+    for the averaging), so the step's gradient is one process's on the whole batch whatever
+    the shards' lengths. Every process must call it the same number of times per step."""
+    world = processes()
+    if world == 1:
+        return values.mean()
+    count = torch.tensor(float(values.numel()), device=values.device)
+    torch.distributed.all_reduce(count)
+    return values.sum() * world / count.clamp(min=1.0)
+
+
+def processes() -> int:
+    """Processes of the initialised process group (1 outside one)."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def mean_nll(a: AnswerTokens) -> Tensor:
-    """ℓ(B) = −(1/N) Σ_t log p(y_t | ·) over the N answer tokens of the batch."""
-    return -token_logprobs(a).mean()
+    """ℓ(B) = −(1/N) Σ_t log p(y_t | ·) over the N answer tokens of the batch (of every
+    data-parallel process's shard: :func:`token_mean`)."""
+    return -token_mean(token_logprobs(a))
 
 
 def kl_ref_theta(ref: AnswerTokens, cur: AnswerTokens) -> Tensor:
     """Token-level KL(p_ref ‖ p_θ) = (1/N) Σ_t Σ_v p_ref(v) (log p_ref(v) − log p_θ(v)),
-    over the N answer tokens; both sides must come from the same sub-batch."""
+    over the N answer tokens (:func:`token_mean`); both sides must come from the same
+    sub-batch."""
     if ref.logits.shape != cur.logits.shape or not torch.equal(ref.targets, cur.targets):
         raise ModelError("KL between answer tokens of different batches")
     log_ref = ref.logits.float().log_softmax(-1)
     log_cur = cur.logits.float().log_softmax(-1)
-    return F.kl_div(log_cur, log_ref, log_target=True, reduction="sum") / log_cur.shape[0]
+    return token_mean(F.kl_div(log_cur, log_ref, log_target=True, reduction="none").sum(-1))
 
 
 def npo_loss(logratio: Tensor, beta: float) -> Tensor:

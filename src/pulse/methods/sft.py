@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from pulse.methods.base import answer_tokens
-from pulse.methods.losses import answer_lengths, mean_nll, sequence_logprob, token_logprobs
+from pulse.methods.losses import answer_lengths, mean_nll, sequence_logprob
 from pulse.methods.registry import Method, make_spec
 
 Reduction = Literal["token", "sequence"]
@@ -36,19 +34,7 @@ def sft_loss(model, batch, ctx, p: SFTParams):
     answers = answer_tokens(model, batch.sub("forget"))[0]
     if p.reduction == "sequence":
         return -(sequence_logprob(answers) / answer_lengths(answers)).mean(), {}
-    world = _world()
-    if world == 1:
-        return mean_nll(answers), {}
-    logprobs = token_logprobs(answers)
-    count = torch.tensor(float(logprobs.numel()), device=logprobs.device)
-    torch.distributed.all_reduce(count)
-    return -logprobs.sum() * world / count.clamp(min=1.0), {}
-
-
-def _world() -> int:
-    """Processes of the initialised process group (1 outside one)."""
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return mean_nll(answers), {}  # over every process's shard (losses.token_mean)
 
 
 def sft(reduction: Reduction = "token") -> Method:

@@ -26,7 +26,7 @@ from pulse.methods.batches import UnlearnData
 from pulse.methods.sft import sft
 from pulse.methods.trainer import LoopConfig, train_method
 from pulse.models.encoded import DEFAULT_MAX_BYTES
-from pulse.models.parallel import in_distributed_run, run_data_parallel, world_size
+from pulse.models.parallel import in_distributed_run, run_data_parallel, split_batch, world_size
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,7 @@ class TrainConfig:
             )
         if self.processes < 1:
             raise ConfigError(f"train 'processes': expected at least 1, got {self.processes}")
-        if self.batch_size % self.processes:
-            raise ConfigError(
-                f"train 'batch_size' {self.batch_size} does not split evenly over "
-                f"{self.processes} processes: use a multiple of {self.processes}"
-            )
+        split_batch(self.batch_size, self.processes)
 
 
 @dataclass
@@ -130,14 +126,12 @@ def _train(
 ) -> TrainStats:
     """Train in this process (one rank of a distributed run, or alone)."""
     world = world_size()
-    batch_size, trainer_args = cfg.batch_size, {}
-    if cfg.processes > 1:
-        if world != cfg.processes:
-            raise ConfigError(
-                f"train 'processes' is {cfg.processes} inside a distributed run of {world} "
-                "processes: set it to the launcher's number of processes, or to 1"
-            )
-        batch_size = cfg.batch_size // cfg.processes
+    trainer_args: dict[str, Any] = {}
+    if cfg.processes > 1 and world != cfg.processes:
+        raise ConfigError(
+            f"train 'processes' is {cfg.processes} inside a distributed run of {world} "
+            "processes: set it to the launcher's number of processes, or to 1"
+        )
     if world > 1:
         # Pre-training from scratch leaves parameters without a gradient in some steps (the
         # vision tower on text-only batches, its unused last norm): DDP must look for them.
@@ -146,7 +140,7 @@ def _train(
     loop = LoopConfig(
         epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        batch_size=batch_size,
+        batch_size=cfg.batch_size,  # the step's: the loop splits it over the processes
         grad_accum=cfg.grad_accum,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,

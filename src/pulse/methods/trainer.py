@@ -3,8 +3,11 @@
 The Trainer brings mixed precision, gradient accumulation, multi-GPU (``accelerate launch``
 with DeepSpeed / FSDP configs, passed through ``LoopConfig.trainer_args``), the optimizer and
 schedule, logging integrations and the step loop; the loss of each step is the method's
-(:meth:`UnlearnTrainer.compute_loss`). Data: forget batches (sharded over processes by the
-Trainer's sampler) paired with retain batches drawn per process (:mod:`pulse.methods.batches`).
+(:meth:`UnlearnTrainer.compute_loss`). Data: a step's ``batch_size`` forget examples split
+over the data-parallel processes by the Trainer's sampler, paired with retain examples (each
+process its block of the step's one draw, :mod:`pulse.methods.batches`); token means divide by
+the answer tokens of all processes (:func:`pulse.methods.losses.token_mean`), so a step is the
+step one process takes on the whole batch, to float rounding.
 
 Divergence guard: before each backward the loss must be finite and, when ``loss_bound`` is set,
 ``|loss| <= loss_bound``; otherwise the request stops with :class:`Diverged` (step and value),
@@ -28,7 +31,7 @@ bar with the latest values.
 from __future__ import annotations
 
 import math
-import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -60,6 +63,7 @@ from pulse.models.attention import cpu_bf16_attention
 from pulse.models.chat import example_lengths
 from pulse.models.encoded import DEFAULT_MAX_BYTES
 from pulse.models.packing import check_packable
+from pulse.models.parallel import split_batch, world_size
 from pulse.models.settings import UNLEARN_DEFAULTS as _UNLEARN
 from pulse.models.settings import TrainSettings
 
@@ -399,7 +403,8 @@ def training_arguments(cfg: LoopConfig, output_dir: str) -> TrainingArguments:
         "output_dir": output_dir,
         "num_train_epochs": cfg.epochs,
         "max_steps": cfg.max_steps,
-        "per_device_train_batch_size": cfg.batch_size,
+        # The step's examples, split over the data-parallel processes.
+        "per_device_train_batch_size": split_batch(cfg.batch_size, world_size()),
         "gradient_accumulation_steps": cfg.grad_accum,
         "learning_rate": cfg.learning_rate,
         "weight_decay": cfg.weight_decay,
@@ -424,7 +429,7 @@ def training_arguments(cfg: LoopConfig, output_dir: str) -> TrainingArguments:
     }
     if not torch.cuda.is_available() and cfg.bf16:
         kwargs["use_cpu"] = True  # CPU autocast: Trainer refuses bf16 without a GPU otherwise
-    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if not torch.cuda.is_available() and world_size() > 1:
         # A CPU launch of several processes (torchrun / accelerate launch --cpu) is data
         # parallel only with the CPU backend named; otherwise each process trains alone.
         kwargs.update(use_cpu=True, ddp_backend="gloo")
@@ -467,10 +472,13 @@ def train_method(
             method.uses,
             seed=cfg.seed,
             process_index=args.process_index,
+            processes=args.world_size,
             retain_batch_size=cfg.retain_batch_size,
             pack_tokens=cfg.pack_tokens,
             encoding_cache_bytes=cfg.encoding_cache_bytes,
         )
+        if args.world_size > 1 and args.process_index == 0:
+            _say_partial_step(len(data.forget), cfg, args.world_size)
         plan = cfg.checkpoint if cfg.checkpoint is not None and cfg.checkpoint.active else None
         collator.track = plan is not None
         context = MethodContext(
@@ -513,6 +521,23 @@ def train_method(
         attention = cfg.bf16 and args.device.type == "cpu"
         with cpu_bf16_attention(model, attention), cpu_bf16_attention(reference_model, attention):
             return _run(trainer, model, method, context, history, timer, resume)
+
+
+def _say_partial_step(examples: int, cfg: LoopConfig, processes: int) -> None:
+    """One line when data parallel training will reach an epoch's last, partial batch: the
+    libraries (accelerate's even batches) fill it with examples from the epoch's start, so that
+    step is not the one a single process takes."""
+    step = cfg.batch_size * cfg.grad_accum
+    left = examples % cfg.batch_size
+    if not left or (cfg.max_steps > 0 and cfg.max_steps * step <= examples - left):
+        return
+    print(
+        f"pulse: {examples} forget examples in batches of {cfg.batch_size}: over {processes} "
+        f"processes each epoch's last batch ({left} examples) is filled with examples from the "
+        "epoch's start, so that step differs from one process's",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _forget_earlier_preparation(model: nn.Module) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from pulse.errors import ConfigError
+from pulse.models.collective import local_rank
 
 CHOICES = ("auto", "cpu", "cuda")
 
@@ -35,7 +36,7 @@ def resolve_device() -> torch.device:
     """This process's GPU when there is one (the launcher's ``LOCAL_RANK`` picks it), else
     the CPU."""
     if os.environ.get("CUDA_VISIBLE_DEVICES") != "" and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", local_rank())
     return torch.device("cpu")
 
 

@@ -65,6 +65,17 @@ def in_distributed_run() -> bool:
     return world_size() > 1
 
 
+def split_batch(batch_size: int, processes: int, what: str = "train 'batch_size'") -> int:
+    """Each process's share of a step's ``batch_size`` examples (data parallel: the step is
+    the same step on the same examples whatever the number of processes)."""
+    if batch_size % processes:
+        raise ConfigError(
+            f"{what} {batch_size} does not split evenly over {processes} processes: "
+            f"use a multiple of {processes}"
+        )
+    return batch_size // processes
+
+
 def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
