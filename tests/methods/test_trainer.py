@@ -83,18 +83,24 @@ def test_weights_made_infinite_by_the_last_step_are_diverged(lora, processor, mo
     }
 
 
-def test_retain_sampling_differs_across_ranks_and_repeats_within_one(processor):
+def test_retain_sampling_splits_one_draw_over_ranks_and_repeats_within_one(processor):
     data = UnlearnData(FORGET, RETAIN)
 
-    def draws(rank: int) -> list[int]:
-        collator = UnlearnCollator(processor, data, {"retain"}, seed=3, process_index=rank)
-        return [i for _ in range(5) for i in collator([0, 1])["retain_index"].tolist()]
+    def draws(batch: list[int], rank: int = 0, processes: int = 1) -> list[list[int]]:
+        collator = UnlearnCollator(
+            processor, data, {"retain"}, seed=3, process_index=rank, processes=processes
+        )
+        return [collator(batch)["retain_index"].tolist() for _ in range(5)]
 
-    rank0, rank1 = draws(0), draws(1)
+    alone = draws([0, 1, 2, 3])
+    rank0, rank1 = draws([0, 1], 0, 2), draws([2, 3], 1, 2)
+    # Two processes: each takes its block of the step's one draw, the step one process's.
+    assert [a + b for a, b in zip(rank0, rank1, strict=True)] == alone
     assert rank0 != rank1
-    assert draws(0) == rank0  # seeded: the same on a rerun
+    assert draws([0, 1, 2, 3]) == alone  # seeded: the same on a rerun
     # without replacement within a cycle: every retain example before any repeats
-    assert sorted(rank0[: len(RETAIN)]) == list(range(len(RETAIN)))
+    flat = [i for step in alone for i in step]
+    assert sorted(flat[: len(RETAIN)]) == list(range(len(RETAIN)))
 
 
 def test_collator_builds_only_the_sub_batches_a_method_uses(processor):

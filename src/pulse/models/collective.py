@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -167,38 +172,37 @@ def _active() -> bool:
 
 
 def _in_fresh_process(work: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    context = torch.multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    saved = {name: os.environ.pop(name) for name in _LAUNCH_VARS if name in os.environ}
-    try:
-        process = context.Process(
-            target=_solo_main, args=(send, work, args, kwargs), name="pulse-solo"
-        )
-        process.start()
-    finally:
-        os.environ.update(saved)
-    send.close()
-    try:
-        kind, value = receive.recv()
-    except EOFError:
-        kind, value = "died", None
-    process.join()
-    if kind == "ok":
-        return value
+    """``work(*args, **kwargs)`` in a new Python process without the launcher's variables
+    (its output is this process's); the call and its result travel as pickles through a
+    temporary directory of this process's own."""
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCH_VARS}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the same modules
+    with tempfile.TemporaryDirectory(prefix="pulse-solo-") as tmp:
+        job, result = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
+        job.write_bytes(pickle.dumps((work, args, kwargs)))
+        code = "import sys; from pulse.models.collective import _solo_main; _solo_main(sys.argv[1])"
+        done = subprocess.run([sys.executable, "-c", code, tmp], env=env, check=False)
+        if not result.is_file():
+            raise ModelError(f"the single-process step died (exit code {done.returncode})")
+        # Written just now by this process's own child.
+        kind, value = pickle.loads(result.read_bytes())
     if kind == "error":
         raise _error(value)
-    raise ModelError(f"the single-process step died (exit code {process.exitcode})")
+    return value
 
 
-def _solo_main(
-    send: Any, work: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
+def _solo_main(folder: str) -> None:
+    path = Path(folder)
+    work, args, kwargs = pickle.loads((path / "job.pkl").read_bytes())
     try:
-        send.send(("ok", work(*args, **kwargs)))
+        message: tuple[str, Any] = ("ok", work(*args, **kwargs))
     except BaseException as exc:
-        send.send(("error", _describe(exc)))
-    finally:
-        send.close()
+        message = ("error", _describe(exc))
+    (path / "result.tmp").write_bytes(pickle.dumps(message))
+    os.replace(path / "result.tmp", path / "result.pkl")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # everything is written; the teardown of torch and transformers takes seconds
 
 
 __all__ = [
