@@ -432,13 +432,16 @@ def _edit(
     train: TrainSettings,
     seed: int,
 ) -> tuple[LoopResult, Any]:
-    """Compute a training-free method's weight edit on ``model`` and apply it (in place)."""
+    """Compute a training-free method's weight edit on ``model`` and apply it (in place). In
+    a launched run every process computes the same edit on its own device; rank 0 saves it."""
     import torch
 
     from pulse.models.chat import ChatCollator
+    from pulse.models.collective import is_main
+    from pulse.models.device import resolve_device
 
     start = time.perf_counter()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device()
     model.to(device).eval()
     ctx = MethodContext(
         model=model,
@@ -453,7 +456,10 @@ def _edit(
     apply_edit(model, edit)
     seconds = time.perf_counter() - start
     info = {k: v for k, v in edit.info.items() if isinstance(v, int | float | str | bool)}
-    return LoopResult(status="ok", steps=0, seconds=seconds, setup_seconds=0.0, info=info), edit
+    result = LoopResult(
+        status="ok", steps=0, seconds=seconds, setup_seconds=0.0, info=info, main_process=is_main()
+    )
+    return result, edit
 
 
 def _record(
