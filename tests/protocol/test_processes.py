@@ -28,7 +28,8 @@ STAGE = "finetuned/ga_kl"  # the process is killed while this stage trains
 
 def _config(mini_config):
     mini_config["methods"] = [{"method": "ga_kl"}, {"method": "npo"}]
-    mini_config["train"].update(pairs_per_id=3)
+    # 2 forget people x 4 pairs: whole batches of 4 (a partial one would differ, scaling.md)
+    mini_config["train"].update(pairs_per_id=4)
     mini_config["eval"]["general_questions"] = 4
     mini_config["scenarios"] = {
         "finetuned": {"people": 4},

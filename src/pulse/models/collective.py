@@ -117,9 +117,10 @@ def sharded(items: Sequence[Any], work: Callable[[list[Any]], list[T]]) -> list[
         return work(list(items))
     size, me = torch.distributed.get_world_size(), torch.distributed.get_rank()
     bounds = [len(items) * r // size for r in range(size + 1)]
-    mine: Any
+    mine: Any = []
     try:
-        mine = work(list(items[bounds[me] : bounds[me + 1]]))
+        if bounds[me + 1] > bounds[me]:  # fewer items than processes: some have none
+            mine = work(list(items[bounds[me] : bounds[me + 1]]))
         if len(mine) != bounds[me + 1] - bounds[me]:
             raise ModelError(f"a shard gave {len(mine)} results for {bounds[me + 1] - bounds[me]}")
     except Exception as exc:  # every process learns of it: no peer waits for ever
