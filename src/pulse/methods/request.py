@@ -55,6 +55,7 @@ from pulse.files import digest_problem, folder_digests, read_json, write_json
 from pulse.methods.base import MethodContext
 from pulse.methods.batches import UnlearnData
 from pulse.methods.checkpoints import CheckpointPlan, remove_checkpoints
+from pulse.methods.points import EvalPoints, PointPlan
 from pulse.methods.registry import get_method
 from pulse.methods.trainer import LoopConfig, LoopResult, train_method
 from pulse.models.adapters import (
@@ -348,6 +349,7 @@ def run_request(
     report_to: tuple[str, ...] | None = None,
     progress: bool = True,
     trainer_args: Mapping[str, Any] | None = None,
+    points: PointPlan | None = None,
 ) -> RequestResult:
     """One request on explicit training pairs (any data source: MLLMU-Bench, PEBench, ...),
     trained as ``train`` says under ``seed``.
@@ -356,7 +358,9 @@ def run_request(
     further keeps its own); ``train.pairs_per_id`` keeps at most that many pairs of each person
     (:func:`sample_per_entity`). ``trainer_args`` go to ``TrainingArguments`` as they are
     (``deepspeed``, ``fsdp``, ``dataloader_num_workers``, ...). ``forget_ids`` / ``retain_ids``
-    are recorded.
+    are recorded. ``points`` evaluates the model along the way (``train.eval_every``,
+    :mod:`pulse.methods.points`): the steps evaluated, and where and why it stopped early, are
+    recorded as ``eval_steps`` and ``stopped``.
     """
     total_start = time.perf_counter()
     if reference not in ("initial", "previous"):
@@ -407,9 +411,23 @@ def run_request(
     )
     plan = CheckpointPlan(out / CHECKPOINT_DIR, fingerprint, steps=steps, seconds=seconds)
     loop = dataclasses.replace(loop, checkpoint=plan)
-    result = train_method(model, processor, bound, data, loop, output_dir=str(out / "logs"))
+    along = EvalPoints(points, processor) if points is not None else None
+    result = train_method(
+        model,
+        processor,
+        bound,
+        data,
+        loop,
+        output_dir=str(out / "logs"),
+        callbacks=[along] if along is not None else (),
+    )
     record = _record(bound, result, merged, model_dir, adapter_path, reference, seed, train,
                      forget_pairs, retain_pairs, forget_ids, retain_ids, scope, loop)  # fmt: skip
+    record |= {
+        "eval_every": points.every if points is not None else None,
+        "eval_steps": [s for s in along.steps if s < result.steps] if along else [],
+        "stopped": along.stopped if along is not None else None,
+    }
     return _finish(out, model, bound, result, record=record, total_start=total_start)
 
 

@@ -16,9 +16,9 @@ Light on purpose (no torch): the command line reads it to declare its options.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pulse.models.scope import ScopeConfig
 
@@ -59,6 +59,51 @@ def checkpoint_schedule(text: str | None) -> tuple[int, float]:
 def _schedule(text: str | None) -> str | None:
     checkpoint_schedule(text)  # refused here, with the rest of the settings
     return text
+
+
+_POINTS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(steps?|epochs?)\s*$")
+
+
+def eval_schedule(text: str | None) -> tuple[int, float]:
+    """``eval_every`` as (every N optimizer steps, every F epochs); (0, 0) when off.
+    ``"10 steps"`` or ``"0.25 epoch"`` (a fraction of an epoch, rounded to whole steps)."""
+    if text is None or text.strip().lower() in ("off", "never", "no"):
+        return 0, 0.0
+    match = _POINTS.match(text)
+    if match is None:
+        raise ValueError("expected 'N steps', 'F epoch' (e.g. '0.25 epoch') or off")
+    number, unit = match.groups()
+    if unit.startswith("step"):
+        if not number.isdigit() or int(number) < 1:
+            raise ValueError("expected a whole number of steps, at least 1")
+        return int(number), 0.0
+    if float(number) <= 0:
+        raise ValueError("expected a positive fraction of an epoch")
+    return 0, float(number)
+
+
+def eval_steps(text: str | None, steps_per_epoch: int, last: int) -> list[int]:
+    """The optimizer steps at which ``eval_every`` evaluates a request of ``last`` steps
+    (``steps_per_epoch`` of them per epoch): every N steps, before the last (the last step's
+    state is the request's own)."""
+    steps, epochs = eval_schedule(text)
+    every = steps or max(1, round(epochs * max(steps_per_epoch, 1)))
+    if not (steps or epochs):
+        return []
+    return list(range(every, last, every))
+
+
+def _points(text: str | None) -> str | None:
+    eval_schedule(text)
+    return text
+
+
+def _stop(value: float | str | None) -> float | str | None:
+    if isinstance(value, str) and value != "target":
+        raise ValueError("expected 'target', a forget accuracy in [0, 1] or null")
+    if isinstance(value, float) and not 0 <= value <= 1:
+        raise ValueError("expected a forget accuracy in [0, 1]")
+    return value
 
 
 # The bounds of the settings a method entry may also give (one declaration: the run config's
@@ -111,10 +156,42 @@ class TrainSettings(BaseModel):
         "10 min'), and resume a killed one from its last checkpoint (off: never).",
     )
 
+    # Evaluation along a request (pulse.protocol.trajectory): the forget and retain people
+    # scored every N steps or F epochs, each point a state of the request. Not part of its
+    # identity: the weights it ends in are those of a request without it.
+    eval_every: Annotated[str | None, AfterValidator(_points)] = Field(
+        None,
+        description="Evaluate forget and retain along the request every 'N steps' or 'F epoch' "
+        "(a fraction of an epoch); null: only at its end.",
+    )
+    eval_general: bool = Field(
+        False, description="With eval_every: general capability at every point too."
+    )
+    # Early stopping at the first evaluated point whose forget accuracy is at or below a level:
+    # 'target' (the scenario's matched-forgetting target: its oracle's forget accuracy, else
+    # matched.target) or a number. Part of a request's identity when set.
+    stop_at: Annotated[float | Literal["target"] | None, AfterValidator(_stop)] = Field(
+        None,
+        description="With eval_every: stop at the first point whose forget accuracy is at or "
+        "below 'target' (the matched-forgetting target) or this level; null: never.",
+    )
+
+    @model_validator(mode="after")
+    def _stop_needs_points(self) -> TrainSettings:
+        if self.stop_at is not None and not eval_schedule(self.eval_every) != (0, 0.0):
+            raise ValueError(
+                "stop_at: early stopping needs evaluation along the request (eval_every)"
+            )
+        return self
+
     def identity(self, *, without: frozenset[str] = frozenset()) -> dict[str, Any]:
         """The settings that decide what training computes (JSON), for cache keys: all but
-        ``checkpoint_every`` (and ``without``)."""
-        return self.model_dump(mode="json", exclude={"checkpoint_every", *without})
+        ``checkpoint_every``, ``eval_every`` and ``eval_general`` (and ``without``);
+        ``stop_at`` only when set (keys of requests from before it existed stay the same)."""
+        skip = {"checkpoint_every", "eval_every", "eval_general", *without}
+        if self.stop_at is None:
+            skip.add("stop_at")
+        return self.model_dump(mode="json", exclude=skip)
 
 
 # pulse unlearn's defaults: lr 2e-5, batch 4 (the public LoRA unlearning baselines, for a real

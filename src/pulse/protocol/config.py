@@ -127,6 +127,14 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(32, ge=1)
 
 
+class MatchedConfig(Section):
+    """Comparisons at matched forgetting (:mod:`pulse.protocol.trajectory`): ``target`` is
+    the forget accuracy methods are compared at where a scenario has no oracle (with one, the
+    oracle's forget accuracy); null: the forget questions' chance level."""
+
+    target: float | None = Field(None, ge=0, le=1)
+
+
 class MethodEntry(Section):
     """A method and its hyper-parameters; ``label`` names its rows (default: the method)."""
 
@@ -151,6 +159,10 @@ class MethodEntry(Section):
     def train(self, base: TrainSettings) -> TrainSettings:
         changes = {k: getattr(self, k) for k in ("lr", "epochs", "max_steps", "loss_bound")}
         return base.model_copy(update={k: v for k, v in changes.items() if v is not None})
+
+
+# Training keys added after run directories existed (left out of the digest at their default).
+TRAIN_ADDED_LATER = ("eval_every", "eval_general", "stop_at")
 
 
 def _default_methods() -> list[MethodEntry]:
@@ -283,6 +295,7 @@ class RunConfig(Section):
     scenarios: Scenarios = Field(default_factory=lambda: Scenarios.parse({}))
     # Membership inference on the forget set against holdout people (pulse.protocol.privacy).
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    matched: MatchedConfig = Field(default_factory=MatchedConfig)
 
     @model_validator(mode="after")
     def _labels_unique(self) -> RunConfig:
@@ -374,6 +387,11 @@ class RunConfig(Section):
         for section in data["scenarios"].values():
             if isinstance(section.get("train"), dict):
                 section["train"].pop("checkpoint_every", None)
+        for key in TRAIN_ADDED_LATER:  # at their defaults: earlier run directories resume
+            if data["train"].get(key) == TrainSettings.model_fields[key].default:
+                del data["train"][key]
+        if self.matched == MatchedConfig():
+            del data["matched"]
         if self.privacy == PrivacyConfig():
             del data["privacy"]  # likewise: run directories from before it still resume
         for name in list(data["scenarios"]):

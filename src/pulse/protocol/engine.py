@@ -30,7 +30,7 @@ from pulse.data.splits import read_split, write_split
 from pulse.errors import ModelError
 from pulse.models import collective
 from pulse.models.device import resolve_device, trainer_device
-from pulse.protocol import generalisation
+from pulse.protocol import generalisation, trajectory
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, ScopeConfig
 from pulse.protocol.measure import Measurement, Measurer, contrast_rows, metric_rows
@@ -212,13 +212,18 @@ class Engine:
         reference: str = "initial",
         pairs: PairsOf | None = None,
         seed: int | None = None,
+        along: trajectory.Along | None = None,
     ) -> RequestOutcome:
         """Run (or reuse) one unlearning request, trained under ``seed`` (default: the run's);
-        never raises for a failing method."""
+        never raises for a failing method. ``along`` evaluates it while it trains
+        (``train.eval_every``; early stopping at its level, ``train.stop_at``)."""
         from pulse.methods.request import RequestResult, run_request, train_pairs
 
         seed = self.config.seed if seed is None else seed
         train = entry.train(self.config.train_of(scenario))
+        # Early stopping is part of a request's identity as the level it stops at; a request
+        # evaluated along nothing cannot stop early.
+        train = train.model_copy(update={"stop_at": along.stop if along else None})
         scope = scope or train.scope
         key = content_key(
             self.where(model_dir),
@@ -261,6 +266,7 @@ class Engine:
                 dtype=self.config.models.dtype,
                 progress=self.progress,
                 trainer_args=trainer_device(self.device),
+                points=along.plan(out) if along is not None else None,
             )
         except (KeyboardInterrupt, Interrupt):
             raise
@@ -392,9 +398,15 @@ class Engine:
         self.stage(f"{scenario}/oracle", compute)
 
     def after(
-        self, cell: CellId, outcome: RequestOutcome, group: Population, splits: Splits
+        self,
+        cell: CellId,
+        outcome: RequestOutcome,
+        group: Population,
+        splits: Splits,
+        along: trajectory.Along | None = None,
     ) -> list[ResultRow]:
-        """The rows of a request's cell: its measurements, or its status when it did not finish."""
+        """The rows of a request's cell: its measurements (and, evaluated ``along`` the way,
+        its points'), or its status when it did not finish."""
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
         started = time.perf_counter()
@@ -406,7 +418,10 @@ class Engine:
         rows = metric_rows(
             cell, [measured], splits, self.measure_model(group), self.measure_oracle(group, plan)
         )
-        return rows + generalisation.request_rows(self, cell, [outcome], group, splits)
+        rows += generalisation.request_rows(self, cell, [outcome], group, splits)
+        if along is not None:
+            rows += trajectory.point_rows(self, cell, outcome, group, splits, along.general)
+        return rows
 
     def pooled(
         self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
@@ -433,16 +448,26 @@ class Engine:
         """One request on ``group.model`` per training seed and its measurements (the cell's
         rows) and the requests that finished."""
 
+        settings = entry.train(self.config.train_of(cell.scenario))
+        path = trajectory.along(self, cell.scenario, group, splits, settings)
+
         def train(seed: int) -> RequestOutcome:
             return self.request(
-                group.model, forget, retain, entry, cell.scenario, scope=scope, seed=seed
+                group.model,
+                forget,
+                retain,
+                entry,
+                cell.scenario,
+                scope=scope,
+                seed=seed,
+                along=path,
             )
 
         rows, outcomes = self.cell_stage(
             stage,
             cell,
             train,
-            lambda outcome: self.after(cell, outcome, group, splits),
+            lambda outcome: self.after(cell, outcome, group, splits, path),
             lambda outcomes: self.pooled(cell, outcomes, group, splits),
         )
         self.states[cell] = (group, splits, outcomes)
@@ -460,6 +485,33 @@ class Engine:
                 f"{scenario}/{entry.name}", cell, group, splits, entry, forget, retain
             )
         self.contrasts(f"{scenario}/contrasts", group, splits, finished)
+        self.matched(scenario, group, splits, finished)
+
+    def matched(
+        self, scenario: str, group: Population, splits: Splits, cells: dict[CellId, Outcomes]
+    ) -> None:
+        """Each cell evaluated along its request, at matched forgetting
+        (:mod:`pulse.protocol.trajectory`), in one stage: the first training seed's path."""
+        first = self.training_seeds[0]
+        entries = {e.name: e for e in self.config.methods_of(scenario)}
+
+        def train(cell: CellId) -> Any:
+            return entries[cell.method].train(self.config.train_of(scenario))
+
+        evaluated = {
+            cell: outcomes[first]
+            for cell, outcomes in cells.items()
+            if cell.method in entries and train(cell).eval_every and outcomes[first].ok
+        }
+        if not evaluated:
+            return
+
+        def compute() -> list[ResultRow]:
+            return trajectory.matched_rows(
+                self, scenario, group, splits, evaluated, lambda c: train(c).eval_general
+            )
+
+        self.stage(f"{scenario}/matched", compute)
 
     def contrasts(
         self, stage: str, group: Population, splits: Splits, cells: dict[CellId, Outcomes]

@@ -209,17 +209,26 @@ class Measurer:
         return measurement
 
     def measure(
-        self, state: str, model_loader: Any, config: str, people: Sequence[str]
+        self,
+        state: str,
+        model_loader: Any,
+        config: str,
+        people: Sequence[str],
+        *,
+        general: bool = True,
     ) -> Measurement:
-        """MCQ records (and general capability) of the model state ``state`` (a stable name)
-        on ``people``; ``model_loader`` returns (model, processor) and is called only when the
-        result is not cached."""
+        """MCQ records (and, unless ``general`` is off, general capability) of the model state
+        ``state`` (a stable name) on ``people``; ``model_loader`` returns (model, processor)
+        and is called only when the result is not cached."""
         people = sorted(people)
-        key = content_key(state, config, people, self.cfg.model_dump(mode="json"), self.seed)
+        parts: list[Any] = [state, config, people, self.cfg.model_dump(mode="json"), self.seed]
+        if not general and self.general_rows:
+            parts.append("without general capability")
+        key = content_key(*parts)
 
         def evaluate() -> Measurement:
             model, processor = model_loader()
-            return self.evaluate(model, processor, self.items(config, people))
+            return self.evaluate(model, processor, self.items(config, people), general=general)
 
         return self.cached(key, evaluate, {"state": state, "config": config, "people": people})
 

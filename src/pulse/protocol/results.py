@@ -93,6 +93,10 @@ class ResultRow:
     repeat: int | None = None  # one training seed's row (index), or None: the cell's result
     seeds: int = 1  # training seeds the value pools
     versus: str | None = None  # contrast rows: the method (or scope) compared with
+    # A point along the request (train.eval_every): the optimizer step its state was taken at
+    # (0: before; the request's last step: its own state); matched-forgetting rows: the
+    # (interpolated) step where the path reached the target. None: the cell's result.
+    step: float | None = None
 
     @property
     def cell(self) -> tuple[str, str, str, int]:
@@ -100,7 +104,20 @@ class ResultRow:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (*self.cell, self.split, self.modality, self.metric, self.repeat, self.versus)
+        return (
+            *self.cell,
+            self.split,
+            self.modality,
+            self.metric,
+            self.repeat,
+            self.versus,
+            self.step,
+        )
+
+    @property
+    def on_path(self) -> bool:
+        """A point along a request (a trajectory row), not the cell's result."""
+        return self.step is not None and self.metric not in PATH_SUMMARIES
 
     @property
     def pooled(self) -> bool:
@@ -108,11 +125,16 @@ class ResultRow:
         return self.repeat is None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["step"] is None:
+            del data["step"]  # a cell's result: written as before points existed
+        return data
 
 
 _FIELDS = {f.name: f for f in fields(ResultRow)}
-NUMBER_FIELDS = ("value", "low", "high", "change_low", "change_high")
+NUMBER_FIELDS = ("value", "low", "high", "change_low", "change_high", "step")
+# Rows that summarise a path (pulse.protocol.trajectory) and carry a step without being a point.
+PATH_SUMMARIES = ("matched", "stopped")
 _REQUIRED = [f.name for f in fields(ResultRow) if f.default is MISSING]
 
 
@@ -235,4 +257,5 @@ def _sort_key(row: ResultRow) -> tuple[Any, ...]:
         row.modality,
         row.metric,
         row.versus or "",
+        -1 if row.step is None else row.step,
     )

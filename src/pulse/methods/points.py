@@ -1,0 +1,84 @@
+"""Evaluation along a request: the model scored at chosen optimizer steps while it trains.
+
+``train.eval_every`` ("N steps" or "F epoch") names the steps (:func:`pulse.models.settings.
+eval_steps`); at each, :class:`EvalPoints` hands the model in training to the caller's
+``evaluate(step, model, processor)`` (the protocol scores the forget and retain people with the
+run's scorer and keeps each point as a state of the request, :mod:`pulse.protocol.trajectory`)
+and training goes on from exactly where it was: the model is put back in training mode and
+every random generator restored, so the request ends in the weights it reaches without points.
+``evaluate`` returns a reason to stop (early stopping, ``train.stop_at``) or ``None``.
+
+Single process only: the protocol drives one process (a data-parallel launch evaluates
+nothing along the way).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import TrainerCallback
+
+from pulse.models.settings import eval_steps
+
+# (step, model in training, processor) -> why training should stop there, or None.
+Evaluate = Callable[[int, nn.Module, Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class PointPlan:
+    """When to evaluate (``eval_every``) and what to do at each point."""
+
+    every: str
+    evaluate: Evaluate
+
+
+class EvalPoints(TrainerCallback):
+    """Calls the plan's ``evaluate`` at its steps; records where (and why) it stopped."""
+
+    def __init__(self, plan: PointPlan, processor: Any) -> None:
+        self.plan, self.processor = plan, processor
+        self.steps: list[int] = []
+        self.stopped: dict[str, Any] | None = None
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        per_epoch = len(train_dataloader) // args.gradient_accumulation_steps or 1
+        self.steps = eval_steps(self.plan.every, per_epoch, state.max_steps)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        if step not in self.steps or args.world_size > 1:
+            return
+        reason = evaluate_in_place(model, lambda: self.plan.evaluate(step, model, self.processor))
+        if reason:
+            self.stopped = {"step": step, "reason": reason}
+            control.should_training_stop = True
+
+
+def evaluate_in_place(model: nn.Module, evaluate: Callable[[], Any]) -> Any:
+    """``evaluate()`` on ``model`` in eval mode without gradients, then the model back in its
+    mode and the random generators (Python, NumPy, torch, CUDA) as they were: training goes
+    on as if nothing had run."""
+    states = (
+        random.getstate(),
+        np.random.get_state(),
+        torch.get_rng_state(),
+        torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return evaluate()
+    finally:
+        model.train(was_training)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if states[3] is not None:
+            torch.cuda.set_rng_state_all(states[3])

@@ -1,0 +1,107 @@
+"""Trajectories along a request, matched forgetting and early stopping in a miniature run;
+the interpolation and its bootstrap on hand-made paths."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pulse.protocol.config import parse_config
+from pulse.protocol.results import RESULTS_FILE, read_results
+from pulse.protocol.runner import run_protocol
+from pulse.protocol.trajectory import at, crossing, matched
+
+
+def test_a_path_reaches_the_target_between_two_points():
+    steps, forget = [0, 10, 20, 30], [0.9, 0.7, 0.3, 0.1]
+    where = crossing(forget, 0.5)
+    assert where == (2, pytest.approx(0.5))
+    assert at(steps, where) == pytest.approx(15.0)
+    found = matched(steps, forget, {"retain": [0.8, 0.8, 0.6, 0.2]}, 0.5)
+    assert found.step == pytest.approx(15.0)
+    assert found.values["retain"].value == pytest.approx(0.7)
+    # The first crossing counts, even when the path comes back up later.
+    assert crossing([0.9, 0.4, 0.6, 0.2], 0.5) == (1, pytest.approx(0.8))
+    # On a point exactly, and already at the target before anything trained.
+    assert matched(steps, forget, {"retain": [1, 2, 3, 4]}, 0.3).values["retain"].value == 3
+    assert crossing([0.2, 0.1], 0.5) == (0, 1.0)
+
+
+def test_a_path_that_never_reaches_the_target_says_how_far_it_got():
+    found = matched([0, 5, 9], [0.9, 0.6, 0.65], {"retain": [0.8, 0.7, 0.7]}, 0.5)
+    assert found.step is None and found.values == {} and found.lowest == (0.6, 5)
+
+
+def test_the_interval_comes_from_the_replicates_that_reach_the_target():
+    steps, forget, retain = [0, 10], [1.0, 0.0], [1.0, 0.0]
+    targets = np.array([0.4, 0.5, 0.6] * 100)
+    replicates = (np.array([forget] * 300), targets, {"retain": np.array([retain] * 300)})
+    found = matched(steps, forget, {"retain": retain}, 0.5, replicates)
+    assert found.reached == 1.0
+    assert found.target.low == pytest.approx(0.4) and found.target.high == pytest.approx(0.6)
+    value = found.values["retain"]
+    assert value.value == pytest.approx(0.5) and (value.low, value.high) == pytest.approx(
+        (0.4, 0.6)
+    )
+    # Too few replicates reach it: no interval, said by the share.
+    paths = np.array([forget] * 10 + [[1.0, 0.9]] * 290)
+    found = matched(steps, forget, {"retain": retain}, 0.5, (paths, targets, replicates[2]))
+    assert found.reached < 0.95 and found.values["retain"].low is None
+
+
+def only_finetuned(mini_config, **train):
+    config = {**mini_config, "methods": [{"method": "ga"}, {"method": "npo"}]}
+    config["scenarios"] = {
+        name: {"enabled": name == "finetuned"} for name in mini_config["scenarios"]
+    }
+    config["scenarios"]["finetuned"] |= {"people": 4}
+    config["train"] = {**mini_config["train"], "max_steps": 4, "pairs_per_id": 3, **train}
+    return config
+
+
+def test_points_along_a_request_and_matched_forgetting(mini_config, tmp_path):
+    config = only_finetuned(mini_config, eval_every="2 steps", eval_general=True)
+    config["matched"] = {"target": 0.3}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    points = [r for r in rows if r.on_path and r.method == "ga"]
+    assert sorted({r.step for r in points}) == [0, 2, 4]
+    cell = [r for r in rows if r.cell == ("finetuned", "ga", "", 1) and r.step is None]
+    final = {(r.split, r.modality, r.metric): r.value for r in cell}
+    last = {(r.split, r.modality, r.metric): r.value for r in points if r.step == 4}
+    assert last == {k: v for k, v in final.items() if k in last}  # its own state
+    assert ("general", "all", "circular") in last and ("retain", "all", "accuracy") in last
+    before = {(r.split, r.modality, r.metric): r.value for r in rows if r.method == "before"}
+    first = {(r.split, r.modality, r.metric): r.value for r in points if r.step == 0}
+    assert first == {k: v for k, v in before.items() if k in first}
+    assert all(r.low is not None for r in points if r.metric == "accuracy" and r.step == 2)
+    # The point states are cached with their per-item records.
+    record = json.loads(next((store.root / "requests").glob("*/result.json")).read_text())
+    assert record["eval_steps"] == [2]
+    matched_rows = {(r.method, r.split): r for r in rows if r.metric == "matched"}
+    target = matched_rows[("ga", "forget")]
+    assert target.value == 0.3 and target.detail.startswith("target: matched.target")
+    if target.step is not None:
+        assert 0 <= target.step <= 4
+        retain = matched_rows[("ga", "retain")]
+        assert retain.step == target.step and 0 <= retain.value <= 1
+    else:
+        assert "not reached" in target.detail and ("ga", "retain") not in matched_rows
+    # Resuming reads everything back: no stage is computed again.
+    stages = {p: p.stat().st_mtime_ns for p in (store.root / "stages").rglob("*.jsonl")}
+    run_protocol(parse_config(config), store.root, progress=False)
+    assert stages == {p: p.stat().st_mtime_ns for p in (store.root / "stages").rglob("*.jsonl")}
+
+
+def test_early_stopping_stops_at_the_first_point_past_the_target(mini_config, tmp_path):
+    config = only_finetuned(mini_config, eval_every="1 steps", stop_at="target")
+    config["matched"] = {"target": 1.0}  # every point is at or below it
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    records = [json.loads(p.read_text()) for p in (store.root / "requests").glob("*/result.json")]
+    assert records and all(r["steps"] == 1 and r["stopped"]["step"] == 1 for r in records)
+    assert "matched.target" in records[0]["stopped"]["reason"]
+    rows = read_results(store.root / RESULTS_FILE)
+    stopped = [r for r in rows if r.metric == "stopped"]
+    assert {r.method for r in stopped} == {"ga", "npo"} and all(r.step == 1 for r in stopped)
