@@ -105,3 +105,24 @@ def test_early_stopping_stops_at_the_first_point_past_the_target(mini_config, tm
     rows = read_results(store.root / RESULTS_FILE)
     stopped = [r for r in rows if r.metric == "stopped"]
     assert {r.method for r in stopped} == {"ga", "npo"} and all(r.step == 1 for r in stopped)
+
+
+def test_the_report_shows_paths_and_the_matched_table(mini_config, tmp_path):
+    from pulse.report import write_report
+    from pulse.report.content import build_content
+
+    config = only_finetuned(mini_config, eval_every="2 steps", eval_general=True)
+    config["matched"] = {"target": 0.3}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    content = build_content(store.root)
+    assert not any(r.on_path for r in content.run.rows) and content.run.points
+    table = next(t for t in content.tables if t.scenario == "finetuned-matched")
+    assert table.header == ("method", "target reached at step", "stopped early")
+    rows = {r.method: r for r in table.rows}
+    assert rows["ga"].keys[2] == "no" and rows["ga"].value("matched_forget") == 0.3
+    assert rows["ga"].value("end_retain") is not None
+    assert any(f.name == "trajectory_finetuned.png" for f in content.figures)
+    assert any("at matched forgetting" in s or "did not reach" in s for s in content.reading)
+    files = write_report(store.root)
+    assert (store.root / "figures" / "trajectory_finetuned.png") in files.figures
+    assert "At matched forgetting (finetuned)" in files.markdown.read_text()

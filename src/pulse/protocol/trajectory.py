@@ -110,7 +110,7 @@ def matched(
     bootstrap's forget paths [B, points], targets [B] and other paths) give the intervals."""
     where = crossing(forget, target)
     target_value = Value(target)
-    if replicates is not None:
+    if replicates is not None and np.ptp(replicates[1]) > 0:  # an oracle's, drawn each time
         target_value = Value(target, *_percentiles(replicates[1]))
     if where is None:
         low = int(np.argmin(forget))

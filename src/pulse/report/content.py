@@ -6,14 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pulse.protocol.metrics import metrics
-from pulse.report.figures import FigureFile, build_figures
+from pulse.report.figures import FigureFile, build_figures, figure_colours
 from pulse.report.gaps import find_gaps
+from pulse.report.matched import matched_reading, matched_tables
 from pulse.report.privacy import privacy_reading, privacy_tables
 from pulse.report.privacy_figure import privacy_figures
 from pulse.report.reading import build_reading
 from pulse.report.rundir import RunDir, load_run
 from pulse.report.runinfo import RunInfo, build_run_info
 from pulse.report.tables import Table, build_tables, method_order
+from pulse.report.trajectory_figure import trajectory_figures
 
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
@@ -80,12 +82,18 @@ def build_content(run_dir: str | Path) -> ReportContent:
     methods = method_order(run.rows)
     # Each scenario's privacy table follows the others (its figure and sentences likewise).
     privacy = privacy_tables(run.rows, methods)
+    # Each scenario evaluated along its requests: its table at matched forgetting, its paths.
+    matched = matched_tables(run.rows, methods)
     config = run.config if isinstance(run.config, dict) else None
+    figures = build_figures(tables, methods) + privacy_figures(privacy)
+    figures += trajectory_figures(run.rows, run.points, figure_colours(methods))
     return ReportContent(
         run=run,
-        tables=tables + privacy,
-        figures=build_figures(tables, methods) + privacy_figures(privacy),
-        reading=build_reading(tables) + privacy_reading(tables, privacy, config),
+        tables=tables + matched + privacy,
+        figures=figures,
+        reading=build_reading(tables)
+        + matched_reading(matched)
+        + privacy_reading(tables, privacy, config),
         gaps=find_gaps(run, tables),
         info=build_run_info(run),
     )

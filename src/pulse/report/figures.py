@@ -54,8 +54,13 @@ class FigureFile:
     png: bytes
 
 
+def figure_colours(methods: Sequence[str]) -> dict[str, str]:
+    """One colour per method, in order of first appearance (the same in every figure)."""
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+
+
 def build_figures(tables: Sequence[Table], methods: Sequence[str]) -> list[FigureFile]:
-    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(methods)}
+    colours = figure_colours(methods)
     figures: list[FigureFile] = []
     with matplotlib.rc_context(STYLE):
         for table in tables:

@@ -30,6 +30,8 @@ class RunDir:
     config: Any
     manifest: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+    # Points along requests (train.eval_every: rows with a step), apart from the cells' rows.
+    points: list[ResultRow] = field(default_factory=list)
 
     @property
     def finished(self) -> bool | None:
@@ -61,7 +63,9 @@ def load_run(run_dir: str | Path) -> RunDir:
     manifest = _read_manifest(path / MANIFEST_FILE, problems)
     counted = len(rows) if (path / RESULTS_FILE).is_file() else None
     problems.extend(run_problems(path, manifest, counted))
-    return RunDir(path, rows, config_text, config, manifest, problems)
+    points = [r for r in rows if r.on_path]
+    rows = [r for r in rows if not r.on_path]
+    return RunDir(path, rows, config_text, config, manifest, problems, points)
 
 
 def _read_rows(path: Path, problems: list[str]) -> list[ResultRow]:

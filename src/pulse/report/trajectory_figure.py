@@ -1,0 +1,184 @@
+"""Trajectory figures: each method's path along its request (``train.eval_every``), forget
+accuracy against retain accuracy and against general capability, with before, the oracle and
+chance marked and where each path reached the matched-forgetting target."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.lines import Line2D
+
+from pulse.protocol.cells import BEFORE, ORACLE
+from pulse.protocol.results import ResultRow
+from pulse.protocol.trajectory import MATCHED
+from pulse.report.figures import (
+    BEFORE_COLOUR,
+    CHANCE,
+    ORACLE_COLOUR,
+    STYLE,
+    FigureFile,
+    _grid,
+    figure_pct,
+    png,
+)
+from pulse.report.figures import ORACLE as ORACLE_GID
+
+PANELS = (
+    ("retain", "accuracy", "retain accuracy % (higher is better)"),
+    ("general", "circular", "general capability % (circular, higher is better)"),
+)
+
+
+def _value(rows: Sequence[ResultRow], split: str, metric: str) -> float | None:
+    for row in rows:
+        if row.split == split and row.metric == metric and row.modality == "all":
+            return row.value
+    return None
+
+
+def trajectory_figures(
+    rows: Sequence[ResultRow], points: Sequence[ResultRow], colours: dict[str, str]
+) -> list[FigureFile]:
+    """One figure per scenario with points along its requests (the first training seed's)."""
+    with matplotlib.rc_context(STYLE):
+        return _figures(rows, points, colours)
+
+
+def _figures(
+    rows: Sequence[ResultRow], points: Sequence[ResultRow], colours: dict[str, str]
+) -> list[FigureFile]:
+    by_scenario: dict[str, list[ResultRow]] = {}
+    for row in points:
+        if row.pooled or row.repeat == 0:
+            by_scenario.setdefault(row.scenario, []).append(row)
+    figures = []
+    for scenario, own in by_scenario.items():
+        figure = _figure(scenario, own, [r for r in rows if r.scenario == scenario], colours)
+        if figure is not None:
+            figures.append(figure)
+    return figures
+
+
+def _figure(
+    scenario: str,
+    points: Sequence[ResultRow],
+    rows: Sequence[ResultRow],
+    colours: dict[str, str],
+) -> FigureFile | None:
+    paths: dict[tuple[str, str], dict[float, list[ResultRow]]] = {}
+    for row in points:
+        paths.setdefault((row.method, row.setting), {}).setdefault(row.step or 0, []).append(row)
+    panels = [
+        p
+        for p in PANELS
+        if any(_value(r, p[0], p[1]) is not None for path in paths.values() for r in path.values())
+    ]
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels), 2, 3.8, 3.3)
+    references = {
+        method: [r for r in rows if r.method == method and r.pooled and r.step is None]
+        for method in (BEFORE, ORACLE)
+    }
+    chance = next(
+        (
+            r.value
+            for r in rows
+            if r.method == BEFORE
+            and r.split == "forget"
+            and r.metric == "chance"
+            and r.modality == "all"
+        ),
+        None,
+    )
+    crossings = {
+        (r.method, r.setting, r.split): r
+        for r in rows
+        if r.metric == MATCHED and r.step is not None and r.value is not None
+    }
+    for ax, (split, metric, label) in zip(axes, panels, strict=True):
+        for (method, setting), path in paths.items():
+            steps = sorted(path)
+            xs = [figure_pct(_value(path[s], "forget", "accuracy")) for s in steps]
+            ys = [figure_pct(_value(path[s], split, metric)) for s in steps]
+            kept = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
+            if not kept:
+                continue
+            colour = colours.get(method, BEFORE_COLOUR)
+            ax.plot(*zip(*kept, strict=True), color=colour, marker="o", markersize=3.5, linewidth=1)
+            target = crossings.get((method, setting, "forget"))
+            there = crossings.get((method, setting, split))
+            if target is not None and there is not None and target.step is not None:
+                # On the path where it reached the target (a path that starts below the
+                # target reaches it at its first point, not on the target).
+                forget = [(s, _value(path[s], "forget", "accuracy")) for s in steps]
+                known = [(s, v) for s, v in forget if v is not None]
+                x = float(np.interp(target.step, *zip(*known, strict=True)))
+                ax.plot(
+                    [figure_pct(x)],
+                    [figure_pct(there.value)],
+                    marker="X",
+                    markersize=8,
+                    color=colour,
+                    markeredgecolor="black",
+                    markeredgewidth=0.5,
+                    linestyle="",
+                )
+        before = references[BEFORE]
+        x, y = _value(before, "forget", "accuracy"), _value(before, split, metric)
+        if x is not None and y is not None:
+            ax.plot([figure_pct(x)], [figure_pct(y)], marker="D", color=BEFORE_COLOUR, linestyle="")
+        oracle = references[ORACLE]
+        x, y = _value(oracle, "forget", "accuracy"), _value(oracle, split, metric)
+        if x is not None:
+            ax.axvline(
+                figure_pct(x), color=ORACLE_COLOUR, linestyle="--", linewidth=0.8, gid=ORACLE_GID
+            )
+            if y is not None:
+                ax.plot(
+                    [figure_pct(x)],
+                    [figure_pct(y)],
+                    marker="P",
+                    markersize=8,
+                    color=ORACLE_COLOUR,
+                    linestyle="",
+                )
+        if chance is not None:
+            ax.axvline(figure_pct(chance), color="grey", linestyle=":", linewidth=0.9, gid=CHANCE)
+        ax.set_xlim(-3, 103)
+        ax.set_ylim(-3, 103)
+        ax.set_xlabel("forget accuracy % (lower is better)")
+        ax.set_ylabel(label)
+    methods = list(dict.fromkeys(method for method, _ in paths))
+    handles = [Line2D([], [], color=BEFORE_COLOUR, marker="D", linestyle="")]
+    labels = ["before"]
+    if references[ORACLE]:
+        handles.append(Line2D([], [], color=ORACLE_COLOUR, marker="P", linestyle="--"))
+        labels.append("oracle")
+    if chance is not None:
+        handles.append(Line2D([], [], color="grey", linestyle=":"))
+        labels.append("chance (forget)")
+    handles += [Line2D([], [], color=colours.get(m, BEFORE_COLOUR), marker="o") for m in methods]
+    labels += methods
+    handles.append(Line2D([], [], color="grey", marker="X", markeredgecolor="black", linestyle=""))
+    labels.append("at the target")
+    fig.legend(handles, labels, loc="outside lower center", ncols=4)
+    fig.suptitle(f"{scenario}: along each request", fontsize=10)
+    return FigureFile(
+        f"trajectory_{_slug(scenario)}.png",
+        f"Trajectories: {scenario}",
+        "Each method's path along its request (points every train.eval_every, from before to "
+        "its last step): forget accuracy against retain accuracy and, where measured, general "
+        "capability (all modalities pooled). The cross is where the path first reaches the "
+        "matched-forgetting target (interpolated between points); the dashed line is the "
+        "oracle's forget accuracy, the dotted line guessing.",
+        png(fig),
+    )
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "scenario"
