@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from pulse.errors import ConfigError
 from pulse.protocol.config import parse_config
 from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import run_protocol
@@ -126,3 +127,53 @@ def test_the_report_shows_paths_and_the_matched_table(mini_config, tmp_path):
     files = write_report(store.root)
     assert (store.root / "figures" / "trajectory_finetuned.png") in files.figures
     assert "At matched forgetting (finetuned)" in files.markdown.read_text()
+
+
+def test_a_sweep_expands_into_one_request_per_value():
+    config = parse_config(
+        {
+            "methods": [
+                {"method": "ga", "lr": [1e-4, 3e-4, 1e-3]},
+                {"method": "npo", "label": "n", "params": {"beta": [0.1, 0.5]}, "epochs": 2},
+            ]
+        }
+    )
+    entries = {m.name: m for m in config.methods}
+    assert list(entries) == [
+        "ga[lr=0.0001]",
+        "ga[lr=0.0003]",
+        "ga[lr=0.001]",
+        "n[beta=0.1]",
+        "n[beta=0.5]",
+    ]
+    assert entries["ga[lr=0.0003]"].lr == 3e-4 and entries["n[beta=0.5]"].params == {"beta": 0.5}
+    assert entries["n[beta=0.1]"].epochs == 2
+    # What a run directory keeps (the expanded entries) reads back as the same config.
+    assert parse_config(config.to_dict()).digest() == config.digest()
+    with pytest.raises(ConfigError, match="at least one value"):
+        parse_config({"methods": [{"method": "ga", "lr": []}]})
+    with pytest.raises(ConfigError, match=r"methods\.1\.lr"):
+        parse_config({"methods": [{"method": "ga", "lr": [1e-3, -1]}]})
+
+
+def test_a_sweep_runs_resumes_and_the_report_keeps_one_value(mini_config, tmp_path):
+    from pulse.report.content import build_content
+
+    config = only_finetuned(mini_config, eval_every="1 steps")
+    config["methods"] = [{"method": "ga", "max_steps": [1, 2]}]
+    config["matched"] = {"target": 1.0}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    stages = {p: p.stat().st_mtime_ns for p in (store.root / "stages").rglob("*.jsonl")}
+    manifest = json.loads((store.root / "manifest.json").read_text())
+    assert {"finetuned/ga[max_steps=1]", "finetuned/ga[max_steps=2]"} <= set(manifest["stages"])
+    steps = sorted(
+        json.loads(p.read_text())["steps"] for p in (store.root / "requests").glob("*/result.json")
+    )
+    assert steps == [1, 2]
+    run_protocol(parse_config(config), store.root, progress=False)
+    assert stages == {p: p.stat().st_mtime_ns for p in (store.root / "stages").rglob("*.jsonl")}
+    content = build_content(store.root)
+    kept = [s for s in content.reading if "swept values" in s]
+    assert len(kept) == 1 and "the report keeps ga[max_steps=" in kept[0]
+    table = next(t for t in content.tables if t.scenario == "finetuned-matched")
+    assert sum(r.keys[0].endswith("(kept)") for r in table.rows) == 1

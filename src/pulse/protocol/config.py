@@ -10,14 +10,16 @@ Bad input is one line: ``CONFIG: scenarios.sequential.requests: expected an inte
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -165,6 +167,55 @@ class MethodEntry(Section):
 TRAIN_ADDED_LATER = ("eval_every", "eval_general", "stop_at")
 
 
+# The keys a method entry may sweep besides its params (each a list of values).
+SWEEPABLE = ("lr", "epochs", "max_steps", "loss_bound")
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand_sweeps(entries: Any) -> Any:
+    """Method entries that list several values of a hyper-parameter (``lr: [1e-4, 3e-4]``,
+    ``params: {beta: [0.1, 0.5]}``; several lists: every combination), one entry per value,
+    labelled ``<label>[lr=0.0001]``: each is a request of its own, with its own cells and
+    stages. Other entries pass as they are."""
+    if not isinstance(entries, list):
+        return entries
+    out: list[Any] = []
+    for entry in entries:
+        params = entry.get("params") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            out.append(entry)
+            continue
+        swept: list[tuple[str, bool, list[Any]]] = [
+            (key, False, entry[key]) for key in SWEEPABLE if isinstance(entry.get(key), list)
+        ]
+        if isinstance(params, dict):
+            swept += [(key, True, v) for key, v in params.items() if isinstance(v, list)]
+        if not swept:
+            out.append(entry)
+            continue
+        for key, in_params, values in swept:
+            if not values:
+                where = f"params.{key}" if in_params else key
+                raise ValueError(f"{where}: a sweep needs at least one value")
+        base = entry.get("label") or entry.get("method")
+        for combination in itertools.product(*(values for _, _, values in swept)):
+            new, new_params, names = dict(entry), dict(params or {}), []
+            for (key, in_params, _), value in zip(swept, combination, strict=True):
+                (new_params if in_params else new)[key] = value
+                names.append(f"{key}={_shown(value)}")
+            if params is not None or new_params:
+                new["params"] = new_params
+            new["label"] = f"{base}[{','.join(names)}]"
+            out.append(new)
+    return out
+
+
+Methods = Annotated[list[MethodEntry], BeforeValidator(expand_sweeps)]
+
+
 def _default_methods() -> list[MethodEntry]:
     return [MethodEntry(method="ga"), MethodEntry(method="ga_kl"), MethodEntry(method="npo")]
 
@@ -172,7 +223,7 @@ def _default_methods() -> list[MethodEntry]:
 class Scenario(Section):
     # None: the scenario decides from the rest of the config (:meth:`on_by_default`).
     enabled: bool | None = True
-    methods: list[MethodEntry] | None = None  # default: the run's methods
+    methods: Methods | None = None  # default: the run's methods
     # Training settings of this scenario's requests: each key given replaces the run's
     # ``train`` key (a scope as a whole); a method entry's own settings still come last.
     train: TrainSettings | None = None
@@ -291,7 +342,7 @@ class RunConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     train: TrainSettings = Field(default_factory=TrainSettings)
-    methods: list[MethodEntry] = Field(default_factory=_default_methods, min_length=1)
+    methods: Methods = Field(default_factory=_default_methods, min_length=1)
     scenarios: Scenarios = Field(default_factory=lambda: Scenarios.parse({}))
     # Membership inference on the forget set against holdout people (pulse.protocol.privacy).
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)

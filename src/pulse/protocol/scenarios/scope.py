@@ -10,7 +10,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from pulse.protocol.cells import CellId, Outcomes
-from pulse.protocol.config import MethodEntry, Scenario, ScopeConfig, parse_scope_label
+from pulse.protocol.config import MethodEntry, Methods, Scenario, ScopeConfig, parse_scope_label
 from pulse.protocol.engine import Engine
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.scenarios.finetuned import COLUMNS, fictitious
@@ -27,7 +27,7 @@ class ScopeScenario(Scenario):
     """The finetuned scenario's request with different update scopes. PULSE's ablation is a GA
     row set, hence ``ga`` by default (``methods: null`` uses the run's methods)."""
 
-    methods: list[MethodEntry] | None = Field(default_factory=lambda: [MethodEntry(method="ga")])
+    methods: Methods | None = Field(default_factory=lambda: [MethodEntry(method="ga")])
     scopes: list[str] = Field(
         default_factory=lambda: ["llm", "projector+llm", "vision+projector+llm"]
     )
