@@ -98,7 +98,10 @@ def test_a_scenario_replaces_the_train_keys_it_gives():
     sequential = config.train_of("sequential")
     assert (sequential.lr, sequential.epochs, sequential.pairs_per_id) == (5e-4, 2, 8)
     assert sequential.scope.projector == "full" and sequential.scope.rank == 8  # a scope as a whole
-    assert config.train_of("finetuned") == config.train
+    # The finetuned scenario's own default: its requests evaluated along the way.
+    assert config.train_of("finetuned") == config.train.model_copy(
+        update={"eval_every": "0.4 epoch"}
+    )
     assert config.methods[1].train(sequential).epochs == 3  # a method's own settings come last
     # The saved form keeps the given keys only, so it reads back to the same settings.
     saved = config.to_dict()
@@ -119,8 +122,15 @@ def test_repeats_give_the_training_seeds_and_leave_older_run_directories_resumab
     assert RunConfig().training_seeds() == [0]
     # A run without repeats hashes as if the key did not exist (versions before repeats); the
     # values pin the hash, so a change that would orphan run directories is a deliberate one
-    # (the last: the pretrained scenario's 20 / 8 celebrities of the resized world, and its
-    # oracle on by default).
-    assert RunConfig().digest() == "79baeb62c4ee7233"
-    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "00acab391bf1129e"
+    # (the last: the finetuned and pretrained scenarios evaluate their requests along the way,
+    # train.eval_every 0.4 epoch, on by default).
+    assert RunConfig().digest() == "fd58a0065b2396dc"
+    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "58d0b4cb064105d5"
+    # Evaluation along requests and matched forgetting left at their defaults (or off) hash
+    # as before they existed.
+    off = {"finetuned": {"train": {}}, "pretrained": {"train": {"pairs_per_id": None}}}
+    assert parse_config({"scenarios": off}).digest() == "79baeb62c4ee7233"
+    assert parse_config({"scenarios": off, "matched": {"target": None}}).digest() == (
+        "79baeb62c4ee7233"
+    )
     assert parse_config({"repeats": 2}).digest() != RunConfig().digest()

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from pulse.data.mllmu import count_profiles, is_config_name
 from pulse.errors import ConfigError
 from pulse.protocol.cells import Population
-from pulse.protocol.config import RunConfig, Scenario
+from pulse.protocol.config import RunConfig, Scenario, TrainSettings
 from pulse.protocol.engine import Engine
 from pulse.protocol.oracles import finetuned_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
@@ -24,6 +24,8 @@ from pulse.protocol.splits import forget_retain, forget_size
 from pulse.report.tables import GENERAL, MCQ_COLUMNS, Layout, mcq_columns
 
 NAME = "finetuned"
+# Where the finetuned and pretrained scenarios evaluate their requests along the way by default.
+POINTS = "0.4 epoch"
 
 # The generalisation splits (pulse.protocol.generalisation) beside the Full_Set ones: the same
 # people asked in the Test_Set's other wordings and pictures.
@@ -40,6 +42,9 @@ class FinetunedScenario(Scenario):
     ``forget`` / ``retain`` (split files or MLLMU-Bench config names) fix the split instead."""
 
     people: int | None = Field(None, ge=2)  # the first N of a seeded shuffle (default: all)
+    # Each request evaluated along the way (its trajectory and the comparison at matched
+    # forgetting, pulse.protocol.trajectory): two points in the demo's 25-step requests.
+    train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(eval_every=POINTS))
     forget_fraction: float = Field(0.5, gt=0, lt=1)
     forget: str | None = None
     retain: str | None = None

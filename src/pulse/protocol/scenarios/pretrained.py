@@ -19,6 +19,7 @@ from pulse.protocol.config import Scenario, TrainSettings
 from pulse.protocol.engine import Engine
 from pulse.protocol.oracles import pretrained_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
+from pulse.protocol.scenarios.finetuned import POINTS
 from pulse.protocol.sources import mllmu_needs
 from pulse.report.reading import ok_rows, pts
 from pulse.report.tables import MCQ_COLUMNS, Layout, Table
@@ -41,7 +42,10 @@ class PretrainedScenario(Scenario):
     forget: int = Field(8, ge=1)
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
     # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
-    train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(pairs_per_id=None))
+    # Evaluated along the way like the finetuned scenario's requests (two points of 35 steps).
+    train: TrainSettings | None = Field(
+        default_factory=lambda: TrainSettings(pairs_per_id=None, eval_every=POINTS)
+    )
     # The oracle: ``true`` with the world pre-trains it (the base model's recipe without the
     # forget celebrities) after the probe, a second pre-training (docs/benchmarks.md: its
     # time); a path is a local checkpoint pre-trained without them (with models.base).
