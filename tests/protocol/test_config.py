@@ -128,7 +128,7 @@ def test_repeats_give_the_training_seeds_and_leave_older_run_directories_resumab
     assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "58d0b4cb064105d5"
     # Evaluation along requests and matched forgetting left at their defaults (or off) hash
     # as before they existed.
-    off = {"finetuned": {"train": {}}, "pretrained": {"train": {"pairs_per_id": None}}}
+    off = {"finetuned": {"train": None}, "pretrained": {"train": {"pairs_per_id": None}}}
     assert parse_config({"scenarios": off}).digest() == "79baeb62c4ee7233"
     assert parse_config({"scenarios": off, "matched": {"target": None}}).digest() == (
         "79baeb62c4ee7233"
