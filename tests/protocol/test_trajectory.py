@@ -177,3 +177,27 @@ def test_a_sweep_runs_resumes_and_the_report_keeps_one_value(mini_config, tmp_pa
     assert len(kept) == 1 and "the report keeps ga[max_steps=" in kept[0]
     table = next(t for t in content.tables if t.scenario == "finetuned-matched")
     assert sum(r.keys[0].endswith("(kept)") for r in table.rows) == 1
+
+
+def test_sequential_against_one_batch_at_matched_forgetting(mini_config, tmp_path):
+    from pulse.report.content import build_content
+
+    config = only_finetuned(mini_config, eval_every="1 steps", max_steps=2)
+    config["methods"] = [{"method": "ga"}]
+    config["scenarios"]["sequential"] = {"enabled": True, "requests": 2}
+    config["matched"] = {"target": 0.5}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    placed = {
+        (r.setting, r.request): r
+        for r in rows
+        if r.scenario == "sequential" and r.metric == "matched" and r.split == "forget"
+    }
+    assert set(placed) == {("sequential", 2), ("batch", 1)}
+    # The chain's steps count over its requests: two requests of two steps.
+    chain = placed[("sequential", 2)]
+    assert chain.step is None or 0 <= chain.step <= 4
+    content = build_content(store.root)
+    table = next(t for t in content.tables if t.scenario == "sequential-matched")
+    labels = {r.keys[0] for r in table.rows}
+    assert {"ga (sequential)", "ga (batch)", "before"} <= labels and len(table.method_rows) == 2

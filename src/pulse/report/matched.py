@@ -15,10 +15,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+from pulse.protocol.cells import REFERENCES
 from pulse.protocol.results import ResultRow
 from pulse.protocol.trajectory import MATCHED, STOPPED
 from pulse.report.reading import clear_leader, ok_rows, overlap_note, pct, pts
-from pulse.report.tables import Column, Table, TableRow, build_table, layout_of
+from pulse.report.tables import MISSING, Column, Table, TableRow, build_table, layout_of
 
 SUFFIX = "-matched"
 AT = "At matched forgetting"
@@ -46,6 +47,12 @@ def matched_tables(rows: Sequence[ResultRow], methods: Sequence[str]) -> list[Ta
         if not any(r.metric == MATCHED for r in own):
             continue
         title = f"{AT} ({scenario})"
+        # The cells placed at the target, beside before and the oracle (a sequential chain's
+        # earlier requests are not).
+        placed = {(r.method, r.setting, r.request) for r in own if r.metric == MATCHED}
+        own = [
+            r for r in own if r.method in REFERENCES or (r.method, r.setting, r.request) in placed
+        ]
         layout = replace(layout_of(own[0].kind), title=title, columns=COLUMNS)
         table = build_table(scenario, own, methods, layout)
         steps = {
@@ -53,7 +60,11 @@ def matched_tables(rows: Sequence[ResultRow], methods: Sequence[str]) -> list[Ta
         }
         stops = {(r.method, r.setting): r for r in own if r.metric == STOPPED}
         kept = {k for k, _ in kept_values(table, steps).values()}
-        table_rows = tuple(replace(row, keys=_keys(row, steps, stops, kept)) for row in table.rows)
+        table_rows = tuple(
+            replace(row, keys=_keys(row, steps, stops, kept))
+            for row in table.rows
+            if row.status != MISSING  # a chain's earlier requests are not placed
+        )
         tables.append(
             replace(table, scenario=scenario + SUFFIX, title=title, header=HEADER, rows=table_rows)
         )
@@ -64,13 +75,18 @@ def scenario_of(table: Table) -> str:
     return table.scenario.removesuffix(SUFFIX)
 
 
+def name(row: TableRow) -> str:
+    """A row's method, with its setting when it has one (``ga (batch)``)."""
+    return f"{row.method} ({row.setting})" if row.setting else row.method
+
+
 def _keys(
     row: TableRow,
     steps: dict[tuple[str, str], ResultRow],
     stops: dict[tuple[str, str], ResultRow],
     kept: set[str],
 ) -> tuple[str, ...]:
-    label = row.method + (" (kept)" if row.method in kept else "")
+    label = name(row) + (" (kept)" if row.method in kept else "")
     if row.is_reference:
         return (label, "", "")
     target = steps.get((row.method, row.setting))
@@ -113,6 +129,7 @@ def matched_reading(tables: Sequence[Table]) -> list[str]:
     out = []
     for table in tables:
         out += _compare(table)
+        out += _sequential(table)
         out += _stopped(table)
         out += _sweeps(table)
     out += _knowledge(tables)
@@ -131,9 +148,9 @@ def _target_words(table: Table) -> str:
 def _compare(table: Table) -> list[str]:
     scenario = scenario_of(table)
     rows = ok_rows(table.method_rows)
-    reached = {r.method: r for r in rows if r.value("matched_retain") is not None}
+    reached = {name(r): r for r in rows if r.value("matched_retain") is not None}
     missed = [
-        r.method for r in rows if r.value("matched_forget") is not None and r.method not in reached
+        name(r) for r in rows if r.value("matched_forget") is not None and name(r) not in reached
     ]
     out = []
     if reached:
@@ -153,7 +170,7 @@ def _compare(table: Table) -> list[str]:
             note = overlap_note(reached[leader], reached[ranked[1]], "matched_retain", ranked[1])
             sentence += f": {leader} keeps the most" + (f" ({note})" if note else "")
         out.append(sentence + ".")
-        end = {r.method: v for r in rows if (v := r.value("end_retain")) is not None}
+        end = {name(r): v for r in rows if (v := r.value("end_retain")) is not None}
         first_end = clear_leader(end)
         if leader is not None and first_end is not None:
             if first_end != leader:
@@ -176,11 +193,32 @@ def _compare(table: Table) -> list[str]:
     return out
 
 
+def _sequential(table: Table) -> list[str]:
+    """Per method with both: its chain of requests against one batch at matched forgetting."""
+    rows = ok_rows(table.method_rows)
+    out = []
+    for method in dict.fromkeys(r.method for r in rows):
+        chain = next((r for r in rows if r.method == method and r.requests > 1), None)
+        batch = next((r for r in rows if r.method == method and r.requests <= 1), None)
+        if chain is None or batch is None:
+            continue
+        a, b = chain.value("matched_retain"), batch.value("matched_retain")
+        if a is None or b is None:
+            continue
+        note = overlap_note(chain, batch, "matched_retain")
+        out.append(
+            f"At matched forgetting, {method} keeps {pct(a)} retain accuracy after "
+            f"{chain.requests} sequential requests against {pct(b)} in one batch "
+            f"({(a - b) * 100:+.1f} points" + (f"; {note}" if note else "") + ")."
+        )
+    return out
+
+
 def _stopped(table: Table) -> list[str]:
     stopped = [r for r in ok_rows(table.method_rows) if r.keys[2] not in ("", "no")]
     if not stopped:
         return []
-    parts = [f"{r.method} {r.keys[2]}" for r in stopped]
+    parts = [f"{name(r)} {r.keys[2]}" for r in stopped]
     return [
         f"In {scenario_of(table)}, early stopping (train.stop_at) ended {'; '.join(parts)}, at "
         "the first evaluated point at or below its level."

@@ -10,6 +10,7 @@ the ``contrast`` rows compare the methods where their chains end.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -18,6 +19,7 @@ from pydantic import Field, model_validator
 from pulse.data.splits import read_split, write_split
 from pulse.errors import ConfigError
 from pulse.models.collective import from_main
+from pulse.protocol import trajectory
 from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, Splits
 from pulse.protocol.config import MethodEntry, RunConfig, Scenario
 from pulse.protocol.engine import Engine
@@ -115,6 +117,7 @@ def run(engine: Engine, name: str) -> None:
     oracle_splits = {"forget": forget, "forgotten": forget, "retain": retain}
     engine.oracle(name, group, oracle_splits, requests=k)
     ends: dict[CellId, Outcomes] = {}
+    batches: dict[str, Outcomes] = {}
     for entry in engine.config.methods_of(name):
         last = _chain(engine, name, entry, group, subsets, retain, spec.reference_policy)
         ends[CellId(name, entry.name, SEQUENTIAL, request=k, requests=k)] = last
@@ -123,9 +126,73 @@ def run(engine: Engine, name: str) -> None:
             splits = {"forget": forget, "forgotten": forget, "retain": retain}
             stage = f"{name}/batch/{entry.name}"
             _, batch = engine.request_stage(stage, cell, group, splits, entry, forget, retain)
+            batches[entry.name] = batch
             _gap(engine, name, entry, group, k, last, batch, {"forget": forget, "retain": retain})
     # Where the methods end after the last request, compared with each other.
     engine.contrasts(f"{name}/contrasts", group, {"forget": forget, "retain": retain}, ends)
+    _matched(engine, name, group, {"forget": forget, "retain": retain}, k, batches)
+
+
+def _matched(
+    engine: Engine,
+    name: str,
+    group: Population,
+    splits: Splits,
+    k: int,
+    batches: dict[str, Outcomes],
+) -> None:
+    """Sequential against one batch at matched forgetting, where the one-batch request was
+    evaluated along the way (the finetuned scenario's request, reused): the chain's path is its
+    states after each request (the whole forget set; steps counted over the chain), the
+    batch's its points (:mod:`pulse.protocol.trajectory`); the first training seed's."""
+    seed = engine.training_seeds[0]
+    paths = {}
+    for method, batch in batches.items():
+        outcome = batch.get(seed)
+        if outcome is None or not outcome.ok:
+            continue
+        batch_path = trajectory.request_path(engine, outcome, group, general=False)
+        chain = [
+            engine.states[CellId(name, method, SEQUENTIAL, request=r, requests=k)][2].get(seed)
+            for r in range(1, k + 1)
+        ]
+        if batch_path is None or any(o is None or not o.ok for o in chain):
+            continue
+        paths[method] = (batch_path, chain)
+    if not paths:
+        return
+
+    def compute() -> list[ResultRow]:
+        from pulse.methods.request import RequestResult
+
+        target, source = trajectory.target_of(engine, name, group, splits)
+        oracle = engine.measure_oracle(group)
+        rows: list[ResultRow] = []
+        for method, ((steps, states, _), chain) in paths.items():
+            done, chain_steps = 0, [0]
+            chain_states = [engine.measure_model(group)]
+            for outcome in chain:
+                assert outcome is not None and outcome.out_dir is not None
+                done += RequestResult.read(outcome.out_dir).steps
+                chain_steps.append(done)
+                chain_states.append(engine.measure_request(outcome, group))
+            chain_states = [replace(s, general=None) for s in chain_states]
+            cells = {
+                CellId(name, method, SEQUENTIAL, request=k, requests=k): (
+                    chain_steps,
+                    chain_states,
+                ),
+                CellId(name, method, BATCH): (steps, states),
+            }
+            for cell, (at_steps, at_states) in cells.items():
+                found = trajectory.path_at_target(
+                    at_steps, at_states, splits, target, oracle, seed=engine.config.seed
+                )
+                if found is not None:
+                    rows += trajectory.matched_to_rows(cell, found, source)
+        return rows
+
+    engine.stage(f"{name}/matched", compute)
 
 
 def _chain(
