@@ -5,7 +5,7 @@ One request of the demo's finetuned shape (the default world's first ``--forget`
 people unlearned with ``ga``, the next ``--retain`` retained; the protocol's training defaults:
 16 pairs per person, batch 16, one epoch) on a model of the demo's shapes (random weights: the
 cost does not depend on what a model knows), trained without points and with points every
-``--every`` (default the demo's ``0.4 epoch``), each point scoring the forget and retain
+``--every`` (default the demo's ``0.6 epoch``), each point scoring the forget and retain
 people's MCQ questions with the run's scorer as a protocol run does (no general capability,
 the demo's ``eval_general: false``). Variants interleaved over ``--rounds`` rounds; the figure
 is the difference of the request's time, per point. Without ``--world`` the default world is
@@ -38,7 +38,7 @@ from tiny_training import untrained_world_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", type=Path, help="a built world (default: build one)")
-    parser.add_argument("--every", default="0.4 epoch", help="train.eval_every")
+    parser.add_argument("--every", default="0.6 epoch", help="train.eval_every")
     parser.add_argument("--forget", type=int, default=25)
     parser.add_argument("--retain", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=2)

@@ -100,7 +100,7 @@ def test_a_scenario_replaces_the_train_keys_it_gives():
     assert sequential.scope.projector == "full" and sequential.scope.rank == 8  # a scope as a whole
     # The finetuned scenario's own default: its requests evaluated along the way.
     assert config.train_of("finetuned") == config.train.model_copy(
-        update={"eval_every": "0.4 epoch"}
+        update={"eval_every": "0.6 epoch"}
     )
     assert config.methods[1].train(sequential).epochs == 3  # a method's own settings come last
     # The saved form keeps the given keys only, so it reads back to the same settings.
@@ -123,9 +123,9 @@ def test_repeats_give_the_training_seeds_and_leave_older_run_directories_resumab
     # A run without repeats hashes as if the key did not exist (versions before repeats); the
     # values pin the hash, so a change that would orphan run directories is a deliberate one
     # (the last: the finetuned and pretrained scenarios evaluate their requests along the way,
-    # train.eval_every 0.4 epoch, on by default).
-    assert RunConfig().digest() == "fd58a0065b2396dc"
-    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "58d0b4cb064105d5"
+    # train.eval_every 0.6 epoch, on by default).
+    assert RunConfig().digest() == "6ce5a5a2c49c2ead"
+    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "d29440a996e201e9"
     # Evaluation along requests and matched forgetting left at their defaults (or off) hash
     # as before they existed.
     off = {"finetuned": {"train": None}, "pretrained": {"train": {"pairs_per_id": None}}}

@@ -25,7 +25,7 @@ from pulse.report.tables import GENERAL, MCQ_COLUMNS, Layout, mcq_columns
 
 NAME = "finetuned"
 # Where the finetuned and pretrained scenarios evaluate their requests along the way by default.
-POINTS = "0.4 epoch"
+POINTS = "0.6 epoch"
 
 # The generalisation splits (pulse.protocol.generalisation) beside the Full_Set ones: the same
 # people asked in the Test_Set's other wordings and pictures.
@@ -43,7 +43,7 @@ class FinetunedScenario(Scenario):
 
     people: int | None = Field(None, ge=2)  # the first N of a seeded shuffle (default: all)
     # Each request evaluated along the way (its trajectory and the comparison at matched
-    # forgetting, pulse.protocol.trajectory): two points in the demo's 25-step requests.
+    # forgetting, pulse.protocol.trajectory): one point, at step 15 of the demo's 25.
     train: TrainSettings | None = Field(default_factory=lambda: TrainSettings(eval_every=POINTS))
     forget_fraction: float = Field(0.5, gt=0, lt=1)
     forget: str | None = None

@@ -42,7 +42,7 @@ class PretrainedScenario(Scenario):
     forget: int = Field(8, ge=1)
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
     # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
-    # Evaluated along the way like the finetuned scenario's requests (two points of 35 steps).
+    # Evaluated along the way like the finetuned scenario's requests (one point, at step 21 of 35).
     train: TrainSettings | None = Field(
         default_factory=lambda: TrainSettings(pairs_per_id=None, eval_every=POINTS)
     )
