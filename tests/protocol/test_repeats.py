@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pulse.protocol.config import parse_config
-from pulse.protocol.results import RESULTS_FILE, read_results
+from pulse.protocol.results import PATH_SUMMARIES, RESULTS_FILE, read_results
 from pulse.protocol.runner import run_protocol
 from pulse.report import headline_table, write_report
 
@@ -22,9 +22,11 @@ def repeated(mini_config, **scenarios):
 
 
 def by_repeat(rows, cell):
+    """The cell's results by repeat (not its path along the request, nor the comparison at
+    matched forgetting, which places the first seed's path once)."""
     out: dict = {}
     for r in rows:
-        if r.cell == cell:
+        if r.cell == cell and r.step is None and r.metric not in PATH_SUMMARIES:
             out.setdefault(r.repeat, {})[(r.split, r.modality, r.metric)] = r
     return out
 

@@ -256,10 +256,14 @@ class Scenario(Section):
         return True
 
     def train_settings(self, run: TrainSettings) -> TrainSettings:
-        """The run's settings with this scenario's keys in place."""
+        """The run's settings with this scenario's keys in place. Where the scenario's section
+        is its default, the evaluation along requests the run's ``train`` names explicitly
+        (``eval_every``, ``eval_general``, ``stop_at``) wins over the scenario's default."""
         if self.train is None:
             return run
-        given = self.train.model_fields_set
+        given = set(self.train.model_fields_set)
+        if self.train == type(self).model_fields["train"].get_default(call_default_factory=True):
+            given -= set(TRAIN_ADDED_LATER) & run.model_fields_set
         return run.model_copy(update={key: getattr(self.train, key) for key in given})
 
 
