@@ -107,10 +107,13 @@ def run_command(
     """Run the protocol: every enabled scenario with every method, then the report.
     Re-running the same command resumes: finished stages are kept, the rest is run.
     Under `torchrun` / `accelerate launch` the processes share the run (docs/scaling.md)."""
+    from pulse.models.device import choose_device
+
+    chosen = choose_device(device)  # an unknown device is said before the config is read
     from pulse.protocol.config import load_config
 
     cfg = load_config(config, list(overrides or []))
-    _run_and_report(cfg, out or Path("runs") / config.stem, new_dir, device)
+    _run_and_report(cfg, out or Path("runs") / config.stem, new_dir, chosen)
 
 
 @app.command("demo")
@@ -130,6 +133,9 @@ def demo(
     """The embedded default end to end on a CPU: build the synthetic world and the tiny models
     (reused when unchanged), run every scenario (finetuned, pretrained, sequential, scope,
     pebench) with ga, ga_kl and npo, and write the report."""
+    from pulse.models.device import choose_device
+
+    chosen = choose_device(device)  # an unknown device is said before the config is read
     from pulse.protocol.config import load_config
 
     cfg = load_config(None, [f"seed={seed}", f"models.world.seed={seed}", *(overrides or [])])
@@ -138,7 +144,7 @@ def demo(
         # a newer version) runs beside the old results in OUT-2 and still reuses them.
         world = cfg.models.world.model_copy(update={"dir": out})
         cfg = cfg.model_copy(update={"models": cfg.models.model_copy(update={"world": world})})
-    _run_and_report(cfg, out, True, device)
+    _run_and_report(cfg, out, True, chosen)
 
 
 @app.command("report")
@@ -152,12 +158,11 @@ def report_command(
     _report(run_dir)
 
 
-def _run_and_report(cfg, out: Path, new_dir: bool, device: str = "auto") -> None:
+def _run_and_report(cfg, out: Path, new_dir: bool, chosen) -> None:
     from pulse.models.collective import join
-    from pulse.models.device import check_precision, choose_device
+    from pulse.models.device import check_precision
     from pulse.protocol.runner import run_protocol
 
-    chosen = choose_device(device)
     check_precision(chosen, dtype=cfg.models.dtype, bf16=cfg.train.bf16)
     join(chosen)  # under torchrun / accelerate launch: one process group for the whole run
     try:

@@ -54,19 +54,11 @@ def _ranks(model, processor, items, rows):
     except ConfigError as exc:
         out["error"] = str(exc)
     out["gathered"] = collective.gathered(collective.rank())
-    out["solo"] = collective.solo(_alone, "rank 0's")
+    # A single-process step: a fresh process without the launcher's variables.
+    out["solo"] = collective.solo(os.getenv, "WORLD_SIZE", "not in a launched run")
     # Every process compares its own gathered records with rank 0's.
     out["same_everywhere"] = all(r == out["records"] for r in collective.gathered(out["records"]))
     return out
-
-
-def _alone(whose: str) -> dict:
-    """What a step that must run in one process sees."""
-    return {
-        "whose": whose,
-        "world": os.environ.get("WORLD_SIZE"),
-        "group": torch.distributed.is_initialized(),
-    }
 
 
 def _refuse() -> None:
@@ -83,8 +75,7 @@ def test_sharded_evaluation_gathers_the_records_of_one_process(small_world, tiny
     assert two["answer"] == "rank 0 wrote this"
     assert two["error"] == "only rank 0 sees this file"  # raised in both, with its class
     assert two["same_everywhere"]
-    # A single-process step: a fresh process outside the group, its result everywhere.
-    assert two["solo"] == {"whose": "rank 0's", "world": None, "group": False}
+    assert two["solo"] == "not in a launched run"  # rank 0's step, its result everywhere
     assert len(two["records"]) == len(alone["records"])
     for mine, theirs in zip(two["records"], alone["records"], strict=True):
         assert _same(mine, theirs), (mine, theirs)
