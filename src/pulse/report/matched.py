@@ -33,6 +33,7 @@ COLUMNS = (
     Column("end_general", END, "general", "general", "circular"),
 )
 HEADER = ("method", "target reached at step", "stopped early")
+TARGET = ": the target is "  # in a table's title, before where its target comes from
 # A swept entry's label: the method's label, then the values it was given (pulse.protocol.config).
 SWEPT = re.compile(r"^(?P<base>.+?)\[(?P<values>.+)\]$")
 
@@ -46,7 +47,14 @@ def matched_tables(rows: Sequence[ResultRow], methods: Sequence[str]) -> list[Ta
     for scenario, own in by_scenario.items():
         if not any(r.metric == MATCHED for r in own):
             continue
+        sources = {
+            r.detail.split(";")[0].removeprefix("target: ")
+            for r in own
+            if r.metric == MATCHED and r.split == "forget" and r.detail
+        }
         title = f"{AT} ({scenario})"
+        if len(sources) == 1:
+            title += f"{TARGET}{sources.pop()}"
         # The cells placed at the target, beside before and the oracle (a sequential chain's
         # earlier requests are not).
         placed = {(r.method, r.setting, r.request) for r in own if r.metric == MATCHED}
@@ -138,11 +146,11 @@ def matched_reading(tables: Sequence[Table]) -> list[str]:
 
 def _target_words(table: Table) -> str:
     rows = ok_rows(table.method_rows)
-    value = next((r.value("matched_forget") for r in rows if r.value("matched_forget")), None)
+    value = next((v for r in rows if (v := r.value("matched_forget")) is not None), None)
     if value is None:
         return "the target"
-    source = "the oracle's" if table.oracle is not None else "the configured level"
-    return f"a forget accuracy of {pct(value)} ({source})"
+    source = table.title.partition(TARGET)[2]
+    return f"a forget accuracy of {pct(value)}" + (f", {source}" if source else "")
 
 
 def _compare(table: Table) -> list[str]:
