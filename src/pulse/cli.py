@@ -147,6 +147,39 @@ def demo(
     _run_and_report(cfg, out, True, chosen)
 
 
+@app.command("leaderboard")
+def leaderboard_command(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Leaderboard YAML (see configs/leaderboard.yaml; default: embedded)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set methods=[npo,siu] (repeatable)."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the world, the sweep and the board.")
+    ] = Path("runs/leaderboard"),
+) -> None:
+    """Rank every registered method (or a listed subset): a learning-rate sweep per method,
+    then each at its best learning rate on the finetuned and pretrained scenarios under
+    several training seeds, scored by a stated rule. Re-running the same command resumes."""
+    from pulse.protocol.leaderboard import load_leaderboard_config, run_leaderboard
+    from pulse.report.leaderboard import headline
+
+    cfg = load_leaderboard_config(config, list(overrides or []))
+    try:
+        board = run_leaderboard(cfg, out)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "interrupted: the finished stages are kept; run the same command again to resume",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    console.print(headline(board), highlight=False)
+    console.print(f"leaderboard: {board / 'leaderboard.html'}", highlight=False)
+
+
 @app.command("report")
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory made by `pulse run`.")],

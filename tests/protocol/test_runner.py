@@ -263,6 +263,27 @@ def test_missing_inputs_fail_before_training(mini_config, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_sequential_chain_of_weight_edits_hands_each_edit_to_the_next(mini_config, tmp_path):
+    """MANU leaves an edit, not an adapter: request 2 is computed on request 1's edit."""
+    config = {**mini_config, "methods": [{"method": "manu"}]}
+    config["scenarios"] = {
+        "finetuned": {"people": 4, "enabled": False},
+        "pretrained": {"enabled": False},
+        "sequential": {"requests": 2, "batch": False},
+        "scope": {"enabled": False},
+    }
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    stages = store.manifest["stages"]
+    first, second = (stages[f"sequential/sequential/manu/{k}"]["request"] for k in (1, 2))
+    record = json.loads((store.root / "requests" / second / "result.json").read_text())
+    assert record["edit"] == "edit" and record["steps"] == 0
+    assert record["applies_on"]["merged"] == [
+        str((store.root / "requests" / first / "edit").resolve())
+    ]
+    rows = read_results(store.root / RESULTS_FILE)
+    assert {r.request for r in rows if r.method == "manu" and r.status == "ok"} == {1, 2}
+
+
 def test_sequential_merge_policy_stacks_the_earlier_adapters(mini_config, tmp_path):
     config = {**mini_config, "methods": [{"method": "ga"}]}
     config["train"] = {**mini_config["train"], "group_by_length": True}

@@ -1,0 +1,223 @@
+"""``pulse leaderboard``: every registered method (or a listed subset) on the same protocol,
+ranked by a stated rule.
+
+Two run directories under the leaderboard's folder, each a normal run (resumable, reported):
+
+- ``sweep/``: the learning-rate sweep. Each method runs once per learning rate (the run's
+  ``train.lr`` times each of ``lr_factors``; a training-free method once) on the ``sweep_on``
+  scenario, one training seed, without membership inference; each method keeps the learning
+  rate the rule scores best there.
+- ``board/``: the chosen learning rates on every scenario of ``scenarios`` under ``repeats``
+  training seeds (the intervals cover training as well as questions), with membership
+  inference and, when ``attacks`` are listed, the robustness scenario on them. Its
+  ``leaderboard.md`` / ``.csv`` / ``.html`` hold the ranked table (:mod:`pulse.report.leaderboard`).
+
+The world and its models (and the oracles) are built once, in the leaderboard's folder, and
+reused by both runs. Selecting each method's learning rate on the scenario it is then ranked on
+favours every method alike; the sweep's own table is kept beside the ranking.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pulse.errors import ConfigError, DataError
+from pulse.files import read_text
+from pulse.protocol.config import RunConfig, apply_overrides, parse_config
+
+SWEEP_DIR = "sweep"
+BOARD_DIR = "board"
+RANKED = ("finetuned", "pretrained")  # the scenarios a leaderboard may rank methods on
+
+
+class RuleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "oracle_gap"
+    weights: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from pulse.report.ranking import get_rule
+
+        get_rule(name)
+        return name
+
+
+class LeaderboardConfig(BaseModel):
+    """The ``pulse leaderboard`` config (every key optional; configs/leaderboard.yaml shows
+    the embedded default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: Path | None = None  # a run config for models, data and training (None: the demo's)
+    methods: list[str] | None = None  # None: every registered method
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per method
+    lr_factors: list[float] = Field(default_factory=lambda: [0.3, 1.0, 3.0], min_length=1)
+    sweep_on: Literal["finetuned", "pretrained"] = "finetuned"
+    scenarios: list[Literal["finetuned", "pretrained"]] = Field(
+        default_factory=lambda: list(RANKED), min_length=1
+    )
+    repeats: int = Field(2, ge=1)  # training seeds per request on the board
+    attacks: list[Literal["quantize", "relearn"]] = Field(default_factory=list)
+    rule: RuleConfig = Field(default_factory=RuleConfig)
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _positive(cls, factors: list[float]) -> list[float]:
+        if any(f <= 0 for f in factors) or len(set(factors)) != len(factors):
+            raise ValueError("expected distinct factors > 0")
+        return factors
+
+    @field_validator("methods")
+    @classmethod
+    def _registered(cls, methods: list[str] | None) -> list[str] | None:
+        from pulse.methods import get_method
+
+        for name in methods or ():
+            get_method(name)
+        if methods is not None and (not methods or len(set(methods)) != len(methods)):
+            raise ValueError("expected a list of distinct method names")
+        return methods
+
+    def method_names(self) -> list[str]:
+        from pulse.methods import method_names
+
+        return list(self.methods) if self.methods is not None else method_names()
+
+
+def load_leaderboard_config(
+    path: Path | None, overrides: list[str] | None = None
+) -> LeaderboardConfig:
+    """A leaderboard config (``None``: the embedded default) with ``--set`` overrides."""
+    data: Any = {}
+    source = "leaderboard config"
+    if path is not None:
+        source = str(path)
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(read_text(path)) or {}
+        except (DataError, yaml.YAMLError):
+            raise ConfigError(f"{path}: not valid YAML") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+    if overrides:
+        data = apply_overrides(data, overrides)
+    from pydantic import ValidationError
+
+    try:
+        config = LeaderboardConfig.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ConfigError(
+            f"{source}: {where}: {error['msg'].removeprefix('Value error, ')}"
+        ) from None
+    if config.run is not None and path is not None and not config.run.is_absolute():
+        config = config.model_copy(update={"run": Path(path).parent / config.run})
+    return config
+
+
+def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
+    """The run config the two runs start from, as plain data; the world and its models live in
+    the leaderboard's folder (shared by both runs)."""
+    data: dict[str, Any] = {}
+    if config.run is not None:
+        if not config.run.is_file():
+            raise ConfigError(f"run: {config.run}: config file not found")
+        data = yaml.safe_load(read_text(config.run)) or {}
+    base = parse_config(data, str(config.run or "the embedded default"))
+    data = base.to_dict()
+    world = data["models"].get("world")
+    if world is not None and world.get("dir") is None:
+        world["dir"] = str(root)
+    return data
+
+
+def lr_label(method: str, lr: float) -> str:
+    return f"{method}@{lr:g}"
+
+
+def sweep_entries(config: LeaderboardConfig, base_lr: float) -> list[dict[str, Any]]:
+    """One method entry per (method, learning rate); a training-free method once."""
+    from pulse.methods import get_method
+
+    entries = []
+    for name in config.method_names():
+        params = config.params.get(name, {})
+        if get_method(name, params).edits:
+            entries.append({"method": name, "label": name, "params": params})
+            continue
+        for factor in config.lr_factors:
+            lr = base_lr * factor
+            entries.append(
+                {"method": name, "label": lr_label(name, lr), "params": params, "lr": lr}
+            )
+    return entries
+
+
+def _scenarios(data: dict[str, Any], enabled: list[str], attacks: list[str]) -> dict[str, Any]:
+    sections = {}
+    for name, spec in data["scenarios"].items():
+        sections[name] = {**spec, "enabled": name in enabled}
+    if attacks:
+        robustness = sections.get("robustness", {})
+        sections["robustness"] = {
+            **robustness,
+            "enabled": True,
+            "attacks": attacks,
+            "targets": enabled,
+        }
+    return sections
+
+
+def sweep_config(config: LeaderboardConfig, data: dict[str, Any]) -> RunConfig:
+    sweep = {
+        **data,
+        "repeats": 1,
+        "methods": sweep_entries(config, float(data["train"]["lr"])),
+        "scenarios": _scenarios(data, [config.sweep_on], []),
+        "privacy": {**data.get("privacy", {}), "enabled": False},
+    }
+    return parse_config(sweep, "leaderboard sweep")
+
+
+def board_config(
+    config: LeaderboardConfig, data: dict[str, Any], chosen: dict[str, dict[str, Any]]
+) -> RunConfig:
+    """The chosen entry of each method (labelled by the method's name) on every scenario."""
+    entries = [{**entry, "label": name} for name, entry in chosen.items()]
+    board = {
+        **data,
+        "repeats": config.repeats,
+        "methods": entries,
+        "scenarios": _scenarios(data, list(config.scenarios), list(config.attacks)),
+    }
+    return parse_config(board, "leaderboard board")
+
+
+def run_leaderboard(config: LeaderboardConfig, out: Path, *, progress: bool = True) -> Path:
+    """Run (or resume) the sweep and the board under ``out``; returns the board's run
+    directory, with its report and leaderboard files written."""
+    from pulse.protocol.runner import run_protocol
+    from pulse.report import write_report
+    from pulse.report.leaderboard import choose_learning_rates, write_leaderboard
+
+    data = base_data(config, out)
+    sweep = sweep_config(config, data)
+    sweep_store = run_protocol(sweep, out / SWEEP_DIR, progress=progress)
+    write_report(sweep_store.root)
+    entries = {e.name: e.model_dump(mode="json", exclude_none=True) for e in sweep.methods}
+    chosen = choose_learning_rates(sweep_store.root, config, entries)
+    board_store = run_protocol(
+        board_config(config, data, chosen), out / BOARD_DIR, progress=progress
+    )
+    write_report(board_store.root)
+    write_leaderboard(board_store.root, sweep_store.root, config, chosen)
+    return board_store.root

@@ -1,0 +1,126 @@
+"""The leaderboard: a learning-rate sweep, then each method at its best learning rate on the
+ranked scenarios under two training seeds, scored by a stated rule; both are normal run
+directories that resume; the ranked table is written as Markdown, CSV and HTML."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import yaml
+
+from pulse.errors import ConfigError
+from pulse.protocol.leaderboard import (
+    LeaderboardConfig,
+    load_leaderboard_config,
+    run_leaderboard,
+    sweep_entries,
+)
+from pulse.report.ranking import ORACLE_GAP, Estimate, Standing, describe, weights_of
+
+
+def test_the_embedded_default_is_the_documented_file():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    written = load_leaderboard_config(root / "configs" / "leaderboard.yaml")
+    assert written == LeaderboardConfig()
+
+
+def test_the_sweep_covers_every_method_and_a_training_free_one_once():
+    config = LeaderboardConfig(methods=["npo", "manu"], lr_factors=[0.5, 2.0])
+    entries = sweep_entries(config, 1e-3)
+    assert [(e["label"], e.get("lr")) for e in entries] == [
+        ("npo@0.0005", 5e-4),
+        ("npo@0.002", 2e-3),
+        ("manu", None),
+    ]
+    assert {e["method"] for e in sweep_entries(LeaderboardConfig(), 1e-3)} >= {"siu", "viker"}
+
+
+def test_the_default_rule_is_the_stated_formula():
+    s = Standing(
+        "finetuned",
+        "x",
+        {
+            "forget_distance": Estimate(0.10),
+            "retain_distance": Estimate(-0.05),
+            "general_change": Estimate(0.02),  # a gain is not rewarded
+        },
+    )
+    weights = weights_of(ORACLE_GAP, {"retain": 2.0})
+    assert ORACLE_GAP.score(s, weights) == pytest.approx(0.10 + 2.0 * 0.05)
+    assert "2·(retain accuracy" in describe(ORACLE_GAP, weights)
+    no_oracle = Standing("pretrained", "x", {"forget": Estimate(0.6), "chance": Estimate(0.25)})
+    assert ORACLE_GAP.score(no_oracle, weights) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["methods=[nope]"], "unknown unlearning method 'nope'"),
+        (["rule.name=best"], "unknown ranking rule 'best'"),
+        (["lr_factors=[1, 1]"], "expected distinct factors > 0"),
+        (["scenarios=[sequential]"], "scenarios.0"),
+    ],
+)
+def test_bad_leaderboard_configs_are_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_leaderboard_config(None, overrides)
+
+
+def test_a_small_leaderboard_writes_its_table_and_resumes(mini_config, tmp_path):
+    run = tmp_path / "run.yaml"
+    run.write_text(yaml.safe_dump({**mini_config, "train": {"max_steps": 1, "batch_size": 4}}))
+    config = LeaderboardConfig(
+        run=run, methods=["ga"], lr_factors=[1.0], repeats=1, scenarios=["finetuned"]
+    )
+    board = run_leaderboard(config, tmp_path / "lb", progress=False)
+    rows = list(csv.DictReader(io.StringIO((board / "leaderboard.csv").read_text())))
+    assert [(r["rank"], r["method"], r["lr"], r["seeds"]) for r in rows] == [
+        ("1", "ga", "0.001", "1")
+    ]
+    stages = json.loads((board / "manifest.json").read_text())["stages"]
+    assert run_leaderboard(config, tmp_path / "lb", progress=False) == board
+    assert json.loads((board / "manifest.json").read_text())["stages"] == stages  # none reran
+
+
+@pytest.mark.slow
+def test_a_leaderboard_runs_ranks_and_resumes(mini_config, tmp_path):
+    run = tmp_path / "run.yaml"
+    run.write_text(yaml.safe_dump({**mini_config, "train": {"max_steps": 1, "batch_size": 4}}))
+    spec = tmp_path / "board.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "run": "run.yaml",
+                "methods": ["ga", "manu"],
+                "lr_factors": [0.5, 2.0],
+                "repeats": 2,
+                "rule": {"weights": {"general": 0.5}},
+            }
+        )
+    )
+    config = load_leaderboard_config(spec)
+    board = run_leaderboard(config, tmp_path / "lb", progress=False)
+    assert (tmp_path / "lb" / "sweep" / "results.jsonl").is_file()
+    assert (board / "report.html").is_file() and (board / "leaderboard.html").is_file()
+    rows = list(csv.DictReader(io.StringIO((board / "leaderboard.csv").read_text())))
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores)  # ranked by the rule's score, lowest first
+    assert {r["method"] for r in rows} == {"ga", "manu"}
+    ga = next(r for r in rows if r["method"] == "ga")
+    assert float(ga["lr"]) in (5e-4, 2e-3)  # 0.5 and 2 × the run's lr (1e-3)
+    assert ga["seeds"] == "2" and ga["rank"] in ("1", "2")
+    assert "finetuned: forget acc." in rows[0] and "pretrained: retain acc." in rows[0]
+    text = (board / "leaderboard.md").read_text()
+    assert "Rule `oracle_gap`" in text and "0.5·(general capability lost" in text
+    assert "Learning-rate sweep" in text and "| ga | 0.002 |" in text
+
+    before = (board / "manifest.json").read_text()
+    again = run_leaderboard(config, tmp_path / "lb", progress=False)  # resumes: nothing reruns
+    assert again == board
+    stages = json.loads((board / "manifest.json").read_text())["stages"]
+    assert stages == json.loads(before)["stages"]
