@@ -14,6 +14,7 @@ import yaml
 from pulse.errors import ConfigError
 from pulse.protocol.leaderboard import (
     LeaderboardConfig,
+    base_data,
     load_leaderboard_config,
     run_leaderboard,
     sweep_entries,
@@ -55,6 +56,17 @@ def test_the_default_rule_is_the_stated_formula():
     assert "2·(retain accuracy" in describe(ORACLE_GAP, weights)
     no_oracle = Standing("pretrained", "x", {"forget": Estimate(0.6), "chance": Estimate(0.25)})
     assert ORACLE_GAP.score(no_oracle, weights) == pytest.approx(0.35)
+
+
+def test_scenarios_the_leaderboard_does_not_rank_are_off_before_the_run_config_is_checked(
+    mini_config, tmp_path
+):
+    # a chain of 9 requests over 4 forget people: refused by a run, moot for a leaderboard
+    run = {**mini_config, "scenarios": {**mini_config["scenarios"], "sequential": {"requests": 9}}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    data = base_data(LeaderboardConfig(run=tmp_path / "run.yaml"), tmp_path)
+    on = {name for name, spec in data["scenarios"].items() if spec.get("enabled")}
+    assert on == {"finetuned", "pretrained"}
 
 
 @pytest.mark.parametrize(
@@ -114,6 +126,10 @@ def test_a_leaderboard_runs_ranks_and_resumes(mini_config, tmp_path):
     ga = next(r for r in rows if r["method"] == "ga")
     assert float(ga["lr"]) in (5e-4, 2e-3)  # 0.5 and 2 × the run's lr (1e-3)
     assert ga["seeds"] == "2" and ga["rank"] in ("1", "2")
+    ranks = [int(r["rank"]) for r in rows]  # tied scores share a rank
+    for k in range(1, len(rows)):
+        tied = float(rows[k]["score"]) == float(rows[k - 1]["score"])
+        assert (ranks[k] == ranks[k - 1]) == tied
     assert "finetuned: forget acc." in rows[0] and "pretrained: retain acc." in rows[0]
     text = (board / "leaderboard.md").read_text()
     assert "Rule `oracle_gap`" in text and "0.5·(general capability lost" in text

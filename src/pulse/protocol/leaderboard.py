@@ -132,6 +132,18 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
         if not config.run.is_file():
             raise ConfigError(f"run: {config.run}: config file not found")
         data = yaml.safe_load(read_text(config.run)) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"run: {config.run}: expected a mapping of sections")
+    # Only the ranked scenarios run: the others are off before the config is checked, so a
+    # setting they alone would refuse (a sequential chain longer than the forget set) is moot.
+    from pulse.protocol.registry import scenario_types
+
+    ranked = {config.sweep_on, *config.scenarios}
+    sections = dict(data.get("scenarios") or {})
+    for kind in scenario_types():
+        if kind.name not in ranked:
+            sections[kind.name] = {**(sections.get(kind.name) or {}), "enabled": False}
+    data = {**data, "scenarios": sections}
     base = parse_config(data, str(config.run or "the embedded default"))
     data = base.to_dict()
     world = data["models"].get("world")

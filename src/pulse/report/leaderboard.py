@@ -212,7 +212,10 @@ def table_rows(
         header += [f"{s}: score", *(f"{s}: {title}" for _, title, _ in columns)]
     header += ["s / request", "seeds"]
     rows = []
-    for rank, entry in enumerate(board, start=1):
+    scored = [round(e.score, 9) for e in board if e.score is not None]
+    for entry in board:
+        # tied scores share a rank (1, 2, 2, 4): the table's order among them is by name
+        rank = 1 + sum(s < round(entry.score, 9) for s in scored) if entry.score is not None else 0
         row = [
             str(rank) if entry.score is not None else "–",
             entry.method,
