@@ -74,6 +74,7 @@ def test_scenarios_the_leaderboard_does_not_rank_are_off_before_the_run_config_i
     [
         (["methods=[nope]"], "unknown unlearning method 'nope'"),
         (["rule.name=best"], "unknown ranking rule 'best'"),
+        (["rule.weights.nope=1"], "unknown weight 'nope'"),
         (["lr_factors=[1, 1]"], "expected distinct factors > 0"),
         (["scenarios=[sequential]"], "scenarios.0"),
     ],

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pulse.errors import ConfigError, DataError
 from pulse.files import read_text
@@ -47,6 +47,13 @@ class RuleConfig(BaseModel):
 
         get_rule(name)
         return name
+
+    @model_validator(mode="after")
+    def _known_weights(self) -> RuleConfig:
+        from pulse.report.ranking import get_rule, weights_of
+
+        weights_of(get_rule(self.name), self.weights)  # an unknown weight: one line, up front
+        return self
 
 
 class LeaderboardConfig(BaseModel):
