@@ -138,14 +138,16 @@ def dual_masked_kl(ref: AnswerTokens, cur: AnswerTokens, vocab: Tensor, keep: Te
 
     ``vocab`` ``[V]`` bool marks V_f (the vocabulary mask): p̃_ref is p_ref with those entries
     removed and renormalised, so the reference never pulls toward them. ``keep`` ``[N]`` bool is
-    the token mask m_t: positions whose term is dropped (0 when none is kept)."""
+    the token mask m_t: the positions kept (:func:`token_mean` over them; 0 when none is)."""
     if ref.logits.shape != cur.logits.shape or not torch.equal(ref.targets, cur.targets):
         raise ModelError("KL between answer tokens of different batches")
     log_ref = ref.logits.float().masked_fill(vocab, float("-inf")).log_softmax(-1)
     log_cur = cur.logits.float().log_softmax(-1)
     terms = torch.where(vocab, 0.0, log_ref.exp() * (log_ref - log_cur)).sum(-1)
-    weight = keep.float()
-    return (terms * weight).sum() / weight.sum().clamp(min=1.0)
+    kept = terms[keep]
+    if not kept.numel() and processes() == 1:
+        return terms.sum() * 0.0  # nothing kept (the mean of nothing would be nan)
+    return token_mean(kept)  # over the kept tokens of every data-parallel shard
 
 
 def entropy_weighted_kl(log_target: Tensor, cur: AnswerTokens) -> tuple[Tensor, Tensor]:
@@ -158,6 +160,17 @@ def entropy_weighted_kl(log_target: Tensor, cur: AnswerTokens) -> tuple[Tensor, 
     target = log_target.exp()
     plogp = torch.special.xlogy(target, target).sum(-1)  # 0·log 0 = 0
     entropy = -plogp
-    weights = entropy / entropy.mean().clamp(min=1e-8)
+    weights = entropy / global_mean(entropy).clamp(min=1e-8)
     kl = plogp - (target * cur.logits.float().log_softmax(-1)).sum(-1)
-    return (weights * kl).mean(), weights
+    return token_mean(weights * kl), weights
+
+
+def global_mean(values: Tensor) -> Tensor:
+    """The mean of ``values`` over every data-parallel process's shard, without gradient (a
+    batch statistic, such as ViKeR's mean entropy; one process: ``values.mean()``)."""
+    values = values.detach()
+    if processes() == 1:
+        return values.mean()
+    total = torch.stack([values.sum(), torch.tensor(float(values.numel()), device=values.device)])
+    torch.distributed.all_reduce(total)
+    return total[0] / total[1].clamp(min=1.0)
