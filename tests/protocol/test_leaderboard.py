@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pulse.errors import ConfigError
+from pulse.protocol.config import parse_config
 from pulse.protocol.leaderboard import (
     LeaderboardConfig,
     base_data,
@@ -19,7 +20,14 @@ from pulse.protocol.leaderboard import (
     run_leaderboard,
     sweep_entries,
 )
-from pulse.report.ranking import ORACLE_GAP, Estimate, Standing, describe, weights_of
+from pulse.report.ranking import (
+    MATCHED_RULE,
+    ORACLE_GAP,
+    Estimate,
+    Standing,
+    describe,
+    weights_of,
+)
 
 
 def test_the_embedded_default_is_the_documented_file():
@@ -30,15 +38,54 @@ def test_the_embedded_default_is_the_documented_file():
     assert written == LeaderboardConfig()
 
 
-def test_the_sweep_covers_every_method_and_a_training_free_one_once():
+def test_the_sweep_covers_every_method_and_a_training_free_one_once(mini_config):
     config = LeaderboardConfig(methods=["npo", "manu"], lr_factors=[0.5, 2.0])
     entries = sweep_entries(config, 1e-3)
-    assert [(e["label"], e.get("lr")) for e in entries] == [
-        ("npo@0.0005", 5e-4),
-        ("npo@0.002", 2e-3),
+    assert entries == [
+        {"method": "npo", "params": {}, "lr": [5e-4, 2e-3]},
+        {"method": "manu", "params": {}},
+    ]
+    # the run config expands the sweep (pulse.protocol.config.expand_sweeps)
+    run = parse_config({**mini_config, "methods": entries})
+    assert [(m.name, m.lr) for m in run.methods] == [
+        ("npo[lr=0.0005]", 5e-4),
+        ("npo[lr=0.002]", 2e-3),
         ("manu", None),
     ]
     assert {e["method"] for e in sweep_entries(LeaderboardConfig(), 1e-3)} >= {"siu", "viker"}
+
+
+def test_the_matched_rule_reads_the_path_at_the_target():
+    base = {"retain_before": Estimate(0.8), "general_before": Estimate(0.5)}
+    reached = Standing(
+        "finetuned",
+        "x",
+        {
+            **base,
+            "matched_step": Estimate(12.5),
+            "matched_target": Estimate(0.3),
+            "matched_retain": Estimate(0.7),
+            "matched_general": Estimate(0.45),
+            "retain": Estimate(0.2),  # the end of the budget does not count once matched
+        },
+    )
+    w = weights_of(MATCHED_RULE, {})
+    assert MATCHED_RULE.score(reached, w) == pytest.approx(0.1 + 0.05)
+    missed = Standing(
+        "finetuned",
+        "x",
+        {
+            **base,
+            "matched_step": Estimate(-1.0),
+            "matched_target": Estimate(0.3),
+            "forget": Estimate(0.5),
+            "retain": Estimate(0.75),
+            "general": Estimate(0.5),
+        },
+    )
+    assert MATCHED_RULE.score(missed, w) == pytest.approx(0.2 + 0.05)
+    no_path = Standing("finetuned", "x", {"forget_distance": Estimate(-0.1)})
+    assert MATCHED_RULE.score(no_path, w) == ORACLE_GAP.score(no_path, w) == pytest.approx(0.1)
 
 
 def test_the_default_rule_is_the_stated_formula():
@@ -103,7 +150,8 @@ def test_a_small_leaderboard_writes_its_table_and_resumes(mini_config, tmp_path)
 @pytest.mark.slow
 def test_a_leaderboard_runs_ranks_and_resumes(mini_config, tmp_path):
     run = tmp_path / "run.yaml"
-    run.write_text(yaml.safe_dump({**mini_config, "train": {"max_steps": 1, "batch_size": 4}}))
+    train = {"max_steps": 2, "batch_size": 4, "eval_every": "1 steps"}
+    run.write_text(yaml.safe_dump({**mini_config, "train": train}))
     spec = tmp_path / "board.yaml"
     spec.write_text(
         yaml.safe_dump(
@@ -112,7 +160,7 @@ def test_a_leaderboard_runs_ranks_and_resumes(mini_config, tmp_path):
                 "methods": ["ga", "manu"],
                 "lr_factors": [0.5, 2.0],
                 "repeats": 2,
-                "rule": {"weights": {"general": 0.5}},
+                "rule": {"name": "oracle_gap", "weights": {"general": 0.5}},
             }
         )
     )
@@ -135,6 +183,7 @@ def test_a_leaderboard_runs_ranks_and_resumes(mini_config, tmp_path):
     text = (board / "leaderboard.md").read_text()
     assert "Rule `oracle_gap`" in text and "0.5·(general capability lost" in text
     assert "Learning-rate sweep" in text and "| ga | 0.002 |" in text
+    assert "finetuned: matched: at step" in rows[0]  # evaluated along the request
 
     before = (board / "manifest.json").read_text()
     again = run_leaderboard(config, tmp_path / "lb", progress=False)  # resumes: nothing reruns

@@ -37,7 +37,7 @@ RANKED = ("finetuned", "pretrained")  # the scenarios a leaderboard may rank met
 class RuleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "oracle_gap"
+    name: str = "matched"
     weights: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -159,25 +159,19 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     return data
 
 
-def lr_label(method: str, lr: float) -> str:
-    return f"{method}@{lr:g}"
-
-
 def sweep_entries(config: LeaderboardConfig, base_lr: float) -> list[dict[str, Any]]:
-    """One method entry per (method, learning rate); a training-free method once."""
+    """One method entry per method with its learning rates as a sweep (``lr: [...]``: the run
+    config expands it into one entry per value, labelled ``<method>[lr=...]``); a
+    training-free method once, without one."""
     from pulse.methods import get_method
 
     entries = []
     for name in config.method_names():
         params = config.params.get(name, {})
-        if get_method(name, params).edits:
-            entries.append({"method": name, "label": name, "params": params})
-            continue
-        for factor in config.lr_factors:
-            lr = base_lr * factor
-            entries.append(
-                {"method": name, "label": lr_label(name, lr), "params": params, "lr": lr}
-            )
+        entry = {"method": name, "params": params}
+        if not get_method(name, params).edits:
+            entry["lr"] = [base_lr * factor for factor in config.lr_factors]
+        entries.append(entry)
     return entries
 
 
@@ -234,9 +228,10 @@ def run_leaderboard(config: LeaderboardConfig, out: Path, *, progress: bool = Tr
     write_report(sweep_store.root)
     entries = {e.name: e.model_dump(mode="json", exclude_none=True) for e in sweep.methods}
     chosen = choose_learning_rates(sweep_store.root, config, entries)
+    swept = {name: (e["method"], e.get("lr")) for name, e in entries.items()}
     board_store = run_protocol(
         board_config(config, data, chosen), out / BOARD_DIR, progress=progress
     )
     write_report(board_store.root)
-    write_leaderboard(board_store.root, sweep_store.root, config, chosen)
+    write_leaderboard(board_store.root, sweep_store.root, config, chosen, swept)
     return board_store.root

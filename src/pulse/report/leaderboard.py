@@ -16,6 +16,7 @@ from typing import Any
 
 from pulse.files import write_text
 from pulse.protocol.results import ResultRow
+from pulse.protocol.trajectory import MATCHED
 from pulse.report.ranking import Estimate, Rule, Standing, describe, get_rule, weights_of
 from pulse.report.rundir import load_run
 
@@ -42,6 +43,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("retain_distance", "retain − oracle", "pct"),
     ("general", "general", "pct"),
     ("general_change", "general change", "pct"),
+    ("matched_target", "matched: forget target", "pct"),
+    ("matched_step", "matched: at step", "step"),
+    ("matched_retain", "matched: retain", "pct"),
+    ("matched_general", "matched: general", "pct"),
     ("mia_auc", "MIA AUC", "pct"),
     ("privleak", "PrivLeak", "pct"),
 )
@@ -83,6 +88,17 @@ def standing(rows: Sequence[ResultRow], scenario: str, label: str) -> Standing |
     for r in mine:
         if r.request != last or r.modality != "all" or r.value is None:
             continue
+        if r.metric == MATCHED:  # at matched forgetting (the first seed's path)
+            key = {"forget": "matched_target", "retain": "matched_retain"}.get(r.split)
+            key = key or ("matched_general" if r.split == "general" else None)
+            if key is not None:
+                values[key] = _estimate(r)
+                if r.split == "forget":
+                    reached = Estimate(r.step if r.step is not None else -1.0)
+                    values["matched_step"] = reached
+            continue
+        if r.step is not None:  # a point along the request, not its end state
+            continue
         for key, (metric, split) in READS.items():
             if r.metric == metric and r.split == split:
                 values[key] = _estimate(r)
@@ -94,6 +110,21 @@ def standing(rows: Sequence[ResultRow], scenario: str, label: str) -> Standing |
         ),
         None,
     )
+    retain_before = next(
+        (
+            r
+            for r in rows
+            if r.scenario == scenario
+            and r.method == "before"
+            and (r.metric, r.split, r.modality) == ("accuracy", "retain", "all")
+            and r.value is not None
+        ),
+        None,
+    )
+    if retain_before is not None:
+        values["retain_before"] = Estimate(retain_before.value)
+    if before is not None and before.value is not None:
+        values["general_before"] = Estimate(before.value)
     general = values.get("general")
     if general is not None and before is not None and before.value is not None:
         change = next((r for r in mine if r.metric == "circular" and r.request == last), None)
@@ -189,6 +220,8 @@ def choose_learning_rates(
 def _fmt(estimate: Estimate | None, kind: str) -> str:
     if estimate is None:
         return "–"
+    if kind == "step":
+        return "not reached" if estimate.value < 0 else f"{estimate.value:.1f}"
     scale, digits = (100.0, 1) if kind == "pct" else (1.0, 3)
     text = f"{estimate.value * scale:.{digits}f}"
     if estimate.low is not None and estimate.high is not None:
@@ -256,7 +289,11 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def write_leaderboard(
-    board_dir: Path, sweep_dir: Path, config: Any, chosen: Mapping[str, Mapping[str, Any]]
+    board_dir: Path,
+    sweep_dir: Path,
+    config: Any,
+    chosen: Mapping[str, Mapping[str, Any]],
+    swept: Mapping[str, tuple[str, float | None]],
 ) -> dict[str, Path]:
     """Write the ranked table (and the sweep's) into the board's run directory."""
     rule = get_rule(config.rule.name)
@@ -265,12 +302,7 @@ def write_leaderboard(
     labels = {m: (m, entry.get("lr")) for m, entry in chosen.items()}
     board = entries(board_dir, labels, scenarios, rule, weights)
     header, rows = table_rows(board, scenarios)
-    sweep_labels = {}
-    run = load_run(sweep_dir)
-    for label in dict.fromkeys(r.method for r in run.rows if r.method not in ("before", "oracle")):
-        method, _, lr = label.partition("@")
-        sweep_labels[label] = (method, float(lr) if lr else None)
-    sweep = entries(sweep_dir, sweep_labels, [config.sweep_on], rule, weights)
+    sweep = entries(sweep_dir, dict(swept), [config.sweep_on], rule, weights)
     sweep_header, sweep_rows = table_rows(sweep, [config.sweep_on])
     statement = describe(rule, weights)
     intro = [

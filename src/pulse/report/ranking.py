@@ -7,7 +7,9 @@ A method's numbers (:class:`Standing`) are read from the run's rows by column ke
 ``retain_distance`` (accuracy minus the oracle's), ``forget_quality``, ``general`` and
 ``general_change`` (circular accuracy and its change against the model before),
 ``chance`` (the forget items' guessing floor), ``mia_auc`` and ``privleak`` (LOSS score),
-``recovery <attack>`` and ``seconds`` (training time per request).
+``recovery <attack>`` and ``seconds`` (training time per request); at matched forgetting
+(:mod:`pulse.protocol.trajectory`): ``matched_target``, ``matched_step`` (−1: not reached),
+``matched_retain``, ``matched_general``, beside ``retain_before`` / ``general_before``.
 """
 
 from __future__ import annotations
@@ -107,6 +109,46 @@ def _privacy(s: Standing, w: Mapping[str, float]) -> float | None:
     return w["privleak"] * abs(leak) + w["retain"] * max(0.0, -retain)
 
 
+def _matched(s: Standing, w: Mapping[str, float]) -> float | None:
+    """At matched forgetting: w_r·(retain lost) + w_g·(general lost) where the path reached the
+    target; never reached: w_f·(forget − target) + the same losses at the end of the budget."""
+    step = s.get("matched_step")
+    if step is None:
+        return _oracle_gap(s, w)  # not evaluated along the request: the end-of-budget rule
+    retain_before = s.get("retain_before")
+    general_before = s.get("general_before")
+
+    def lost(before: float | None, after: float | None) -> float:
+        return max(0.0, before - after) if before is not None and after is not None else 0.0
+
+    if step >= 0:
+        retain, general = s.get("matched_retain"), s.get("matched_general")
+        return w["retain"] * lost(retain_before, retain) + w["general"] * lost(
+            general_before, general
+        )
+    forget, target = s.get("forget"), s.get("matched_target")
+    short = max(0.0, forget - target) if forget is not None and target is not None else 0.0
+    return (
+        w["forget"] * short
+        + w["retain"] * lost(retain_before, s.get("retain"))
+        + w["general"] * lost(general_before, s.get("general"))
+    )
+
+
+MATCHED_RULE = register_rule(
+    Rule(
+        "matched",
+        "at matched forgetting: where a method's path first brings its forget accuracy down to "
+        "the target (the oracle's forget accuracy, else chance), score = {retain}·(retain "
+        "accuracy lost against the model before) + {general}·(general capability lost, when "
+        "measured along the request); a method that never reaches the target scores "
+        "{forget}·(its forget accuracy above the target) + the same losses at the end of its "
+        "budget; in accuracy points, averaged over the scenarios; lower is better. Without "
+        "evaluation along the requests (train.eval_every) the rule is oracle_gap's.",
+        _matched,
+        {"forget": 1.0, "retain": 1.0, "general": 1.0},
+    )
+)
 ORACLE_GAP = register_rule(
     Rule(
         "oracle_gap",
