@@ -34,6 +34,8 @@ def test_help_on_every_command(pulse):
         (["data", "validate", "pebench", "no/such/PEBench.csv"], "no/such/PEBench.csv"),
         (["data", "validate", "parquet", "x"], "unknown data format"),
         (["world", "build", "--out", "unused", "--size", "huge"], "unknown world size"),
+        (["leaderboard", "--set", "methods=[nope]"], "unknown unlearning method 'nope'"),
+        (["leaderboard", "no/such.yaml"], "no/such.yaml: config file not found"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(pulse, args, needle):
