@@ -160,16 +160,23 @@ def leaderboard_command(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the world, the sweep and the board.")
     ] = Path("runs/leaderboard"),
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+    ] = "auto",
 ) -> None:
     """Rank every registered method (or a listed subset): a learning-rate sweep per method,
     then each at its best learning rate on the finetuned and pretrained scenarios under
-    several training seeds, scored by a stated rule. Re-running the same command resumes."""
+    several training seeds, at matched forgetting, scored by a stated rule. Re-running the
+    same command resumes. One process (not under torchrun / accelerate launch)."""
+    from pulse.models.device import choose_device
+
+    chosen = choose_device(device)  # an unknown device is said before the config is read
     from pulse.protocol.leaderboard import load_leaderboard_config, run_leaderboard
     from pulse.report.leaderboard import headline
 
     cfg = load_leaderboard_config(config, list(overrides or []))
     try:
-        board = run_leaderboard(cfg, out)
+        board = run_leaderboard(cfg, out, device=chosen)
     except KeyboardInterrupt:
         Console(stderr=True).print(
             "interrupted: the finished stages are kept; run the same command again to resume",

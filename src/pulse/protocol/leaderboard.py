@@ -215,7 +215,9 @@ def board_config(
     return parse_config(board, "leaderboard board")
 
 
-def run_leaderboard(config: LeaderboardConfig, out: Path, *, progress: bool = True) -> Path:
+def run_leaderboard(
+    config: LeaderboardConfig, out: Path, *, progress: bool = True, device: Any = None
+) -> Path:
     """Run (or resume) the sweep and the board under ``out``; returns the board's run
     directory, with its report and leaderboard files written."""
     from pulse.protocol.runner import run_protocol
@@ -224,14 +226,13 @@ def run_leaderboard(config: LeaderboardConfig, out: Path, *, progress: bool = Tr
 
     data = base_data(config, out)
     sweep = sweep_config(config, data)
-    sweep_store = run_protocol(sweep, out / SWEEP_DIR, progress=progress)
+    sweep_store = run_protocol(sweep, out / SWEEP_DIR, progress=progress, device=device)
     write_report(sweep_store.root)
     entries = {e.name: e.model_dump(mode="json", exclude_none=True) for e in sweep.methods}
     chosen = choose_learning_rates(sweep_store.root, config, entries)
     swept = {name: (e["method"], e.get("lr")) for name, e in entries.items()}
-    board_store = run_protocol(
-        board_config(config, data, chosen), out / BOARD_DIR, progress=progress
-    )
+    board = board_config(config, data, chosen)
+    board_store = run_protocol(board, out / BOARD_DIR, progress=progress, device=device)
     write_report(board_store.root)
     write_leaderboard(board_store.root, sweep_store.root, config, chosen, swept)
     return board_store.root
