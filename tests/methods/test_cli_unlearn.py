@@ -62,9 +62,14 @@ def test_unlearn_one_request(pulse, model_dir, mllmu, tmp_path):
     ("extra", "needle"),
     [
         (["--method", "nope"], "nope"),
-        (["--method", "npo", "--set", "beta=abc"], "beta"),
-        (["--method", "ga", "--scope", "everything"], "--scope"),
-        (["--method", "ga", "--pairs-per-id", "0"], "--pairs-per-id"),
+        # each case is a process of its own (about 12 s on 2 cores): one in the default suite
+        pytest.param(["--method", "npo", "--set", "beta=abc"], "beta", marks=pytest.mark.slow),
+        pytest.param(
+            ["--method", "ga", "--scope", "everything"], "--scope", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            ["--method", "ga", "--pairs-per-id", "0"], "--pairs-per-id", marks=pytest.mark.slow
+        ),
     ],
 )
 def test_unlearn_bad_input_is_one_line(pulse, model_dir, mllmu, tmp_path, extra, needle):

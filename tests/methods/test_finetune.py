@@ -46,6 +46,7 @@ def test_pulse_finetune_saves_a_merged_model_that_records_what_it_left_out(
     assert not any("lora" in name for name, _ in model.named_parameters())
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_pulse_finetune_names_an_unknown_person_in_one_line(pulse, tiny_models, mllmu, tmp_path):
     result = pulse(
         "finetune", "--model", str(tiny_models / "base"), "--data", str(mllmu),

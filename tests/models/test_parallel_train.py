@@ -144,6 +144,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_ctrl_c_stops_the_workers_and_removes_the_job(tmp_path, tiny_dir):
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(CTRL_C.format(model_dir=str(tiny_dir))))

@@ -31,6 +31,7 @@ def by_repeat(rows, cell):
     return out
 
 
+@pytest.mark.slow  # the heaviest of its kind (2-core suite time): pytest -m slow
 def test_repeats_pool_the_seeds_and_the_first_seed_is_the_plain_run(mini_config, tmp_path):
     config = repeated(
         mini_config,
