@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,26 @@ data_app = typer.Typer(help="Check datasets in the published formats.")
 app.add_typer(data_app, name="data")
 
 console = Console()
+
+# The --device option of every command that trains or evaluates (pulse.models.device).
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
+]
+
+
+@contextmanager
+def _resumable():
+    """Ctrl-C on a run: one line saying how to resume, exit code 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "interrupted: the finished stages are kept; run the same command again to resume",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+
+
 _state = {"debug": False}
 
 
@@ -68,9 +89,7 @@ def world_train(
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="Score each stage on its benchmark.")
     ] = True,
-    device: Annotated[
-        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
-    ] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Build and train the tiny LLaVA of the embedded default: stage 1 pre-trains it from
     scratch on the world's corpus (base/), stage 2 LoRA fine-tunes it on the fictitious
@@ -100,9 +119,7 @@ def run_command(
             "--new-dir", help="If --out holds a run of another config, use a fresh DIR-2, DIR-3."
         ),
     ] = False,
-    device: Annotated[
-        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
-    ] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Run the protocol: every enabled scenario with every method, then the report.
     Re-running the same command resumes: finished stages are kept, the rest is run.
@@ -126,9 +143,7 @@ def demo(
         list[str] | None,
         typer.Option("--set", help="Override a config key (see configs/demo.yaml)."),
     ] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
-    ] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """The embedded default end to end on a CPU: build the synthetic world and the tiny models
     (reused when unchanged), run every scenario (finetuned, pretrained, sequential, scope,
@@ -160,9 +175,7 @@ def leaderboard_command(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the world, the sweep and the board.")
     ] = Path("runs/leaderboard"),
-    device: Annotated[
-        str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")
-    ] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Rank every registered method (or a listed subset): a learning-rate sweep per method,
     then each at its best learning rate on the finetuned and pretrained scenarios under
@@ -175,14 +188,8 @@ def leaderboard_command(
     from pulse.report.leaderboard import headline
 
     cfg = load_leaderboard_config(config, list(overrides or []))
-    try:
+    with _resumable():
         board = run_leaderboard(cfg, out, device=chosen)
-    except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "interrupted: the finished stages are kept; run the same command again to resume",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
     console.print(headline(board), highlight=False)
     console.print(f"leaderboard: {board / 'leaderboard.html'}", highlight=False)
 
@@ -205,16 +212,10 @@ def _run_and_report(cfg, out: Path, new_dir: bool, chosen) -> None:
 
     check_precision(chosen, dtype=cfg.models.dtype, bf16=cfg.train.bf16)
     join(chosen)  # under torchrun / accelerate launch: one process group for the whole run
-    try:
+    with _resumable():
         store = run_protocol(cfg, out, new_dir=new_dir, device=chosen)
-        if not _is_main():
-            return  # rank 0 writes the report
-    except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "interrupted: the finished stages are kept; run the same command again to resume",
-            highlight=False,
-        )
-        raise typer.Exit(130) from None
+    if not _is_main():
+        return  # rank 0 writes the report
     _report(store.root)
 
 
