@@ -125,6 +125,25 @@ def test_intervals_need_two_people_a_side_and_hold_the_value():
     assert auc_interval([noisy, noisy]) == interval
 
 
+def test_seeds_scored_on_their_own_pairs_pool_by_people():
+    # Two training seeds, each scored on its own pairs of the same people (per-seed pair
+    # plans): the interval draws people once for both and holds the mean; PrivLeak pairs
+    # each seed with the oracle on that seed's pairs.
+    rng = np.random.default_rng(1)
+    people = [f"p{i // 2}" for i in range(20)]
+    seeds = [_sample(rng.normal(1, 1, 20), rng.normal(0, 1, 20), people, people) for _ in "ab"]
+    mean = (auc(seeds[0]) + auc(seeds[1])) / 2
+    interval = auc_interval(seeds)
+    assert interval is not None and interval.low <= mean <= interval.high
+    oracles = [_sample(rng.normal(0, 1, 20), rng.normal(0, 1, 20), people, people) for _ in "ab"]
+    leak = privleak_interval(list(zip(seeds, oracles, strict=True)))
+    value = sum(privleak(auc(s), auc(o)) for s, o in zip(seeds, oracles, strict=True)) / 2
+    assert leak is not None and leak.low <= value <= leak.high and leak.low > 0
+    # an oracle scored on other people's pairs cannot be paired
+    strangers = _sample([0.0] * 20, [0.0] * 20, [f"q{i}" for i in range(20)], people)
+    assert privleak_interval([(seeds[0], strangers)]) is None
+
+
 def test_batched_scores_are_the_models_own_training_loss(small_world, tiny_llava):
     model, processor = tiny_llava
     profile = read_mllmu(small_world / "mllmu", "ft_Data")[0]

@@ -5,6 +5,8 @@ the rows, the privacy table, its figure and its reading follow."""
 from __future__ import annotations
 
 import csv
+import json
+from collections import Counter
 
 import pytest
 from tests.fixtures.tiny import TAUGHT
@@ -34,7 +36,9 @@ def _train(mllmu, people, texts, out):
 
 
 @pytest.fixture(scope="module")
-def privacy_run(small_world, tmp_path_factory):
+def privacy_setup(small_world, tmp_path_factory):
+    """The world's MLLMU-Bench folder, the forget people and a run's config (without a
+    holdout) on a model trained on the forget and retain people and its oracle."""
     mllmu = small_world / "mllmu"
     people = sorted(p.id for p in read_mllmu(mllmu, "Full_Set"))
     forget, retain = people[:4], people[4:8]
@@ -59,6 +63,12 @@ def privacy_run(small_world, tmp_path_factory):
             "pebench": {"enabled": False},
         },
     }
+    return mllmu, forget, base
+
+
+@pytest.fixture(scope="module")
+def privacy_run(privacy_setup, tmp_path_factory):
+    _, _, base = privacy_setup
     runs = tmp_path_factory.mktemp("privacy-runs")
     with_holdout = parse_config({**base, "privacy": {"holdout": "Holdout_Set"}})
     without = parse_config(base)
@@ -159,3 +169,64 @@ def test_the_world_names_its_own_holdout_and_a_trained_holdout_is_refused(small_
     off = parse_config({"eval": {"general": False}, "privacy": {"enabled": False}})
     quiet = Engine(off, RunStore(tmp_path / "off", {}), world, progress=False)
     assert privacy_plan(quiet, "finetuned", group, splits) is None
+
+
+def test_with_repeats_each_seed_is_scored_on_the_pairs_it_unlearned(privacy_setup, tmp_path):
+    from tests.protocol.test_repeats import by_repeat
+
+    mllmu, forget, base = privacy_setup
+    config = {
+        **base,
+        "train": {**base["train"], "pairs_per_id": 3},  # each seed unlearns its own 3 pairs
+        "privacy": {"holdout": "Holdout_Set"},
+    }
+    store = run_protocol(parse_config({**config, "repeats": 2}), tmp_path / "two", progress=False)
+
+    # Every request's state is scored on the members' pairs its own seed unlearned.
+    pairs = train_pairs(mllmu, forget)
+    place, counter = {}, Counter()
+    for pair in pairs:
+        place[id(pair)], counter[pair.entity_id] = (
+            counter[pair.entity_id],
+            counter[pair.entity_id] + 1,
+        )
+    scored = {}
+    for path in (store.root / "evals").glob("*.json"):
+        data = json.loads(path.read_text())
+        if "pairs_of" in data:
+            members = {(p["entity_id"], p["pair"]) for p in data["pairs"] if p["member"]}
+            scored[data["state"], data["pairs_of"]["seed"]] = members
+    unlearned = {}
+    for request in (store.root / "requests").iterdir():
+        seed = json.loads((request / "result.json").read_text())["seed"]
+        drawn = sample_per_entity(pairs, 3, seed)
+        unlearned[seed] = {(p.entity_id, place[id(p)]) for p in drawn}
+        assert scored[f"request:{request.name}", seed] == unlearned[seed]
+    assert set(unlearned) == {0, 1} and unlearned[0] != unlearned[1]
+    # The before model and the oracle are scored on both seeds' pairs.
+    untrained = {state for state, _ in scored if state.startswith("model:")}
+    assert {(state, seed) for state in untrained for seed in (0, 1)} <= set(scored)
+
+    rows = read_results(store.root / RESULTS_FILE)
+    ga = by_repeat(rows, ("finetuned", "ga", "", 1))
+    before = by_repeat(rows, ("finetuned", "before", "", 0))
+    assert set(ga) == {None, 0, 1} and set(before) == {None}
+    for metric in ("mia_auc_loss", "privleak_min_k_pp", "mia_auc_reference"):
+        key = ("forget", "all", metric)
+        pooled = ga[None][key]
+        assert pooled.seeds == 2
+        assert pooled.value == pytest.approx((ga[0][key].value + ga[1][key].value) / 2)
+        assert pooled.low <= pooled.value <= pooled.high
+    # The before row pools its membership rows over the seeds' pairs; its accuracy is one
+    # evaluation.
+    assert before[None]["forget", "all", "mia_auc_loss"].seeds == 2
+    assert before[None]["forget", "all", "accuracy"].seeds == 1
+    oracle = by_repeat(rows, ("finetuned", "oracle", "", 0))[None]["forget", "all", "privleak_loss"]
+    assert (oracle.value, oracle.low, oracle.high, oracle.seeds) == (0, 0, 0, 2)
+
+    # The second seed's rows are those of a run trained under that seed alone (its pairs,
+    # its oracle on them).
+    alone = run_protocol(parse_config({**config, "seed": 1}), tmp_path / "one", progress=False)
+    plain = by_repeat(read_results(alone.root / RESULTS_FILE), ("finetuned", "ga", "", 1))[None]
+    privacy = {k for k in plain if k[2].startswith(("mia_", "privleak_"))}
+    assert privacy and {k: plain[k].value for k in privacy} == {k: ga[1][k].value for k in privacy}

@@ -91,6 +91,7 @@ class RequestOutcome:
     detail: str | None = None
     reused: bool = False  # read back from the request cache, not trained now
     seconds: float | None = None  # the request's own time (load, train, save)
+    seed: int | None = None  # the training seed it was trained under (None: did not finish)
 
     @property
     def ok(self) -> bool:

@@ -241,7 +241,7 @@ class Engine:
         # None too when damaged: it runs again.
         finished = collective.from_main(lambda: RequestResult.finished(out))
         if finished is not None:
-            return _outcome(finished, reused=True)
+            return _outcome(finished, seed, reused=True)
         self._measured = None  # a request trains its own copy: the measured state lets go
         failure: Exception | None = None
         try:
@@ -282,7 +282,7 @@ class Engine:
                 "(run the same command again to resume)"
             ) from failure
         if failure is None:
-            return _outcome(result)
+            return _outcome(result, seed)
 
         def record() -> None:
             (out / "error.txt").parent.mkdir(parents=True, exist_ok=True)
@@ -365,18 +365,46 @@ class Engine:
             pairs = [replace(p, reference=losses.get(p.key)) for p in pairs]
         return replace(measured, pairs=pairs)
 
-    def privacy(self, scenario: str, group: Population, splits: Splits) -> PairPlan | None:
-        """The pairs every state of ``scenario`` is scored on for membership inference."""
-        return privacy_plan(self, scenario, group, splits)
+    def privacy(
+        self, scenario: str, group: Population, splits: Splits, seed: int | None = None
+    ) -> PairPlan | None:
+        """The pairs every state of ``scenario`` trained under ``seed`` is scored on for
+        membership inference (default: the first training seed's)."""
+        return privacy_plan(self, scenario, group, splits, seed)
+
+    def seed_plans(self, scenario: str, group: Population, splits: Splits) -> list[PairPlan | None]:
+        """Every training seed's pair plan, each once (one where the seeds share it: one seed,
+        requests that take every pair, no membership inference)."""
+        plans = (self.privacy(scenario, group, splits, seed) for seed in self.training_seeds)
+        return list(dict.fromkeys(plans))
+
+    def _untrained_rows(
+        self,
+        cell: CellId,
+        group: Population,
+        splits: Splits,
+        measure: Callable[[PairPlan | None], Measurement | None],
+        before: Measurement | None = None,
+    ) -> list[ResultRow]:
+        """The rows of a state no request trained (``measure(plan)``: the before model or the
+        oracle): scored on every training seed's pairs, its membership rows pooled over the
+        seeds' plans as a request's over its seeds, each plan against the oracle on the same
+        pairs; its other rows are one evaluation's."""
+        plans = self.seed_plans(cell.scenario, group, splits)
+        # Every plan of the state first, then the oracle's: each model is loaded once.
+        runs = _present([measure(plan) for plan in plans])
+        assert runs is not None
+        oracles = _present([self.measure_oracle(group, plan) for plan in plans])
+        return metric_rows(cell, runs, splits, before, oracles, one_state=True)
 
     def before(self, scenario: str, group: Population, splits: Splits, requests: int = 1) -> None:
         """The scenario's before row: the model before any request, on its splits."""
         cell = CellId.before(scenario, requests=requests)
 
         def compute() -> list[ResultRow]:
-            plan = self.privacy(scenario, group, splits)
-            measured = self.measure_model(group, plan)
-            rows = metric_rows(cell, [measured], splits, oracle=self.measure_oracle(group, plan))
+            rows = self._untrained_rows(
+                cell, group, splits, lambda plan: self.measure_model(group, plan)
+            )
             return rows + generalisation.before_rows(self, cell, group, splits)
 
         self.stage(f"{scenario}/before", compute)
@@ -390,9 +418,13 @@ class Engine:
         cell = CellId.oracle(scenario, requests=requests)
 
         def compute() -> list[ResultRow]:
-            oracle = self.measure_oracle(group, self.privacy(scenario, group, splits))
-            assert oracle is not None
-            rows = metric_rows(cell, [oracle], splits, self.measure_model(group), oracle)
+            rows = self._untrained_rows(
+                cell,
+                group,
+                splits,
+                lambda plan: self.measure_oracle(group, plan),
+                self.measure_model(group),
+            )
             return rows + generalisation.oracle_rows(self, cell, group, splits)
 
         self.stage(f"{scenario}/oracle", compute)
@@ -410,7 +442,7 @@ class Engine:
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
         started = time.perf_counter()
-        plan = self.privacy(cell.scenario, group, splits)
+        plan = self.privacy(cell.scenario, group, splits, outcome.seed)
         measured = self.measure_request(outcome, group, plan)
         self._timing(outcome, time.perf_counter() - started)
         # Against the before state of the same people (its evaluation is cached): the rows'
@@ -426,12 +458,12 @@ class Engine:
     def pooled(
         self, cell: CellId, outcomes: list[RequestOutcome], group: Population, splits: Splits
     ) -> list[ResultRow]:
-        """The cell's rows pooled over the training seeds that finished."""
-        plan = self.privacy(cell.scenario, group, splits)
-        runs = [self.measure_request(o, group, plan) for o in outcomes]
-        rows = metric_rows(
-            cell, runs, splits, self.measure_model(group), self.measure_oracle(group, plan)
-        )
+        """The cell's rows pooled over the training seeds that finished, each seed's state
+        scored on its own pairs and set against the oracle on the same pairs."""
+        plans = [self.privacy(cell.scenario, group, splits, o.seed) for o in outcomes]
+        runs = [self.measure_request(o, group, p) for o, p in zip(outcomes, plans, strict=True)]
+        oracles = _present([self.measure_oracle(group, plan) for plan in plans])
+        rows = metric_rows(cell, runs, splits, self.measure_model(group), oracles)
         return rows + generalisation.request_rows(self, cell, outcomes, group, splits)
 
     def request_stage(
@@ -562,6 +594,12 @@ class Engine:
         )
 
 
+def _present(measured: Sequence[Measurement | None]) -> list[Measurement] | None:
+    """``measured`` when every one is there (the group has an oracle), else None."""
+    found = [m for m in measured if m is not None]
+    return found if len(found) == len(measured) else None
+
+
 def _once(load: Callable[[], Any]) -> Callable[[], Any]:
     """``load`` called at most once: the MCQ evaluation and the pair scores of one state share
     the model when neither is cached."""
@@ -585,9 +623,11 @@ def _finished(
     return RequestOutcome("failed", None, "did not finish")
 
 
-def _outcome(result: RequestResult, reused: bool = False) -> RequestOutcome:
+def _outcome(result: RequestResult, seed: int, reused: bool = False) -> RequestOutcome:
     if result.ok:
-        return RequestOutcome("ok", result.out_dir, reused=reused, seconds=result.total_seconds)
+        return RequestOutcome(
+            "ok", result.out_dir, reused=reused, seconds=result.total_seconds, seed=seed
+        )
     diverged = result.diverged or {}
     detail = (
         f"diverged at step {diverged.get('step')}: loss {diverged.get('value')} "

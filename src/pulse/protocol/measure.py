@@ -54,30 +54,38 @@ def metric_rows(
     runs: Sequence[Measurement],
     splits: Mapping[str, Sequence[str]],
     before: Measurement | None = None,
-    oracle: Measurement | None = None,
+    oracle: Measurement | Sequence[Measurement] | None = None,
+    *,
+    one_state: bool = False,
 ) -> list[ResultRow]:
     """The rows of ``runs`` — one measurement per training seed of the same request, on the
     same people and questions — pooled: each value the mean over the seeds, its interval and
     its change's interval drawn over seeds and units. One run gives that run's rows; given the
     ``before`` measurement of the same people, every change gets its paired interval; given the
-    ``oracle``'s, the metrics versus the oracle get rows too."""
+    ``oracle``'s, the metrics versus the oracle get rows too. ``oracle`` is one measurement for
+    every run, or one per run: the oracle's membership scores on each training seed's pairs
+    (:mod:`pulse.protocol.privacy`). With ``one_state`` the runs are one model state scored on
+    each seed's pairs (the before and oracle rows under ``repeats``): only the metrics that
+    read the pairs pool them, the others read the first."""
+    oracles = None if oracle is None else _per_run(oracle, runs)
     chosen = [
         m
         for m in metrics()
         if all(m.applies(run) for run in runs)
-        and (not m.versus_oracle or (oracle is not None and m.applies(oracle)))
+        and (not m.versus_oracle or (oracles is not None and all(m.applies(o) for o in oracles)))
     ]
     rows = []
     for group, metric in _plan(chosen, splits):
-        samples = [metric.select(run, group) for run in runs]
+        states = runs if not one_state or metric.reads == "pairs" else runs[:1]
+        samples = [metric.select(run, group) for run in states]
         if not all(samples):
             continue
         if metric.versus_oracle:
-            assert oracle is not None
-            reference = metric.select(oracle, group)
-            if not reference:
+            assert oracles is not None
+            references = [metric.select(o, group) for o in oracles[: len(states)]]
+            if not all(references):
                 continue
-            samples = [metric.against(sample, reference) for sample in samples]
+            samples = [metric.against(s, r) for s, r in zip(samples, references, strict=True)]
             if not all(samples):  # the metric has no value against this oracle
                 continue
         change = None
@@ -97,6 +105,17 @@ def metric_rows(
             )
         )
     return rows
+
+
+def _per_run(
+    oracle: Measurement | Sequence[Measurement], runs: Sequence[Measurement]
+) -> list[Measurement]:
+    """The oracle's measurement paired with each run."""
+    if isinstance(oracle, Measurement):
+        return [oracle] * len(runs)
+    if len(oracle) != len(runs):
+        raise ValueError(f"{len(oracle)} oracle measurements for {len(runs)} runs")
+    return list(oracle)
 
 
 def difference_rows(

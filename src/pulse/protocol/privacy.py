@@ -4,11 +4,12 @@ A scenario's *members* are the people of its forget-type splits (trained on, the
 its *non-members* the holdout people of the same kind, never trained on: fictitious people for
 the scenarios of the fine-tuned model, celebrities for the pretrained scenario. Each person's
 training pairs are sampled as the unlearning requests sample them (``train.pairs_per_id``,
-seeded by the person's ID and the run's seed) and capped at ``privacy.pairs_per_person`` (8)
-by the same seeded draw, so the members' pairs are among the very pairs unlearned under the
-run's seed. With ``repeats`` the later training seeds draw other pairs, and the scored pairs
-are the first seed's (a share of them unlearned under those seeds; see
-docs/limitations.md). Every pair
+seeded by the person's ID and the training seed) and capped at ``privacy.pairs_per_person``
+(8) by the same seeded draw, so the members' pairs are among the very pairs unlearned under
+that seed. With ``repeats`` each training seed's requests unlearn their own sample, so each
+seed has its own plan: its states are scored on its pairs, and the before model and the oracle
+on every seed's (their rows pool the seeds' plans, as a request's pool its seeds). Where the
+requests take every pair (no ``train.pairs_per_id``) the seeds share one plan. Every pair
 is scored with its image (multimodal) and, when its question names the person rather than
 pointing at the picture, without it (text-only), as the fine-tuning data holds it.
 
@@ -51,8 +52,8 @@ class PrivacyConfig(BaseModel):
     # The share of lowest-scored tokens Min-K % and Min-K %++ average.
     min_k: float = Field(MIN_K, gt=0, le=1)
     # Pairs scored per person, at most: a seeded sample of those the scenario unlearns (the
-    # same draw as its train.pairs_per_id under the run's seed, so a smaller sample lies
-    # inside what the first training seed unlearns);
+    # same draw as its train.pairs_per_id under the training seed, so a smaller sample lies
+    # inside what that seed's requests unlearn);
     # None: every pair it unlearns. 8 keeps a state's scoring near half its MCQ evaluation
     # (docs/benchmarks.md).
     pairs_per_person: int | None = Field(8, ge=1)
@@ -89,9 +90,15 @@ def _holdout_spec(engine: Engine, group: Population) -> tuple[str, str | None] |
 
 
 def privacy_plan(
-    engine: Engine, scenario: str, group: Population, splits: Mapping[str, Sequence[str]]
+    engine: Engine,
+    scenario: str,
+    group: Population,
+    splits: Mapping[str, Sequence[str]],
+    seed: int | None = None,
 ) -> PairPlan | None:
-    """The scenario's pairs to score, or None (privacy off, no holdout, no forget split)."""
+    """The scenario's pairs to score for the states trained under ``seed`` (default: the
+    run's seed, its first training seed), or None (privacy off, no holdout, no forget
+    split)."""
     from pulse.methods.request import resolve_ids
     from pulse.protocol.metrics.mia_auc import PRIVACY_SPLITS
 
@@ -112,9 +119,14 @@ def privacy_plan(
         )
     if len(holdout) < 2:
         raise ConfigError(f"{key}: {spec!r} names {len(holdout)} people; membership needs two")
-    caps = [c for c in (cfg.pairs_per_person, engine.config.train_of(scenario).pairs_per_id) if c]
+    sampled = engine.config.train_of(scenario).pairs_per_id
+    caps = [c for c in (cfg.pairs_per_person, sampled) if c]
     limit = min(caps) if caps else None
-    return PairPlan(tuple(members), tuple(sorted(holdout)), limit, cfg.min_k, engine.config.seed)
+    # The requests draw their sample under their training seed; taking every pair, all seeds
+    # unlearn the same pairs and share the run's seed's plan (scored once).
+    if seed is None or sampled is None:
+        seed = engine.config.seed
+    return PairPlan(tuple(members), tuple(sorted(holdout)), limit, cfg.min_k, seed)
 
 
 def pairs_to_score(mllmu: Path, plan: PairPlan) -> list[PairToScore]:
