@@ -136,8 +136,9 @@ def _over_seeds(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def auc_interval(
     samples: Sequence[MembershipSample], seed: int = 0, resamples: int = RESAMPLES
 ) -> Interval | None:
-    """The 95 % interval of the mean AUC over ``samples`` (one per training seed, the same
-    pairs): people (and seeds) drawn with replacement."""
+    """The 95 % interval of the mean AUC over ``samples`` (one per training seed: the same
+    people, each seed's own pairs of them or the same): people (and seeds) drawn with
+    replacement."""
     rng = np.random.default_rng(seed)
     weights = _shared_draws(samples, resamples, rng)
     if weights is None:
@@ -152,8 +153,9 @@ def privleak_interval(
     resamples: int = RESAMPLES,
 ) -> Interval | None:
     """The 95 % interval of the mean PrivLeak over (state, oracle) samples (one per training
-    seed): each draw of people applied to the state and to the oracle alike. The two samples
-    must hold the same people's pairs in the same order."""
+    seed, the oracle scored on that seed's pairs): each draw of people applied to the state and
+    to the oracle alike. The two samples of a seed must hold the same people's pairs in the
+    same order."""
     rng = np.random.default_rng(seed)
     if any(
         (state.member_people, state.other_people) != (oracle.member_people, oracle.other_people)
