@@ -64,7 +64,7 @@ def world_build(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the world into.")],
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 0,
     size: Annotated[
-        str, typer.Option("--size", help="World size: small, default or large.")
+        str, typer.Option("--size", help="World size: small, default, medium or large.")
     ] = "default",
 ) -> None:
     """Generate the synthetic world (people, portraits, events, visual skills) in the

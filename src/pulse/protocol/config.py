@@ -60,7 +60,7 @@ class Section(BaseModel):
 class WorldSource(Section):
     """The embedded default: build (or reuse) the synthetic world and train its tiny models."""
 
-    size: Literal["small", "default", "large"] = "default"
+    size: Literal["small", "default", "medium", "large"] = "default"
     seed: int = 0
     dir: Path | None = None  # default: RUN_DIR/world and RUN_DIR/models
 

@@ -96,6 +96,21 @@ SIZES: dict[str, WorldSize] = {
     # The embedded default: sized so that a first demo (two models, two oracles, every
     # scenario) fits its time budget on 2 cores; interval widths per size: docs/world.md.
     "default": WorldSize(
+        celebrities=20,
+        fictitious=24,
+        pebench_people=8,
+        events=8,
+        events_per_person=8,
+        skills_train=300,
+        skills_dev=100,
+        fame_most=20,
+        # a floor of 6 corpus mentions: the median celebrity is known by name and by face
+        fame_least=6,
+        skill_mcq_orders=2,
+    ),
+    # About twice the default's people (the default before the demo's budget halved it):
+    # intervals about 1.4x narrower for a little over twice the training time.
+    "medium": WorldSize(
         celebrities=40,
         fictitious=50,
         pebench_people=10,
@@ -104,11 +119,10 @@ SIZES: dict[str, WorldSize] = {
         skills_train=700,
         skills_dev=160,
         fame_most=20,
-        # a floor of 6 corpus mentions: the median celebrity is known by name and by face
         fame_least=6,
         skill_mcq_orders=2,
     ),
-    # Twice the people: narrower intervals for about twice the training time.
+    # Twice the medium world's people.
     "large": WorldSize(
         celebrities=80,
         fictitious=100,

@@ -37,14 +37,14 @@ class PretrainedScenario(Scenario):
     """Probe the base model on the celebrities, keep the ``top`` best known (or those at or
     above ``threshold``), unlearn ``forget`` of them and retain the rest."""
 
-    top: int | None = Field(20, ge=2)
+    top: int | None = Field(14, ge=2)
     threshold: float | None = Field(None, ge=0, le=1)
-    forget: int = Field(8, ge=1)
+    forget: int = Field(6, ge=1)
     combine: Literal["min", "mean", "pooled"] = "min"  # per-person accuracy over the two modalities
-    # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity.
-    # Evaluated along the way like the finetuned scenario's requests (one point, at step 21 of 35).
+    # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity,
+    # in one pass. Evaluated along the way like the finetuned scenario's requests (one point).
     train: TrainSettings | None = Field(
-        default_factory=lambda: TrainSettings(pairs_per_id=None, eval_every=POINTS)
+        default_factory=lambda: TrainSettings(pairs_per_id=None, epochs=1, eval_every=POINTS)
     )
     # The oracle: ``true`` with the world pre-trains it (the base model's recipe without the
     # forget celebrities) after the probe, a second pre-training (docs/benchmarks.md: its

@@ -53,7 +53,7 @@ class SequentialScenario(Scenario):
     reference is the model after the previous request). ``batch`` adds the same data in one
     request as the comparison row."""
 
-    requests: int = Field(5, ge=1)
+    requests: int = Field(3, ge=1)
     adapters: Literal["continue", "merge"] = "continue"
     reference: Literal["initial", "previous"] | None = None  # implied by adapters
     batch: bool = True
