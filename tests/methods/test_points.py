@@ -1,5 +1,6 @@
 """Evaluation along a request (train.eval_every): points at the right steps, the same final
-weights as without them, and early stopping at the first point that asks for it."""
+weights as without them, early stopping at the first point that asks for it, and the same
+points under two data-parallel CPU processes (gloo), each scoring half of the questions."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ import random
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
+from pulse.data.mllmu import profile_items, read_mllmu
+from pulse.data.schema import ItemKind
+from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.methods.points import PointPlan
 from pulse.methods.request import run_unlearning
+from pulse.models import collective
+from pulse.models.parallel import run_data_parallel
 from pulse.models.settings import UNLEARN_DEFAULTS, eval_schedule, eval_steps
 from tests.methods.test_request import fast
 
@@ -93,3 +100,55 @@ def test_early_stopping_ends_at_the_first_point_that_asks(model_dir, mllmu, tmp_
     record = json.loads((tmp_path / "out" / "result.json").read_text())
     assert record["stopped"] == {"step": 2, "reason": "forget accuracy at the target"}
     assert record["eval_steps"] == [1]  # the stopping point is the request's own state
+
+
+# --- under a data-parallel launch -------------------------------------------------------------
+
+CFG = MCQConfig(batch_size=4, scorer="option_text")
+
+
+def _mcq_items(mllmu):
+    profiles = [p for p in read_mllmu(mllmu, "forget_50") if p.id in ("f002", "f007")]
+    items = [i for p in profiles for i in profile_items(p) if i.kind is ItemKind.MCQ]
+    return items[:-1]  # an odd count: the two processes' blocks differ in size
+
+
+def _request_along(placeholder, model_dir, mllmu, out, items):
+    """One process of two (or the only one): a request scored at every step, each point's
+    questions split over the processes; it asks to stop at step 2."""
+    collective.join(torch.device("cpu"))
+    seen: dict[str, list[bool]] = {}
+
+    def evaluate(step, model, processor):
+        records = score_mcq(model, processor, items, CFG, shard=True)
+        seen[str(step)] = [bool(r.correct) for r in records]
+        return "at the level" if step == 2 else None
+
+    result = run_unlearning(
+        model_dir,
+        mllmu,
+        "f002,f007",
+        "retain_50",
+        "ga",
+        None,
+        out,
+        points=PointPlan("1 steps", evaluate),
+        **fast(max_steps=4, batch_size=2),
+    )
+    gathered = collective.gathered(seen)
+    return {"seen": seen, "same": all(g == seen for g in gathered), "steps": result.steps}
+
+
+def test_points_under_two_processes_are_scored_together(model_dir, mllmu, tmp_path):
+    items = _mcq_items(mllmu)
+    args = (model_dir, mllmu, tmp_path / "two", items)
+    two = run_data_parallel(_request_along, nn.Identity(), args, 2, threads=1)
+    # Both processes evaluated every point on all the questions, and stopped together.
+    assert two["same"] and sorted(two["seen"]) == ["1", "2"] and two["steps"] == 2
+    assert all(len(v) == len(items) for v in two["seen"].values())
+    record = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert record["processes"] == 2 and record["eval_steps"] == [1]
+    assert record["stopped"] == {"step": 2, "reason": "at the level"}
+    # One process training the same steps on the whole batch scores the same points.
+    alone = _request_along(nn.Identity(), model_dir, mllmu, tmp_path / "one", items)
+    assert alone["seen"] == two["seen"]

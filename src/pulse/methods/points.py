@@ -8,8 +8,10 @@ and training goes on from exactly where it was: the model is put back in trainin
 every random generator restored, so the request ends in the weights it reaches without points.
 ``evaluate`` returns a reason to stop (early stopping, ``train.stop_at``) or ``None``.
 
-Single process only: the protocol drives one process (a data-parallel launch evaluates
-nothing along the way).
+Under a data-parallel launch (``torchrun`` / ``accelerate launch``) every process reaches a
+point at the same step with the same weights and calls ``evaluate`` together: the protocol's
+evaluation is sharded over them and gathered (:mod:`pulse.models.collective`), rank 0 alone
+writes it, and every process gets the same answer, so they agree on stopping early.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class EvalPoints(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step = state.global_step
-        if step not in self.steps or args.world_size > 1:
+        if step not in self.steps:
             return
         # On a CPU the adapter is merged for the evaluation (its forward skips the LoRA
         # layers' extra work, about half the time on the tiny model) and the weights put back
