@@ -4,15 +4,28 @@ the interpolation and its bootstrap on hand-made paths."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from pulse.data.schema import ItemKind, Modality
 from pulse.errors import ConfigError
+from pulse.eval.records import ItemRecord
+from pulse.protocol.cells import CellId
 from pulse.protocol.config import parse_config
+from pulse.protocol.measurement import Measurement
 from pulse.protocol.results import RESULTS_FILE, read_results
 from pulse.protocol.runner import run_protocol
-from pulse.protocol.trajectory import at, crossing, matched
+from pulse.protocol.trajectory import (
+    SeedPath,
+    at,
+    crossing,
+    matched,
+    matched_to_rows,
+    path_at_target,
+    pooled,
+)
 
 
 def test_a_path_reaches_the_target_between_two_points():
@@ -50,6 +63,88 @@ def test_the_interval_comes_from_the_replicates_that_reach_the_target():
     paths = np.array([forget] * 10 + [[1.0, 0.9]] * 290)
     found = matched(steps, forget, {"retain": retain}, 0.5, (paths, targets, replicates[2]))
     assert found.reached < 0.95 and found.values["retain"].low is None
+
+
+def test_training_seeds_are_pooled_each_at_its_own_crossing():
+    # Seed 1 reaches 0.5 at step 15 with retain 0.7; seed 2 at step 5 with retain 0.5.
+    one = SeedPath([0, 10, 20], [0.9, 0.7, 0.3], {"retain": [0.8, 0.8, 0.6]})
+    two = SeedPath([0, 10, 20], [0.9, 0.1, 0.1], {"retain": [0.6, 0.4, 0.4]})
+    found = pooled([one, two], 0.5)
+    assert found.seeds == found.seeds_reached == 2
+    assert found.step == pytest.approx((15 + 5) / 2)
+    assert found.values["retain"].value == pytest.approx((0.7 + 0.5) / 2)
+    # Not the value of the mean path at its crossing (that would be retain 0.6 at step 10).
+    mean_path = matched([0, 10, 20], [0.9, 0.4, 0.2], {"retain": [0.7, 0.6, 0.5]}, 0.5)
+    assert found.values["retain"].value != pytest.approx(mean_path.values["retain"].value)
+
+
+def test_a_seed_that_never_reaches_the_target_is_counted_and_said():
+    reaches = SeedPath([0, 10], [0.9, 0.1], {"retain": [0.8, 0.4]})
+    stays = SeedPath([0, 10], [0.9, 0.7], {"retain": [0.8, 0.7]})
+    found = pooled([reaches, stays], 0.5)
+    assert (found.seeds, found.seeds_reached) == (2, 1)
+    assert found.values["retain"].value == pytest.approx(0.6)  # the seed that reached it
+    rows = matched_to_rows(CellId("finetuned", "ga"), found, "matched.target")
+    assert "reached by 1 of 2 training seeds" in rows[0].detail
+    nowhere = pooled([stays, stays], 0.5)
+    assert nowhere.step is None and nowhere.lowest == (0.7, 10)
+    rows = matched_to_rows(CellId("finetuned", "ga"), nowhere, "matched.target")
+    assert "not reached" in rows[0].detail and "none of 2 training seeds" in rows[0].detail
+    assert [r.split for r in rows] == ["forget"]
+
+
+def test_the_interval_resamples_the_seeds_too():
+    # No spread over people (every replicate draws the same path): what is left is the seeds'.
+    def constant(retain_end):
+        forget, retain = [1.0, 0.0], [1.0, retain_end]
+        return SeedPath(
+            [0, 10],
+            forget,
+            {"retain": retain},
+            np.array([forget] * 400),
+            {"retain": np.array([retain] * 400)},
+        )
+
+    targets = np.full(400, 0.5)
+    alone = pooled([constant(0.2)], 0.5, targets)
+    assert alone.values["retain"].low == pytest.approx(alone.values["retain"].high)
+    picks = np.random.default_rng(0).integers(0, 2, size=(400, 2))
+    both = pooled([constant(0.2), constant(0.6)], 0.5, targets, picks)
+    value = both.values["retain"]
+    assert value.value == pytest.approx((0.6 + 0.8) / 2)
+    assert (value.low, value.high) == pytest.approx((0.6, 0.8))  # both seeds picked twice
+    # One seed that never reaches its target in any replicate: most replicates pick it.
+    never = replace(constant(0.6), replicate_forget=np.ones((400, 2)))
+    missed = pooled([constant(0.2), never], 0.5, targets, picks)
+    assert 0 < missed.reached < 0.95 and missed.values["retain"].low is None
+
+
+def _state(correct: dict[str, list[bool]]) -> Measurement:
+    records = [
+        ItemRecord(f"{who}{i}", who, ItemKind.MCQ, Modality.TEXT, "A", "A", correct=c)
+        for who, answers in correct.items()
+        for i, c in enumerate(answers)
+    ]
+    return Measurement(records, None, {})
+
+
+def test_identical_seeds_give_one_seeds_value_and_interval():
+    splits = {"forget": ["a", "b", "c"], "retain": ["d", "e"]}
+    right, wrong = [True, True], [False, False]
+    states = [
+        _state({"a": right, "b": right, "c": right, "d": right, "e": right}),
+        _state({"a": wrong, "b": right, "c": wrong, "d": right, "e": [True, False]}),
+        _state({"a": wrong, "b": wrong, "c": wrong, "d": [True, False], "e": wrong}),
+    ]
+    one = path_at_target([([0, 5, 10], states)], splits, 0.5, None, resamples=300)
+    two = path_at_target([([0, 5, 10], states)] * 2, splits, 0.5, None, resamples=300)
+    assert one is not None and two is not None and one.step is not None
+    assert (two.seeds, two.seeds_reached) == (2, 2)
+    assert two.step == pytest.approx(one.step)
+    assert two.values == one.values and two.counts == one.counts == {"forget": 3, "retain": 2}
+    # Other questions in one seed's states: not comparable.
+    other = [_state({"a": right, "b": right, "c": [True]})] * 3
+    assert path_at_target([([0, 5, 10], states), ([0, 5, 10], other)], splits, 0.5, None) is None
 
 
 def only_finetuned(mini_config, **train):
@@ -185,6 +280,7 @@ def test_sequential_against_one_batch_at_matched_forgetting(mini_config, tmp_pat
     config = only_finetuned(mini_config, eval_every="1 steps", max_steps=2)
     config["methods"] = [{"method": "ga"}]
     config["scenarios"]["sequential"] = {"enabled": True, "requests": 2}
+    config["scenarios"]["scope"] = {"enabled": True, "scopes": ["llm", "projector+llm"]}
     config["matched"] = {"target": 0.5}
     store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
     rows = read_results(store.root / RESULTS_FILE)
@@ -194,10 +290,58 @@ def test_sequential_against_one_batch_at_matched_forgetting(mini_config, tmp_pat
         if r.scenario == "sequential" and r.metric == "matched" and r.split == "forget"
     }
     assert set(placed) == {("sequential", 2), ("batch", 1)}
-    # The chain's steps count over its requests: two requests of two steps.
-    chain = placed[("sequential", 2)]
-    assert chain.step is None or 0 <= chain.step <= 4
+    # The chain's path: each request's points, its steps counted over the chain (two requests
+    # of two steps), before only once; on the whole forget set.
+    chain = [r for r in rows if r.on_path and r.setting == "sequential" and r.metric == "accuracy"]
+    steps = {r.request: sorted({r.step for r in chain}) for r in chain}
+    assert {r: sorted({x.step for x in chain if x.request == r}) for r in steps} == {
+        1: [0, 1, 2],
+        2: [3, 4],
+    }
+    forget = {r.step: r.n for r in chain if r.split == "forget" and r.modality == "all"}
+    assert len(set(forget.values())) == 1  # the same people at every point
+    records = [json.loads(p.read_text()) for p in (store.root / "requests").glob("*/result.json")]
+    assert all(r["eval_steps"] == [1] for r in records)
+    placed_step = placed[("sequential", 2)].step
+    assert placed_step is None or 0 <= placed_step <= 4
+    # The scope ablation's requests are evaluated along the way too, and placed at the target.
+    scopes = {r.setting for r in rows if r.scenario == "scope" and r.metric == "matched"}
+    assert scopes == {"llm", "projector+llm"}
     content = build_content(store.root)
     table = next(t for t in content.tables if t.scenario == "sequential-matched")
     labels = {r.keys[0] for r in table.rows}
     assert {"ga (sequential)", "ga (batch)", "before"} <= labels and len(table.method_rows) == 2
+    assert any(t.scenario == "scope-matched" for t in content.tables)
+    assert any(f.name == "trajectory_sequential.png" for f in content.figures)
+
+
+def test_training_seeds_are_pooled_at_matched_forgetting(mini_config, tmp_path):
+    config = only_finetuned(mini_config, eval_every="1 steps", max_steps=3)
+    config["methods"] = [{"method": "ga"}]
+    config["repeats"] = 2
+    config["matched"] = {"target": 0.5}
+    store = run_protocol(parse_config(config), tmp_path / "run", progress=False)
+    rows = read_results(store.root / RESULTS_FILE)
+    placed = {r.split: r for r in rows if r.metric == "matched"}
+    # Each seed's own path at the target, from its point rows.
+    own = []
+    for repeat in (0, 1):
+        path = sorted(
+            (r.step, r.split, r.value)
+            for r in rows
+            if r.on_path and r.repeat == repeat and r.metric == "accuracy" and r.modality == "all"
+        )
+        steps = sorted({s for s, _, _ in path})
+        forget = [next(v for s, p, v in path if s == x and p == "forget") for x in steps]
+        retain = [next(v for s, p, v in path if s == x and p == "retain") for x in steps]
+        where = crossing(forget, 0.5)
+        if where is not None:
+            own.append((at(steps, where), at(retain, where)))
+    target = placed["forget"]
+    if not own:
+        assert target.step is None and "none of 2 training seeds" in target.detail
+        return
+    assert target.step == pytest.approx(sum(s for s, _ in own) / len(own))
+    assert placed["retain"].value == pytest.approx(sum(v for _, v in own) / len(own))
+    if len(own) == 1:
+        assert "reached by 1 of 2 training seeds" in target.detail

@@ -436,9 +436,11 @@ class Engine:
         group: Population,
         splits: Splits,
         along: trajectory.Along | None = None,
+        offset: int = 0,
     ) -> list[ResultRow]:
         """The rows of a request's cell: its measurements (and, evaluated ``along`` the way,
-        its points'), or its status when it did not finish."""
+        its points', their steps counted from ``offset``: a sequential chain's), or its status
+        when it did not finish."""
         if not outcome.ok:
             return [cell.status(outcome.status, outcome.detail or outcome.status)]
         started = time.perf_counter()
@@ -452,7 +454,7 @@ class Engine:
         )
         rows += generalisation.request_rows(self, cell, [outcome], group, splits)
         if along is not None:
-            rows += trajectory.point_rows(self, cell, outcome, group, splits, along.general)
+            rows += trajectory.point_rows(self, cell, outcome, group, splits, along.general, offset)
         return rows
 
     def pooled(
@@ -523,17 +525,19 @@ class Engine:
         self, scenario: str, group: Population, splits: Splits, cells: dict[CellId, Outcomes]
     ) -> None:
         """Each cell evaluated along its request, at matched forgetting
-        (:mod:`pulse.protocol.trajectory`), in one stage: the first training seed's path."""
-        first = self.training_seeds[0]
+        (:mod:`pulse.protocol.trajectory`), in one stage: every training seed's path that
+        finished, pooled."""
         entries = {e.name: e for e in self.config.methods_of(scenario)}
 
         def train(cell: CellId) -> Any:
             return entries[cell.method].train(self.config.train_of(scenario))
 
         evaluated = {
-            cell: outcomes[first]
+            cell: finished
             for cell, outcomes in cells.items()
-            if cell.method in entries and train(cell).eval_every and outcomes[first].ok
+            if cell.method in entries
+            and train(cell).eval_every
+            and (finished := [outcomes[s] for s in self.training_seeds if outcomes[s].ok])
         }
         if not evaluated:
             return

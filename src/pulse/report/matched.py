@@ -107,7 +107,8 @@ def _keys(
 def reached_text(row: ResultRow) -> str:
     """``12.5``, or ``not reached (...)`` as the row's detail says."""
     if row.step is not None:
-        return f"{row.step:.1f}"
+        seeds = re.search(r"reached by (\d+ of \d+) training seeds", row.detail or "")
+        return f"{row.step:.1f}" + (f" ({seeds.group(1)} seeds)" if seeds else "")
     detail = row.detail or ""
     found = re.search(r"not reached \((.*)\)", detail)
     return f"not reached ({found.group(1)})" if found else "not reached"

@@ -25,6 +25,7 @@ from pulse.report.figures import (
 )
 from pulse.report.figures import ORACLE as ORACLE_GID
 
+LINES = ("-", "--", ":", "-.")
 PANELS = (
     ("retain", "accuracy", "retain accuracy % (higher is better)"),
     ("general", "circular", "general capability % (circular, higher is better)"),
@@ -78,6 +79,10 @@ def _figure(
     if not panels:
         return None
     fig, axes = _grid(len(panels), 2, 3.8, 3.3)
+    # A scenario's settings (sequential against batch, the scope ablation's scopes) apart by
+    # line style, its methods by colour.
+    settings = list(dict.fromkeys(setting for _, setting in paths))
+    styles = {setting: LINES[i % len(LINES)] for i, setting in enumerate(settings)}
     references = {
         method: [r for r in rows if r.method == method and r.pooled and r.step is None]
         for method in (BEFORE, ORACLE)
@@ -107,7 +112,14 @@ def _figure(
             if not kept:
                 continue
             colour = colours.get(method, BEFORE_COLOUR)
-            ax.plot(*zip(*kept, strict=True), color=colour, marker="o", markersize=3.5, linewidth=1)
+            ax.plot(
+                *zip(*kept, strict=True),
+                color=colour,
+                marker="o",
+                markersize=3.5,
+                linewidth=1,
+                linestyle=styles[setting],
+            )
             target = crossings.get((method, setting, "forget"))
             there = crossings.get((method, setting, split))
             if target is not None and there is not None and target.step is not None:
@@ -162,6 +174,9 @@ def _figure(
         labels.append("chance (forget)")
     handles += [Line2D([], [], color=colours.get(m, BEFORE_COLOUR), marker="o") for m in methods]
     labels += methods
+    if len(settings) > 1:
+        handles += [Line2D([], [], color="grey", linestyle=styles[s]) for s in settings]
+        labels += [s or "(none)" for s in settings]
     handles.append(Line2D([], [], color="grey", marker="X", markeredgecolor="black", linestyle=""))
     labels.append("at the target")
     fig.legend(handles, labels, loc="outside lower center", ncols=4)

@@ -1,6 +1,7 @@
 """Update scope: the finetuned scenario's request trained with different parts of the model
 updated (LoRA on the language model, plus the projector, plus the vision tower), and one
-method's scopes compared with each other on the same people and questions."""
+method's scopes compared with each other on the same people and questions; evaluated along
+the requests (``train.eval_every``), also at matched forgetting."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ def run(engine: Engine, name: str) -> None:
     # The ablation compares one method's scopes with each other, not methods.
     for method, cells in by_method.items():
         engine.contrasts(f"{name}/contrasts/{method}", group, splits, cells)
+    # Evaluated along the requests (scenarios.scope.train.eval_every): the scopes at matched
+    # forgetting.
+    engine.matched(
+        name, group, splits, {c: o for cells in by_method.values() for c, o in cells.items()}
+    )
 
 
 def reading(table: Table) -> list[str]:

@@ -10,7 +10,6 @@ the ``contrast`` rows compare the methods where their chains end.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -24,6 +23,7 @@ from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome, S
 from pulse.protocol.config import MethodEntry, RunConfig, Scenario
 from pulse.protocol.engine import Engine
 from pulse.protocol.measure import gap_rows
+from pulse.protocol.measurement import Measurement
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.results import ResultRow
 from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
@@ -130,7 +130,8 @@ def run(engine: Engine, name: str) -> None:
             _gap(engine, name, entry, group, k, last, batch, {"forget": forget, "retain": retain})
     # Where the methods end after the last request, compared with each other.
     engine.contrasts(f"{name}/contrasts", group, {"forget": forget, "retain": retain}, ends)
-    _matched(engine, name, group, {"forget": forget, "retain": retain}, k, batches)
+    methods = [e.name for e in engine.config.methods_of(name)]
+    _matched(engine, name, group, {"forget": forget, "retain": retain}, k, methods, batches)
 
 
 def _matched(
@@ -139,57 +140,54 @@ def _matched(
     group: Population,
     splits: Splits,
     k: int,
+    methods: list[str],
     batches: dict[str, Outcomes],
 ) -> None:
-    """Sequential against one batch at matched forgetting, where the one-batch request was
-    evaluated along the way (the finetuned scenario's request, reused): the chain's path is its
-    states after each request (the whole forget set; steps counted over the chain), the
-    batch's its points (:mod:`pulse.protocol.trajectory`); the first training seed's."""
-    seed = engine.training_seeds[0]
-    paths = {}
-    for method, batch in batches.items():
-        outcome = batch.get(seed)
-        if outcome is None or not outcome.ok:
-            continue
-        batch_path = trajectory.request_path(engine, outcome, group, general=False)
-        chain = [
-            engine.states[CellId(name, method, SEQUENTIAL, request=r, requests=k)][2].get(seed)
-            for r in range(1, k + 1)
-        ]
-        if batch_path is None or any(o is None or not o.ok for o in chain):
-            continue
-        paths[method] = (batch_path, chain)
-    if not paths:
+    """Sequential against one batch at matched forgetting, pooled over the training seeds
+    (:mod:`pulse.protocol.trajectory`): a chain's path is each of its requests' points and
+    own state in order, on the whole forget set, its steps counted over the chain (a request
+    evaluated along nothing gives its own state alone); the batch's is its points (the
+    finetuned scenario's request, reused). Placed when a request was evaluated along the way.
+    General capability where every point measured it (``train.eval_general``)."""
+    general = engine.config.train_of(name).eval_general
+    chains: dict[CellId, list[list[RequestOutcome]]] = {}
+    ones: dict[CellId, list[RequestOutcome]] = {}
+    order: list[CellId] = []
+    for method in methods:
+        chain_cell = CellId(name, method, SEQUENTIAL, request=k, requests=k)
+        order += [chain_cell, CellId(name, method, BATCH)]
+        cells = [CellId(name, method, SEQUENTIAL, request=r, requests=k) for r in range(1, k + 1)]
+        for seed in engine.training_seeds:
+            chain = [engine.states[cell][2].get(seed) for cell in cells]
+            if all(o is not None and o.ok for o in chain):
+                chains.setdefault(chain_cell, []).append(chain)  # type: ignore[arg-type]
+            outcome = batches.get(method, {}).get(seed)
+            if outcome is not None and outcome.ok:
+                ones.setdefault(CellId(name, method, BATCH), []).append(outcome)
+    requests = [o for runs in chains.values() for chain in runs for o in chain]
+    requests += [o for runs in ones.values() for o in runs]
+    if not any(trajectory.evaluated_along(o) for o in requests):
         return
 
     def compute() -> list[ResultRow]:
-        from pulse.methods.request import RequestResult
-
         target, source = trajectory.target_of(engine, name, group, splits)
         oracle = engine.measure_oracle(group)
+        found: dict[CellId, list[tuple[list[int], list[Measurement]]]] = {}
+        for cell, runs in chains.items():
+            for chain in runs:
+                if (path := trajectory.chain_path(engine, chain, group, general)) is not None:
+                    found.setdefault(cell, []).append(path)
+        for cell, outcomes in ones.items():
+            for outcome in outcomes:
+                if (whole := trajectory.request_path(engine, outcome, group, general)) is not None:
+                    found.setdefault(cell, []).append(whole[:2])
         rows: list[ResultRow] = []
-        for method, ((steps, states, _), chain) in paths.items():
-            done, chain_steps = 0, [0]
-            chain_states = [engine.measure_model(group)]
-            for outcome in chain:
-                assert outcome is not None and outcome.out_dir is not None
-                done += RequestResult.read(outcome.out_dir).steps
-                chain_steps.append(done)
-                chain_states.append(engine.measure_request(outcome, group))
-            chain_states = [replace(s, general=None) for s in chain_states]
-            cells = {
-                CellId(name, method, SEQUENTIAL, request=k, requests=k): (
-                    chain_steps,
-                    chain_states,
-                ),
-                CellId(name, method, BATCH): (steps, states),
-            }
-            for cell, (at_steps, at_states) in cells.items():
-                found = trajectory.path_at_target(
-                    at_steps, at_states, splits, target, oracle, seed=engine.config.seed
-                )
-                if found is not None:
-                    rows += trajectory.matched_to_rows(cell, found, source)
+        for cell in (c for c in order if c in found):
+            at = trajectory.path_at_target(
+                found[cell], splits, target, oracle, seed=engine.config.seed
+            )
+            if at is not None:
+                rows += trajectory.matched_to_rows(cell, at, source)
         return rows
 
     engine.stage(f"{name}/matched", compute)
@@ -208,16 +206,30 @@ def _chain(
     training seed); returns every seed's last request (``failed`` when its chain stopped)."""
     k = len(subsets)
     previous: Outcomes = {}
+    # Evaluated along each request when the scenario's training asks for it, on the whole
+    # forget set (every request's ``forget`` split): one continuous path over the chain. A
+    # chain's request does not stop early (its level is the whole forget set's).
+    settings = entry.train(engine.config.train_of(name)).model_copy(update={"stop_at": None})
+    # Each request's points count their steps on from the chain's earlier requests (by
+    # training seed; the request's directory names its offset for its rows).
+    done: dict[int, int] = {}
+    offsets: dict[Path, int] = {}
     for r in range(1, k + 1):
         cell = CellId(name, entry.name, SEQUENTIAL, request=r, requests=k)
         splits = {**sequential_splits(subsets, r), "retain": retain}
+        along = trajectory.along(engine, name, group, splits, settings)
 
-        def train(seed: int, r: int = r, earlier: Outcomes = previous) -> RequestOutcome:
+        def train(
+            seed: int,
+            r: int = r,
+            earlier: Outcomes = previous,
+            along: trajectory.Along | None = along,
+        ) -> RequestOutcome:
             before = earlier.get(seed)
             if r > 1 and (before is None or not before.ok):
                 return RequestOutcome("failed", None, f"request {r - 1} did not finish")
             # Cached by its inputs: on resume this reads the finished request back.
-            return engine.request(
+            outcome = engine.request(
                 group.model,
                 subsets[r - 1],
                 retain,
@@ -226,17 +238,40 @@ def _chain(
                 adapter=previous_state(before.out_dir) if before and before.out_dir else None,
                 reference=reference,
                 seed=seed,
+                along=along,
             )
+            if outcome.out_dir is not None:
+                offsets[outcome.out_dir] = done.get(seed, 0)
+            return outcome
+
+        def rows(
+            outcome: RequestOutcome,
+            cell: CellId = cell,
+            splits: Splits = splits,
+            along: trajectory.Along | None = along,
+        ) -> list[ResultRow]:
+            offset = offsets.get(outcome.out_dir, 0) if outcome.out_dir else 0
+            return engine.after(cell, outcome, group, splits, along, offset)
 
         _, previous = engine.cell_stage(
             f"{name}/sequential/{entry.name}/{r}",
             cell,
             train,
-            lambda outcome, cell=cell, splits=splits: engine.after(cell, outcome, group, splits),
+            rows,
             lambda outcomes, cell=cell, splits=splits: engine.pooled(cell, outcomes, group, splits),
         )
         engine.states[cell] = (group, splits, previous)
+        for seed, outcome in previous.items():
+            if outcome.ok and outcome.out_dir is not None:
+                done[seed] = done.get(seed, 0) + _steps(outcome.out_dir)
     return previous
+
+
+def _steps(out: Path) -> int:
+    """The optimizer steps a finished request took (its ``result.json``)."""
+    from pulse.methods.request import RequestResult
+
+    return RequestResult.read(out).steps
 
 
 def _gap(
