@@ -139,6 +139,7 @@ def _request_along(placeholder, model_dir, mllmu, out, items):
     return {"seen": seen, "same": all(g == seen for g in gathered), "steps": result.steps}
 
 
+@pytest.mark.slow  # two spawned processes and a one-process run: minutes on a busy 2-core machine
 def test_points_under_two_processes_are_scored_together(model_dir, mllmu, tmp_path):
     items = _mcq_items(mllmu)
     args = (model_dir, mllmu, tmp_path / "two", items)

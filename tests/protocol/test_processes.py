@@ -69,7 +69,9 @@ def _rank(launcher: subprocess.Popen, rank: str) -> psutil.Process | None:
 
 def _results(run: Path) -> dict[tuple, dict]:
     rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    # With the step: the finetuned requests' points (eval_every, evaluated by both processes).
     keys = ("scenario", "method", "setting", "request", "split", "modality", "metric", "versus")
+    keys += ("step",)
     return {tuple(r.get(k) for k in keys): r for r in rows}
 
 
