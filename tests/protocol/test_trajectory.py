@@ -315,6 +315,7 @@ def test_sequential_against_one_batch_at_matched_forgetting(mini_config, tmp_pat
     assert any(f.name == "trajectory_sequential.png" for f in content.figures)
 
 
+@pytest.mark.slow  # two seeds' requests (the pooling itself is tested on hand-made paths)
 def test_training_seeds_are_pooled_at_matched_forgetting(mini_config, tmp_path):
     config = only_finetuned(mini_config, eval_every="1 steps", max_steps=3)
     config["methods"] = [{"method": "ga"}]
