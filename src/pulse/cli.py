@@ -207,10 +207,10 @@ def report_command(
 
 def _run_and_report(cfg, out: Path, new_dir: bool, chosen) -> None:
     from pulse.models.collective import join
-    from pulse.models.device import check_precision
+    from pulse.protocol.precision import for_device
     from pulse.protocol.runner import run_protocol
 
-    check_precision(chosen, dtype=cfg.models.dtype, bf16=cfg.train.bf16)
+    for_device(cfg, chosen)  # bf16 asked for where the GPU has none: one line, before joining
     join(chosen)  # under torchrun / accelerate launch: one process group for the whole run
     with _resumable():
         store = run_protocol(cfg, out, new_dir=new_dir, device=chosen)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pulse.errors import ConfigError
-from pulse.models.device import check_precision, choose_device, resolve_device, trainer_device
+from pulse.models.device import bf16_training, choose_device, resolve_device, trainer_device
 
 
 def test_cpu_hides_the_gpus_and_auto_falls_back_to_the_cpu(monkeypatch):
@@ -30,8 +30,30 @@ def test_a_device_that_is_not_there_is_one_line(monkeypatch):
             choose_device("cuda")
 
 
-def test_the_cpu_takes_any_precision_and_keeps_the_trainer_off_gpus():
-    check_precision(torch.device("cpu"), dtype="bfloat16", bf16=True)  # CPU autocast runs
+# (device, CUDA available, native bf16, the config's own choice) -> bf16 autocast
+DECISIONS = [
+    ("cuda", True, True, None, True),  # a GPU with bf16: bf16 unless the config says
+    ("cuda", True, False, None, False),  # before Ampere: float32
+    ("cpu", False, True, None, False),  # a CPU: float32 (bf16 cost the tiny models knowledge)
+    ("cpu", True, True, None, False),  # --device cpu on a GPU machine: float32 as well
+    ("cuda", True, True, False, False),  # the config's choice always wins
+    ("cpu", False, True, True, True),  # CPU autocast when asked for
+    ("cpu", True, False, True, True),  # the GPU's lack of bf16 does not concern a CPU run
+]
+
+
+@pytest.mark.parametrize(("device", "cuda", "supported", "given", "bf16"), DECISIONS)
+def test_bf16_is_the_configs_choice_else_a_gpu_that_has_it(device, cuda, supported, given, bf16):
+    facts = {"cuda_available": cuda, "bf16_supported": supported}
+    assert bf16_training(device, **facts, explicit=given) is bf16
+
+
+def test_bf16_asked_for_on_a_gpu_without_it_is_one_line():
+    with pytest.raises(ConfigError, match=r"^the config asks for bf16 .* has no native bf16"):
+        bf16_training("cuda", cuda_available=True, bf16_supported=False, explicit=True)
+
+
+def test_the_cpu_keeps_the_trainer_off_gpus():
     options = trainer_device(torch.device("cpu"))
     assert options == ({"use_cpu": True} if torch.cuda.is_available() else {})
 

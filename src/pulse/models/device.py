@@ -3,8 +3,8 @@
 ``auto`` is this process's GPU (``cuda:LOCAL_RANK`` under a launcher: one GPU per process) when
 PyTorch sees one, else the CPU. ``cpu`` hides every GPU from the process (set before anything
 touches CUDA, so the Trainer, the loaders and every library agree); ``cuda`` without a GPU is
-one line. Precision is the run config's (``models.dtype``, ``train.bf16``), checked here against
-the device: bf16 on a GPU without bf16 support is refused in one line rather than emulated.
+one line. A run's training precision follows the device unless its config gives one
+(:func:`bf16_training`; applied to a run config by :mod:`pulse.protocol.precision`).
 """
 
 from __future__ import annotations
@@ -47,13 +47,26 @@ def bf16_supported(device: torch.device) -> bool:
     return True
 
 
-def check_precision(device: torch.device, *, dtype: str, bf16: bool) -> None:
-    """One line when the config asks for bf16 on a GPU that has none."""
-    if (dtype == "bfloat16" or bf16) and not bf16_supported(device):
+def bf16_training(
+    device_type: str, *, cuda_available: bool, bf16_supported: bool, explicit: bool | None
+) -> bool:
+    """Whether requests train in bf16 autocast on ``device_type`` ("cuda" or "cpu").
+
+    ``explicit`` (the config's own choice) always wins, except bf16 on a GPU without native
+    bf16 (before Ampere), refused in one line rather than emulated. Unset (None): bf16 on a
+    CUDA GPU that has it (the usual mixed precision: float32 weights, bf16 products), float32
+    elsewhere. A CPU stays in float32: there bf16 autocast is barely faster and cost the tiny
+    models much of their knowledge (docs/benchmarks.md).
+    """
+    on_gpu = device_type == "cuda" and cuda_available
+    if explicit is None:
+        return on_gpu and bf16_supported
+    if explicit and on_gpu and not bf16_supported:
         raise ConfigError(
-            f"the config asks for bf16 (models.dtype / train.bf16) but {device} "
-            f"({torch.cuda.get_device_name(device)}) has no bf16: use float16 or float32"
+            "the config asks for bf16 (models.dtype / train.bf16) but this GPU has no native "
+            "bf16: use float16 or float32"
         )
+    return explicit
 
 
 def trainer_device(device: torch.device) -> dict[str, Any]:

@@ -153,6 +153,8 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     data = {**data, "scenarios": sections}
     base = parse_config(data, str(config.run or "the embedded default"))
     data = base.to_dict()
+    if "bf16" not in base.train.model_fields_set:
+        del data["train"]["bf16"]  # left to the device, as in pulse run (pulse.protocol.precision)
     world = data["models"].get("world")
     if world is not None and world.get("dir") is None:
         world["dir"] = str(root)

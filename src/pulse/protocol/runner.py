@@ -11,6 +11,7 @@ from pulse.models.collective import from_main, is_main, solo
 from pulse.models.device import resolve_device
 from pulse.protocol.config import RunConfig
 from pulse.protocol.engine import Engine, Interrupt
+from pulse.protocol.precision import for_device
 from pulse.protocol.registry import get_scenario
 from pulse.protocol.sources import check_sources, local_sources, world_sources
 from pulse.protocol.store import RunStore
@@ -44,8 +45,12 @@ def run_protocol(
     In a launched run of several processes (``torchrun`` / ``accelerate launch``, the process
     group joined) every process calls this: rank 0 alone writes the run directory, the world
     is prepared by rank 0 in one process of its own, every request trains over all the
-    processes and every evaluation is split over them (:mod:`pulse.models.collective`)."""
+    processes and every evaluation is split over them (:mod:`pulse.models.collective`).
+
+    The training precision the config leaves open is decided for ``device`` first
+    (:mod:`pulse.protocol.precision`): bf16 on a GPU that has it, float32 on a CPU."""
     device = device or resolve_device()
+    config = for_device(config, device)
     progress = progress and is_main()
     if config.models.world is None:
         sources = local_sources(config)

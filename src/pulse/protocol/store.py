@@ -3,7 +3,7 @@
 Layout::
 
     RUN/config.yaml        the resolved config (what ran; a different config is refused)
-    RUN/manifest.json      config hash, versions, seed, every stage's status and timing
+    RUN/manifest.json      config hash, versions, seed, precision, every stage's status and timing
     RUN/splits/            the persisted ID lists of each scenario
     RUN/stages/<id>.jsonl  the result rows of one finished stage (a cell of the results)
     RUN/requests/<key>/    one unlearning request (adapter + result.json), keyed by everything
@@ -38,6 +38,7 @@ from pulse.errors import ConfigError, DataError
 from pulse.files import read_json, read_text, sha256_file, write_json, write_text
 from pulse.models.collective import from_main, is_main
 from pulse.protocol.config import RunConfig, dump_config
+from pulse.protocol.precision import describe
 from pulse.protocol.results import RESULTS_FILE, ResultRow, dump_rows, read_results, write_results
 from pulse.protocol.verify import FINISHED, stage_file, stage_file_problem
 from pulse.versions import installed
@@ -99,6 +100,7 @@ class RunStore:
                 )
             if manifest is not None:
                 manifest["finished"] = False
+                manifest.setdefault("precision", describe(config))  # made before it was kept
                 store = cls(root, manifest)
                 store._save()
                 # A run killed between a stage's manifest entry and the results file left
@@ -113,6 +115,7 @@ class RunStore:
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "versions": installed(),
             "seed": config.seed,
+            "precision": describe(config),
             "stages": {},
             "finished": False,
         }

@@ -1,4 +1,5 @@
-"""What a reader needs to reproduce the run: config, versions, seed, stages and timing."""
+"""What a reader needs to reproduce the run: config, versions, seed, precision, stages and
+timing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ TRAIN, EVAL = "train_seconds", "eval_seconds"
 
 @dataclass(frozen=True)
 class RunInfo:
-    facts: list[tuple[str, str]]  # (name, value): hash, created, seed, finished
+    facts: list[tuple[str, str]]  # (name, value): hash, created, seed, precision, finished
     versions: list[tuple[str, str]]
     stages: list[tuple[str, str, str, str]]  # stage, status, seconds, error
     timings: list[tuple[str, str, str, str]]  # scenario, row, train seconds, eval seconds
@@ -29,6 +30,7 @@ def build_run_info(run: RunDir) -> RunInfo:
         ("config hash", str(manifest.get("config_hash", "unknown"))),
         ("created", str(manifest.get("created", "unknown"))),
         ("seed", "unknown" if run.seed is None else str(run.seed)),
+        ("precision", str(manifest.get("precision", "unknown"))),
         ("finished", finished),
     ]
     raw_versions = manifest.get("versions")
