@@ -93,3 +93,20 @@ def _same(mine, theirs) -> bool:
     if isinstance(mine, float) and isinstance(theirs, float):
         return mine == pytest.approx(theirs, abs=1e-5)
     return mine == theirs
+
+
+@pytest.mark.parametrize(("value", "hours"), [(None, 6.0), ("", 6.0), ("0.5", 0.5), (" 12 ", 12.0)])
+def test_the_wait_for_peers_reads_hours_fractions_included(monkeypatch, value, hours):
+    if value is None:
+        monkeypatch.delenv(collective.WAIT_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(collective.WAIT_VARIABLE, value)
+    assert collective.wait_limit().total_seconds() == hours * 3600
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf", "nan"])
+def test_a_bad_wait_for_peers_is_one_line(monkeypatch, value):
+    # Read once at import before: "0.5" was a ValueError traceback from every pulse command.
+    monkeypatch.setenv(collective.WAIT_VARIABLE, value)
+    with pytest.raises(ConfigError, match=r"^PULSE_DIST_WAIT_HOURS: expected a positive number"):
+        collective.wait_limit()

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 # A process waits this long for its peers at a collective (rank 0 alone may prepare a world or
 # train an oracle meanwhile). A peer that died is noticed at once; the limit is for hangs.
-WAIT = dt.timedelta(hours=int(os.environ.get("PULSE_DIST_WAIT_HOURS", "6")))
+WAIT_VARIABLE, WAIT_HOURS = "PULSE_DIST_WAIT_HOURS", 6.0
 # The launcher's variables: a solo process must not believe it is one rank of several.
 _LAUNCH_VARS = (
     "RANK",
@@ -68,10 +68,26 @@ def join(device: torch.device) -> None:
     outside a launched run. The Trainer (accelerate) then trains in this same group."""
     if not in_distributed_run() or torch.distributed.is_initialized():
         return
+    timeout = wait_limit()
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = "nccl" if device.type == "cuda" else "gloo"
-    torch.distributed.init_process_group(backend=backend, timeout=WAIT)
+    torch.distributed.init_process_group(backend=backend, timeout=timeout)
+
+
+def wait_limit() -> dt.timedelta:
+    """How long a process waits for its peers: ``PULSE_DIST_WAIT_HOURS`` (hours, fractions
+    allowed; 6 when unset); a value that is not a positive number is one line."""
+    text = os.environ.get(WAIT_VARIABLE, "").strip()
+    if not text:
+        return dt.timedelta(hours=WAIT_HOURS)
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = float("nan")
+    if not 0 < hours < float("inf"):
+        raise ConfigError(f"{WAIT_VARIABLE}: expected a positive number of hours, got {text!r}")
+    return dt.timedelta(hours=hours)
 
 
 def barrier() -> None:
@@ -216,4 +232,5 @@ __all__ = [
     "rank",
     "sharded",
     "solo",
+    "wait_limit",
 ]
