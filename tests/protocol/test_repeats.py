@@ -23,7 +23,7 @@ def repeated(mini_config, **scenarios):
 
 def by_repeat(rows, cell):
     """The cell's results by repeat (not its path along the request, nor the comparison at
-    matched forgetting, which places the first seed's path once)."""
+    matched forgetting, which pools every seed's path into one row)."""
     out: dict = {}
     for r in rows:
         if r.cell == cell and r.step is None and r.metric not in PATH_SUMMARIES:

@@ -88,7 +88,7 @@ def standing(rows: Sequence[ResultRow], scenario: str, label: str) -> Standing |
     for r in mine:
         if r.request != last or r.modality != "all" or r.value is None:
             continue
-        if r.metric == MATCHED:  # at matched forgetting (the first seed's path)
+        if r.metric == MATCHED:  # at matched forgetting (every training seed's path, pooled)
             key = {"forget": "matched_target", "retain": "matched_retain"}.get(r.split)
             key = key or ("matched_general" if r.split == "general" else None)
             if key is not None:
