@@ -5,21 +5,27 @@ much of what it forgot: unlearning moves weights by less than a quantization ste
 loaded with its adapter merged; every ``nn.Linear`` except the output head is quantized (what
 transformers' bitsandbytes integration does by default: the head stays in full precision).
 
-- **CUDA** (the paper's setting, written but untested here): the merged model is saved to a
-  temporary directory and reloaded by transformers with a ``BitsAndBytesConfig``: 8 bits as
-  LLM.int8() (row-wise absmax int8 with outliers above 6.0 kept in float16), 4 bits as NF4
-  (blocks of 64, float16 compute).
-- **CPU**: torchao's weight-only ``IntxWeightOnlyConfig`` in place: 8 bits symmetric per output
-  channel (absmax rows like LLM.int8(), without its float16 outlier columns), 4 bits
-  asymmetric integer levels per group of 64 input features (per output channel where a layer's
-  width is not a multiple of 64) instead of NF4's normal-float levels. Activations stay in the
-  model's dtype; weights are stored as integers and dequantized in each forward.
+Two backends (``scenarios.robustness.quantize.backend``; ``auto``: bitsandbytes on CUDA,
+torchao on CPU):
+
+- **bitsandbytes** (the paper's quantizer): the merged model is saved to a temporary
+  directory and reloaded by transformers with a ``BitsAndBytesConfig`` on the model's device:
+  8 bits as LLM.int8() (row-wise absmax int8 with outliers above 6.0 kept in float16), 4 bits
+  as NF4 (blocks of 64; float16 compute on CUDA, the model's dtype on CPU). bitsandbytes 0.50
+  runs both on CPU (tested there on the tiny model; the CUDA path is not tested here).
+- **torchao** (the CPU default): torchao's weight-only ``IntxWeightOnlyConfig`` in place: 8
+  bits symmetric per output channel (absmax rows like LLM.int8(), without its float16 outlier
+  columns), 4 bits asymmetric integer levels per group of 64 input features (per output
+  channel where a layer's width is not a multiple of 64) instead of NF4's normal-float levels.
+  Activations stay in the model's dtype; weights are stored as integers and dequantized in
+  each forward.
 """
 
 from __future__ import annotations
 
 import tempfile
-from typing import Any
+import warnings
+from typing import Any, Literal
 
 from torch import nn
 
@@ -27,11 +33,16 @@ from pulse.errors import ConfigError
 
 BITS = (8, 4)
 GROUP = 64  # the 4-bit group (bitsandbytes' NF4 block size)
+Backend = Literal["auto", "torchao", "bitsandbytes"]
 
 
-def backend() -> str:
+def backend(choice: Backend = "auto") -> str:
+    """The library that quantizes: ``choice``, or for ``auto`` bitsandbytes on CUDA and
+    torchao on CPU."""
     import torch
 
+    if choice != "auto":
+        return choice
     return "bitsandbytes" if torch.cuda.is_available() else "torchao"
 
 
@@ -73,33 +84,47 @@ def quantize_cpu(model: nn.Module, bits: int) -> nn.Module:
     return model
 
 
-def quantize_cuda(model: nn.Module, processor: Any, bits: int) -> nn.Module:
-    """``model`` saved and reloaded by transformers with bitsandbytes (untested here: this
-    machine has no GPU)."""
+def quantize_bitsandbytes(model: nn.Module, bits: int) -> nn.Module:
+    """``model`` saved and reloaded by transformers with bitsandbytes, on its device."""
     import torch
     from transformers import BitsAndBytesConfig
 
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "quantize: the bitsandbytes backend needs bitsandbytes "
+            "(pip install 'pulse[bitsandbytes]')"
+        ) from None
+    device = next(model.parameters()).device
     if bits == 8:
         config = BitsAndBytesConfig(load_in_8bit=True)
     else:
+        compute = torch.float16 if device.type == "cuda" else next(model.parameters()).dtype
         config = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.float16,
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute
         )
+    # LLM.int8() computes in float16 and says so at every forward of every layer.
+    warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+    place = (device.index or 0) if device.type == "cuda" else str(device)
     with tempfile.TemporaryDirectory(prefix="pulse-quantize-") as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        quantized = type(model).from_pretrained(tmp, quantization_config=config, device_map={"": 0})
+        quantized = type(model).from_pretrained(
+            tmp, quantization_config=config, device_map={"": place}
+        )
     quantized.eval()
     return quantized
 
 
-def quantize(model: nn.Module, processor: Any, bits: int) -> nn.Module:
-    """The state ``model`` (adapter merged) quantized to ``bits`` by this machine's backend."""
+def quantize(
+    model: nn.Module, processor: Any, bits: int, backend_choice: Backend = "auto"
+) -> nn.Module:
+    """The state ``model`` (adapter merged) quantized to ``bits`` by ``backend_choice``
+    (:func:`backend`)."""
     if bits not in BITS:
         raise ConfigError(f"quantize: expected bits in {list(BITS)}, got {bits}")
-    if backend() == "bitsandbytes":
-        return quantize_cuda(model, processor, bits)
+    if backend(backend_choice) == "bitsandbytes":
+        return quantize_bitsandbytes(model, bits)
     model = quantize_cpu(model, bits)
     model.eval()
     return model
