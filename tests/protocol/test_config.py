@@ -15,6 +15,10 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 def test_demo_config_file_spells_out_the_defaults():
     assert load_config(CONFIGS / "demo.yaml") == RunConfig()
+    # the demo attacks the finetuned scenario's last states (on for the embedded world only)
+    assert "robustness" in RunConfig().enabled()
+    local = {"models": {"base": "b", "finetuned": "f"}}
+    assert "robustness" not in parse_config(local).enabled()
 
 
 # leaderboard.yaml is `pulse leaderboard`'s config, not a run's (tests/protocol/test_leaderboard.py)

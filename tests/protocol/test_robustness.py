@@ -18,7 +18,6 @@ def _config(mini_config):
     mini_config["methods"] = [{"method": "ga", "lr": 5e-3, "max_steps": 6}]
     for name in ("pretrained", "sequential", "scope"):
         mini_config["scenarios"][name] = {"enabled": False}
-    mini_config["eval"]["general"] = False
     mini_config["scenarios"]["robustness"] = {
         "enabled": True,
         "quantize": {"bits": [4]},
@@ -30,6 +29,16 @@ def _config(mini_config):
 def _rows(run_dir):
     lines = (run_dir / "results.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if r["scenario"] == "robustness"]
+
+
+def _evaluations(run_dir):
+    """Every evaluation the run stored, by its state name."""
+    found = {}
+    for path in (run_dir / "evals").glob("*.json"):
+        data = json.loads(path.read_text())
+        if "state" in data:
+            found.setdefault(data["state"], []).append(data)
+    return found
 
 
 def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, no_new_work):
@@ -46,8 +55,31 @@ def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, no_new_work):
     }
     for method in ("before", "ga"):
         for setting in settings:
-            for split in ("forget", "relearned", "held_back", "retain"):
+            for split in ("forget", "relearned", "held_back"):
                 assert (method, setting, split, "all") in acc
+            # what the table reads only: no retain people, no general capability
+            assert not [r for r in rows if r["method"] == method and r["split"] == "retain"]
+            assert not [r for r in rows if r["method"] == method and r["metric"] == "circular"]
+    # An attacked state is scored on the forget people's questions only, without the general
+    # set; the unattacked state is its own evaluation in the run (all people, general set).
+    evaluations = _evaluations(run_dir)
+    attacked = {name: e for name, e in evaluations.items() if "|" in name}
+    assert {name.split("|")[1].split(":")[0] for name in attacked} == {"quantize-4", "relearn"}
+    assert len(attacked) == 2 * 2  # before and ga, two attacks
+    for name, (evaluation,) in attacked.items():
+        forget = set(evaluation["people"])
+        assert evaluation["general"] is None
+        assert {r["entity_id"] for r in evaluation["mcq"]} == forget
+        (plain,) = [
+            e
+            for e in evaluations[name.split("|")[0]]
+            if e["config"] == evaluation["config"] and e["general"] is not None
+        ]
+        assert forget < set(plain["people"])
+    (relearned,) = next(
+        e for n, e in attacked.items() if n.startswith("request:") and "relearn" in n
+    )
+    assert acc["ga", "finetuned relearn", "forget", "all"]["n"] == len(relearned["mcq"])
     change = {
         (r["method"], r["setting"], r["split"]): r
         for r in rows
@@ -93,9 +125,21 @@ def test_robustness_section_checks_and_digest(mini_config):
         {**mini_config, "scenarios": {**mini_config["scenarios"], "robustness": {}}}
     )
     assert plain.digest() == same.digest()
+    # the quantization backend, added later, is left out of the digest at its default
+    on = {"enabled": True, "quantize": {"bits": [4]}}
+    written = {"enabled": True, "quantize": {"bits": [4], "backend": "auto"}}
+    chosen = {"enabled": True, "quantize": {"bits": [4], "backend": "bitsandbytes"}}
+    digests = [
+        parse_config(
+            {**mini_config, "scenarios": {**mini_config["scenarios"], "robustness": section}}
+        ).digest()
+        for section in (on, written, chosen)
+    ]
+    assert digests[0] == digests[1] != digests[2]
     for bad, words in (
         ({"relearn": {"steps": 0}}, "robustness.relearn.steps"),
         ({"quantize": {"bits": [3]}}, "robustness.quantize.bits"),
+        ({"quantize": {"backend": "gptq"}}, "robustness.quantize.backend"),
         ({"attacks": ["prune"]}, "robustness.attacks"),
         ({"targets": ["pebench"]}, "has no states to attack"),
     ):
@@ -103,3 +147,37 @@ def test_robustness_section_checks_and_digest(mini_config):
         with pytest.raises(ConfigError, match=words) as caught:
             parse_config(data)
         assert "\n" not in str(caught.value)
+
+
+def test_scope_states_and_every_training_seed_are_attacked(mini_config, tmp_path):
+    mini_config["methods"] = [{"method": "ga", "lr": 5e-3, "max_steps": 2}]
+    for name in ("finetuned", "pretrained", "sequential"):
+        mini_config["scenarios"][name] = {"enabled": False}
+    mini_config["eval"]["general"] = False
+    mini_config["repeats"] = 2
+    mini_config["scenarios"]["robustness"] = {
+        "enabled": True,
+        "attacks": ["quantize"],
+        "quantize": {"bits": [4]},
+        "targets": ["scope"],
+    }
+    run_dir = tmp_path / "run"
+    run_protocol(parse_config(mini_config), run_dir, progress=False)
+    rows = [r for r in _rows(run_dir) if r["metric"] == "accuracy" and r["modality"] == "all"]
+    # one row group per scope of the ablation, each against its own unattacked state
+    assert {r["setting"] for r in rows} == {
+        f"scope/{scope} {attack}"
+        for scope in ("llm", "projector+llm")
+        for attack in ("no attack", "quantize-4")
+    }
+    ga = [r for r in rows if r["method"] == "ga" and r["split"] == "forget"]
+    for setting in ("scope/llm quantize-4", "scope/projector+llm quantize-4"):
+        # each training seed's state attacked (a row per repeat) and the seeds pooled
+        mine = {r["repeat"]: r for r in ga if r["setting"] == setting}
+        assert set(mine) == {0, 1, None}, mine.keys()
+        assert mine[None]["seeds"] == 2
+        assert mine[None]["value"] == pytest.approx((mine[0]["value"] + mine[1]["value"]) / 2)
+    # four request states (2 scopes x 2 seeds) and before, each quantized once
+    quantized = [name for name in _evaluations(run_dir) if name.endswith("|quantize-4:torchao")]
+    assert len(quantized) == 5
+    assert sum(name.startswith("request:") for name in quantized) == 4

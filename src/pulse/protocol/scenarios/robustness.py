@@ -1,45 +1,58 @@
 """Robustness: does a state's forgetting survive quantization and relearning?
 
-Runs after every other scenario, on the states they left: by default the last state of every
-method's request or chain (``targets``: the finetuned, pretrained and sequential scenarios that
-ran; ``before`` and the oracle of each get the same attacks as references). Each attacked
-state is a stage of its own (``robustness/<scenario>/<attack>/<method>``), resumable like any
-other; its evaluation is cached under a state name that holds the attack and its settings.
+Runs after every other scenario, on the states they left: the last state of every method's
+request or chain, under every training seed, of the ``targets`` (by default the finetuned
+scenario; any of the finetuned, pretrained, sequential and scope scenarios that ran, each
+scope of the ablation on its own; ``before`` and the oracle of each get the same attacks as
+references). On by default for the embedded world, off for local checkpoints. Each attacked state is
+a stage of its own (``robustness/<scenario>/<attack>/<method>``, with ``repeat-<r>`` stages
+per training seed as a request's), resumable like any other; its evaluation is cached under a
+state name that holds the attack and its settings.
 
-Rows (scenario ``robustness``, setting ``<scenario> <attack>``): the attacked state's metrics
-on the scenario's people, each change paired against the same state *unattacked*; and
-``beyond_oracle`` rows: the attacked state minus the oracle under the same attack, on the same
-questions, with its paired interval. Attacks: ``quantize-8`` / ``quantize-4``
-(:mod:`pulse.protocol.attacks.quantize`) on the forget and retain splits; ``relearn``
-(:mod:`pulse.protocol.attacks.relearn`) on the ``relearned`` half, the ``held_back`` half and
-retain. With training repeats, the first training seed's state is attacked.
+An attacked state is scored on what the table reads only: its forget people's questions (the
+relearned and held-back halves are theirs), without the general set or the retain people, with
+the run's kept encodings (every attacked state asks the same questions). The unattacked state's
+own evaluation, already in the run, is the reference its changes are paired against.
+
+Rows (scenario ``robustness``, setting ``<scenario> <attack>``, for a scope
+``scope/<scope> <attack>``): the attacked state's accuracy on the forget people and both
+halves, each change paired against the same state *unattacked*; and ``beyond_oracle`` rows:
+the attacked state minus the oracle under the same attack, on the same questions, with its
+paired interval. Attacks: ``quantize-8`` / ``quantize-4``
+(:mod:`pulse.protocol.attacks.quantize`); ``relearn`` (:mod:`pulse.protocol.attacks.relearn`)
+fine-tunes on the ``relearned`` half, then asks it and the ``held_back`` half.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from pulse.data.schema import TrainPair
+from pulse.protocol.attacks.quantize import Backend
 from pulse.protocol.attacks.relearn import RelearnSettings, halves
-from pulse.protocol.cells import CellId, Outcomes, Population
+from pulse.protocol.cells import CellId, Outcomes, Population, RequestOutcome
 from pulse.protocol.config import RunConfig, Scenario, Section
 from pulse.protocol.engine import Engine
 from pulse.protocol.measure import Measurement, difference_rows, metric_rows
 from pulse.protocol.metrics.differences import Comparison
 from pulse.protocol.registry import ScenarioType, register_scenario
 from pulse.protocol.results import ResultRow
+from pulse.protocol.scenarios.finetuned import NAME as FINETUNED
+from pulse.protocol.scenarios.scope import NAME as SCOPE
+from pulse.protocol.scenarios.sequential import BATCH
 from pulse.protocol.store import content_key
 from pulse.report.robustness_figure import robustness_figures
-from pulse.report.tables import GENERAL, Column, Layout, Table, mcq_columns
+from pulse.report.tables import Column, Layout, Table, mcq_columns
 
 NAME = "robustness"
 ATTACKS = ("quantize", "relearn")
-TARGETS = ("finetuned", "pretrained", "sequential")  # default: those of them that ran
-ATTACKABLE = TARGETS  # (the scope ablation has a state per scope: not attacked yet)
+# Scenarios whose states can be attacked.
+TARGETS = (FINETUNED, "pretrained", "sequential", SCOPE)
 CHANGE = Comparison(
     "attack_change",
     "change under the attack",
@@ -54,16 +67,32 @@ BEYOND = Comparison(
 
 class QuantizeSettings(Section):
     bits: list[Literal[8, 4]] = Field(default_factory=lambda: [8, 4], min_length=1)
+    # The library that quantizes (pulse.protocol.attacks.quantize): auto is bitsandbytes on
+    # CUDA, torchao on CPU.
+    backend: Backend = "auto"
+
+    @model_serializer(mode="wrap")
+    def _backend_when_chosen(self, dump: Any) -> dict[str, Any]:
+        # Added later: at its default it is left out, so earlier run directories resume.
+        data = dump(self)
+        if data.get("backend") == "auto":
+            del data["backend"]
+        return data
 
 
 class RobustnessScenario(Scenario):
     """Attack the last state of every method of ``targets`` (and their before and oracle)."""
 
-    enabled: bool | None = None  # off unless written: each attack costs an evaluation per state
+    # None: on for the embedded world (its tiny models attack in about a minute:
+    # docs/benchmarks.md), off for local checkpoints (an attacked state of a real model costs
+    # about half an evaluation per attack).
+    enabled: bool | None = None
     attacks: list[Literal["quantize", "relearn"]] = Field(
         default_factory=lambda: list(ATTACKS), min_length=1
     )
-    targets: list[str] | None = None  # scenarios whose states are attacked (default: TARGETS)
+    # Scenarios whose states are attacked: by default the finetuned scenario's (the one whose
+    # oracle every attack is read against); None: every one of TARGETS that ran.
+    targets: list[str] | None = Field(default_factory=lambda: [FINETUNED])
     quantize: QuantizeSettings = Field(default_factory=QuantizeSettings)
     relearn: RelearnSettings = Field(default_factory=RelearnSettings)
     # The whole section is left out of the config's digest while at its defaults.
@@ -72,14 +101,14 @@ class RobustnessScenario(Scenario):
     @model_validator(mode="after")
     def _known_targets(self) -> RobustnessScenario:
         for target in self.targets or ():
-            if target not in ATTACKABLE:
+            if target not in TARGETS:
                 raise ValueError(
-                    f"targets: {target!r} has no states to attack (one of: {', '.join(ATTACKABLE)})"
+                    f"targets: {target!r} has no states to attack (one of: {', '.join(TARGETS)})"
                 )
         return self
 
     def on_by_default(self, config: RunConfig) -> bool:
-        return False
+        return config.models.world is not None
 
 
 def targets(engine: Engine, name: str) -> list[str]:
@@ -89,17 +118,21 @@ def targets(engine: Engine, name: str) -> list[str]:
     return [t for t in wanted if t in enabled]
 
 
-def last_states(
-    engine: Engine, scenario: str
-) -> dict[str, tuple[CellId, Population, dict, Outcomes]]:
-    """The last cell of every method of ``scenario`` the engine ran, by method label."""
-    found: dict[str, tuple[CellId, Population, dict, Outcomes]] = {}
+Last = tuple[CellId, Population, dict, Outcomes]
+
+
+def last_states(engine: Engine, scenario: str) -> dict[str, dict[str, Last]]:
+    """The last cell of every method of ``scenario`` the engine ran, by where it stands (the
+    scenario; for the scope ablation ``scope/<scope>``, one per scope) and method label."""
+    found: dict[str, dict[str, Last]] = {}
     for cell, (group, splits, outcomes) in engine.states.items():
-        if cell.scenario != scenario or cell.setting == "batch":
+        if cell.scenario != scenario or cell.setting == BATCH:
             continue
-        held = found.get(cell.method)
+        where = f"{scenario}/{cell.setting}" if scenario == SCOPE else scenario
+        methods = found.setdefault(where, {})
+        held = methods.get(cell.method)
         if held is None or cell.request > held[0].request:
-            found[cell.method] = (cell, group, splits, outcomes)
+            methods[cell.method] = (cell, group, splits, outcomes)
     return found
 
 
@@ -114,10 +147,10 @@ class State:
 UNATTACKED = "no attack"  # the states as they are (sorted first: the rows the others change)
 
 
-def robustness_splits(forget: list[str], retain: list[str], seed: int) -> dict[str, list[str]]:
-    """The forget set, its relearned and held-back halves, and retain."""
+def robustness_splits(forget: list[str], seed: int) -> dict[str, list[str]]:
+    """The forget set and its relearned and held-back halves."""
     relearned, held_back = halves(forget, seed)
-    return {"forget": forget, "relearned": relearned, "held_back": held_back, "retain": retain}
+    return {"forget": forget, "relearned": relearned, "held_back": held_back}
 
 
 def _attacks(spec: RobustnessScenario) -> list[str]:
@@ -132,104 +165,133 @@ def _attacks(spec: RobustnessScenario) -> list[str]:
 
 def run(engine: Engine, name: str) -> None:
     spec = engine.config.scenarios[name]
-    for scenario in targets(engine, name):
-        states = last_states(engine, scenario)
-        if not states:
-            continue
-        _, group, chosen, _ = next(iter(states.values()))
-        splits = robustness_splits(
-            list(chosen["forget"]), list(chosen["retain"]), engine.config.seed
-        )
-        relearn_pairs = _relearn_pairs(engine, spec, splits["relearned"])
-        for attack in _attacks(spec):
-            _attack_scenario(
-                engine, name, spec, scenario, attack, group, splits, relearn_pairs, states
-            )
-
-
-def _relearn_pairs(
-    engine: Engine, spec: RobustnessScenario, people: list[str]
-) -> Callable[[], list[TrainPair]]:
-    """The relearned people's training pairs, read once per scenario when the first state is
-    relearned (and never when none is)."""
 
     @functools.cache
-    def pairs() -> list[TrainPair]:
+    def pairs_of(people: tuple[str, ...]) -> list[TrainPair]:
+        # The relearned people's training pairs: read once per forget set, when the first
+        # state is relearned (and never when none is).
         assert engine.sources.mllmu is not None  # the targets are MLLMU-Bench scenarios
-        return spec.relearn.pairs(engine.sources.mllmu, people, engine.config.seed)
+        return spec.relearn.pairs(engine.sources.mllmu, list(people), engine.config.seed)
 
-    return pairs
+    for scenario in targets(engine, name):
+        for where, states in last_states(engine, scenario).items():
+            _, group, chosen, _ = next(iter(states.values()))
+            splits = robustness_splits(list(chosen["forget"]), engine.config.seed)
+            target = Target(engine, name, scenario, where, group, splits)
+
+            def relearn_pairs(people: tuple[str, ...] = tuple(splits["relearned"])):
+                return pairs_of(people)
+
+            for attack in _attacks(spec):
+                target.attack(attack, relearn_pairs, states)
 
 
-def _attack_scenario(
-    engine: Engine,
-    name: str,
-    spec: RobustnessScenario,
-    scenario: str,
-    attack: str,
-    group: Population,
-    splits: dict[str, list[str]],
-    relearn_pairs: Callable[[], list[TrainPair]],
-    states: dict[str, tuple[CellId, Population, dict, Outcomes]],
-) -> None:
-    setting = f"{scenario} {attack}"
-    people = group.people
+class Target:
+    """The states of one scenario (one scope of the ablation) and their references, attacked."""
 
-    def measure(state: State) -> Measurement:
-        return engine.measurer.measure(state.name, state.load, group.config, people)
+    def __init__(
+        self,
+        engine: Engine,
+        name: str,
+        scenario: str,
+        where: str,
+        group: Population,
+        splits: dict[str, list[str]],
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.spec: RobustnessScenario = engine.config.scenarios[name]
+        self.scenario = scenario
+        self.where = where
+        self.group = group
+        self.splits = splits
 
-    def attacked(state: State) -> State:
-        return _attacked(engine, spec, scenario, attack, state, splits, relearn_pairs)
+    def plain(self, state: State) -> Measurement:
+        """The state unattacked: its own evaluation in the run (cached), less the general set
+        (not compared here)."""
+        group = self.group
+        measured = self.engine.measurer.measure(state.name, state.load, group.config, group.people)
+        return replace(measured, general=None)
 
-    before = State(engine.model_state(group.model), engine.model_loader(group.model))
-    oracle = (
-        State(engine.model_state(group.oracle), engine.model_loader(group.oracle))
-        if group.oracle is not None
-        else None
-    )
-    attacked_oracle: list[Measurement] = []
+    def hit(self, state: State) -> Measurement:
+        """An attacked state on its forget people's questions only, no general set."""
+        forget = self.splits["forget"]
+        measurer = self.engine.measurer
+        return measurer.measure(state.name, state.load, self.group.config, forget, general=False)
 
-    def oracle_attacked() -> Measurement | None:
-        if oracle is None or attack == UNATTACKED:
-            return None
-        if not attacked_oracle:
-            attacked_oracle.append(measure(attacked(oracle)))
-        return attacked_oracle[0]
+    def attack(
+        self,
+        attack: str,
+        relearn_pairs: Callable[[], list[TrainPair]],
+        states: dict[str, Last],
+    ) -> None:
+        engine, group, splits = self.engine, self.group, self.splits
+        setting = f"{self.where} {attack}"
 
-    def rows_of(cell: CellId, state: State, beyond: bool = True) -> list[ResultRow]:
-        if attack == UNATTACKED:  # its change under no attack: 0, so no column is missing
-            plain = measure(state)
-            return metric_rows(cell, [plain], splits) + difference_rows(
-                cell, [plain], [plain], splits, CHANGE
-            )
-        hit = measure(attacked(state))
-        rows = metric_rows(cell, [hit], splits)
-        rows += difference_rows(cell, [hit], [measure(state)], splits, CHANGE)
-        reference = oracle_attacked() if beyond else None
-        if reference is not None:
-            rows += difference_rows(cell, [hit], [reference], splits, BEYOND)
-        return rows
+        def attacked(state: State) -> State:
+            return _attacked(engine, self.spec, self.scenario, attack, state, splits, relearn_pairs)
 
-    stage = f"{name}/{scenario}/{attack.replace(' ', '-')}"
-    engine.stage(
-        f"{stage}/before",
-        lambda: rows_of(CellId.before(name, setting), before),
-    )
-    if oracle is not None:
-        engine.stage(
-            f"{stage}/oracle",
-            lambda: rows_of(CellId.oracle(name, setting), oracle, beyond=False),
+        before = State(engine.model_state(group.model), engine.model_loader(group.model))
+        oracle = (
+            State(engine.model_state(group.oracle), engine.model_loader(group.oracle))
+            if group.oracle is not None
+            else None
         )
-    for method, (cell, _, _, outcomes) in states.items():
-        finished = [o for o in outcomes.values() if o.ok]
-        target = CellId(name, method, setting, cell.request, cell.requests)
-        if not finished:
-            engine.stage(f"{stage}/{method}", lambda t=target: [t.status("failed", "no state")])
-            continue
-        out = finished[0].out_dir
-        assert out is not None
-        state = State(f"request:{out.name}", engine.model_loader(group.model, out))
-        engine.stage(f"{stage}/{method}", lambda t=target, s=state: rows_of(t, s))
+
+        @functools.cache
+        def oracle_attacked() -> Measurement | None:
+            if oracle is None or attack == UNATTACKED:
+                return None
+            return self.hit(attacked(oracle))
+
+        def rows_of(cell: CellId, seeds: list[State], beyond: bool = True) -> list[ResultRow]:
+            """The rows of one state (or of one cell's training seeds, pooled)."""
+            plain = [self.plain(s) for s in seeds]
+            if attack == UNATTACKED:  # its change under no attack: 0, so no column is missing
+                return metric_rows(cell, plain, splits) + difference_rows(
+                    cell, plain, plain, splits, CHANGE
+                )
+            hits = [self.hit(attacked(s)) for s in seeds]
+            rows = metric_rows(cell, hits, splits)
+            rows += difference_rows(cell, hits, plain, splits, CHANGE)
+            reference = oracle_attacked() if beyond else None
+            if reference is not None:
+                rows += difference_rows(cell, hits, [reference] * len(hits), splits, BEYOND)
+            return rows
+
+        stage = f"{self.name}/{self.where}/{attack.replace(' ', '-')}"
+        engine.stage(
+            f"{stage}/before", lambda: rows_of(CellId.before(self.name, setting), [before])
+        )
+        if oracle is not None:
+            engine.stage(
+                f"{stage}/oracle",
+                lambda: rows_of(CellId.oracle(self.name, setting), [oracle], beyond=False),
+            )
+        for method, (cell, _, _, outcomes) in states.items():
+            target = CellId(self.name, method, setting, cell.request, cell.requests)
+
+            def state_of(outcome: RequestOutcome) -> State:
+                assert outcome.out_dir is not None
+                out = outcome.out_dir
+                return State(f"request:{out.name}", engine.model_loader(group.model, out))
+
+            def seed_rows(outcome: RequestOutcome, t: CellId = target) -> list[ResultRow]:
+                if not outcome.ok:
+                    return [t.status("failed", "no state")]
+                return rows_of(t, [state_of(outcome)])
+
+            def pooled(finished: list[RequestOutcome], t: CellId = target) -> list[ResultRow]:
+                return rows_of(t, [state_of(o) for o in finished])
+
+            # Every training seed's state, as the cell's request stage has them.
+            engine.cell_stage(
+                f"{stage}/{method}",
+                target,
+                lambda seed, o=outcomes: o.get(seed) or RequestOutcome("failed", None, "no state"),
+                seed_rows,
+                pooled,
+            )
 
 
 def _attacked(
@@ -246,12 +308,13 @@ def _attacked(
         from pulse.protocol.attacks.quantize import backend, quantize
 
         bits = int(attack.split("-", 1)[1])
+        library = spec.quantize.backend
 
         def load_quantized() -> Any:
             model, processor = state.load()
-            return quantize(model, processor, bits), processor
+            return quantize(model, processor, bits, library), processor
 
-        return State(f"{state.name}|{attack}:{backend()}", load_quantized)
+        return State(f"{state.name}|{attack}:{backend(library)}", load_quantized)
     from pulse.protocol.attacks.relearn import relearned
 
     settings = spec.relearn
@@ -281,10 +344,8 @@ COLUMNS = (
     *mcq_columns("forget", "Forget accuracy"),
     *mcq_columns("relearned", "Relearned half"),
     *mcq_columns("held_back", "Held-back half"),
-    *mcq_columns("retain", "Retain accuracy"),
     *_pooled_columns(CHANGE, "Change under the attack"),
     *_pooled_columns(BEYOND, "Beyond the attacked oracle"),
-    GENERAL,
 )
 
 
