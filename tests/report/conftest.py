@@ -18,6 +18,7 @@ scenarios:
   sequential: {requests: 3, methods: [{method: ga}, {method: ga_kl}]}
   scope: {methods: [{method: ga}]}
   pebench: {enabled: true, methods: [{method: ga}, {method: npo}]}
+  robustness: {enabled: false}  # on by default for the world; these fixtures hold no attacks
 """
 STAGES = ("finetuned", "pretrained", "sequential", "scope", "pebench")
 
