@@ -108,7 +108,7 @@ def test_a_scenario_replaces_the_train_keys_it_gives():
     assert sequential.scope.projector == "full" and sequential.scope.rank == 8  # a scope as a whole
     # The finetuned scenario's own default: its requests evaluated along the way.
     assert config.train_of("finetuned") == config.train.model_copy(
-        update={"eval_every": "0.6 epoch"}
+        update={"eval_every": "1 epoch"}
     )
     assert config.methods[1].train(sequential).epochs == 3  # a method's own settings come last
     # The saved form keeps the given keys only, so it reads back to the same settings.
@@ -131,10 +131,10 @@ def test_repeats_give_the_training_seeds_and_leave_older_run_directories_resumab
     # A run without repeats hashes as if the key did not exist (versions before repeats); the
     # values pin the hash, so a change that would orphan run directories is a deliberate one
     # (the last: the default world halved for the demo's time budget, so the pretrained
-    # scenario keeps 14 celebrities and forgets 6, sequential splits its forget set in 3 and a
-    # request makes two passes over its pairs).
-    assert RunConfig().digest() == "0c741fe40aae7822"
-    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "fad81b94d381f129"
+    # scenario keeps 14 celebrities and forgets 6, sequential splits its forget set in 3, a
+    # request makes two passes over its pairs and the finetuned one is scored half way).
+    assert RunConfig().digest() == "7a8424a50628bd36"
+    assert parse_config({"seed": 3, "train": {"lr": 1e-4}}).digest() == "6802eacf6bf3c559"
     # Evaluation along requests off and matched forgetting's target unset hash alike.
     off = {"finetuned": {"train": None}, "pretrained": {"train": {"pairs_per_id": None}}}
     assert parse_config({"scenarios": off}).digest() == "0f081f551f3a0cd2"

@@ -19,7 +19,6 @@ from pulse.protocol.config import Scenario, TrainSettings
 from pulse.protocol.engine import Engine
 from pulse.protocol.oracles import pretrained_oracle
 from pulse.protocol.registry import ScenarioType, register_scenario
-from pulse.protocol.scenarios.finetuned import POINTS
 from pulse.protocol.sources import mllmu_needs
 from pulse.report.reading import ok_rows, pts
 from pulse.report.tables import MCQ_COLUMNS, Layout, Table
@@ -44,7 +43,7 @@ class PretrainedScenario(Scenario):
     # Pre-trained knowledge is learnt deeper than a LoRA fine-tune: every pair of a celebrity,
     # in one pass. Evaluated along the way like the finetuned scenario's requests (one point).
     train: TrainSettings | None = Field(
-        default_factory=lambda: TrainSettings(pairs_per_id=None, epochs=1, eval_every=POINTS)
+        default_factory=lambda: TrainSettings(pairs_per_id=None, epochs=1, eval_every="0.6 epoch")
     )
     # The oracle: ``true`` with the world pre-trains it (the base model's recipe without the
     # forget celebrities) after the probe, a second pre-training (docs/benchmarks.md: its
