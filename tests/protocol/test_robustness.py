@@ -42,6 +42,8 @@ def _evaluations(run_dir):
 
 
 def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, no_new_work):
+    # The base model never saw the fictitious people: it stands in for their oracle.
+    mini_config["models"]["oracle"] = mini_config["models"]["base"]
     config = _config(mini_config)
     run_dir = tmp_path / "run"
     run_protocol(config, run_dir, progress=False)
@@ -65,7 +67,7 @@ def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, no_new_work):
     evaluations = _evaluations(run_dir)
     attacked = {name: e for name, e in evaluations.items() if "|" in name}
     assert {name.split("|")[1].split(":")[0] for name in attacked} == {"quantize-4", "relearn"}
-    assert len(attacked) == 2 * 2  # before and ga, two attacks
+    assert len(attacked) == 3 * 2  # before, ga and the oracle, two attacks
     for name, (evaluation,) in attacked.items():
         forget = set(evaluation["people"])
         assert evaluation["general"] is None
@@ -98,6 +100,19 @@ def test_attacks_rows_relearning_and_resume(mini_config, tmp_path, no_new_work):
     before = acc["ga", "finetuned no attack", "relearned", "all"]
     after = acc["ga", "finetuned relearn", "relearned", "all"]
     assert after["n"] == before["n"] > 0
+    # beyond the oracle under the same attack, and under no attack beyond the oracle as it is
+    beyond = {
+        (r["method"], r["setting"], r["split"]): r["value"]
+        for r in rows
+        if r["metric"] == "beyond_oracle" and r["modality"] == "all"
+    }
+    for method in ("before", "ga"):
+        for setting in settings:
+            assert (method, setting, "forget") in beyond
+    plain_oracle = acc["oracle", "finetuned no attack", "forget", "all"]["value"]
+    assert beyond["ga", "finetuned no attack", "forget"] == pytest.approx(
+        acc["ga", "finetuned no attack", "forget", "all"]["value"] - plain_oracle
+    )
     # a quantized state is loaded, answers and is compared with itself unattacked
     # (tests/protocol/test_attack_quantize.py checks that quantizing changes the weights)
     assert change["ga", "finetuned quantize-4", "forget"]["value"] is not None

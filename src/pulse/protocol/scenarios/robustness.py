@@ -247,10 +247,14 @@ class Target:
         def rows_of(cell: CellId, seeds: list[State], beyond: bool = True) -> list[ResultRow]:
             """The rows of one state (or of one cell's training seeds, pooled)."""
             plain = [self.plain(s) for s in seeds]
-            if attack == UNATTACKED:  # its change under no attack: 0, so no column is missing
-                return metric_rows(cell, plain, splits) + difference_rows(
-                    cell, plain, plain, splits, CHANGE
-                )
+            if attack == UNATTACKED:  # its change under no attack is 0, and the oracle
+                # under no attack is the oracle as it is: no column is left empty
+                rows = metric_rows(cell, plain, splits)
+                rows += difference_rows(cell, plain, plain, splits, CHANGE)
+                if beyond and oracle is not None:
+                    reference = self.plain(oracle)
+                    rows += difference_rows(cell, plain, [reference] * len(plain), splits, BEYOND)
+                return rows
             hits = [self.hit(attacked(s)) for s in seeds]
             rows = metric_rows(cell, hits, splits)
             rows += difference_rows(cell, hits, plain, splits, CHANGE)
