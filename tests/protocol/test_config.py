@@ -107,9 +107,7 @@ def test_a_scenario_replaces_the_train_keys_it_gives():
     assert (sequential.lr, sequential.epochs, sequential.pairs_per_id) == (5e-4, 2, 8)
     assert sequential.scope.projector == "full" and sequential.scope.rank == 8  # a scope as a whole
     # The finetuned scenario's own default: its requests evaluated along the way.
-    assert config.train_of("finetuned") == config.train.model_copy(
-        update={"eval_every": "1 epoch"}
-    )
+    assert config.train_of("finetuned") == config.train.model_copy(update={"eval_every": "1 epoch"})
     assert config.methods[1].train(sequential).epochs == 3  # a method's own settings come last
     # The saved form keeps the given keys only, so it reads back to the same settings.
     saved = config.to_dict()
