@@ -346,3 +346,48 @@ def test_training_seeds_are_pooled_at_matched_forgetting(mini_config, tmp_path):
     assert placed["retain"].value == pytest.approx(sum(v for _, v in own) / len(own))
     if len(own) == 1:
         assert "reached by 1 of 2 training seeds" in target.detail
+
+
+def _point(method, step, forget, retain, repeat=None):
+    from pulse.protocol.results import ResultRow
+
+    common = dict(scenario="finetuned", kind="mcq", method=method, setting="", request=1)
+    return [
+        ResultRow(
+            **common,
+            requests=1,
+            split=split,
+            modality="all",
+            metric="accuracy",
+            value=value,
+            repeat=repeat,
+            step=step,
+        )
+        for split, value in (("forget", forget), ("retain", retain))
+    ]
+
+
+def test_the_figure_draws_every_seeds_path_beside_the_cells():
+    from pulse.report.trajectory_figure import paths_of, trajectory_figures
+
+    seeds = [
+        row
+        for repeat, end in ((0, 0.3), (1, 0.5))
+        for step, forget in ((6, 0.7), (12, end))
+        for row in _point("ga", step, forget, 0.6, repeat)
+    ]
+    pooled = [row for step, f in ((6, 0.7), (12, 0.4)) for row in _point("ga", step, f, 0.6)]
+    # without pooled points the cell's path is its first seed's; both seeds are drawn
+    cells, several = paths_of(seeds)
+    assert [r.value for r in cells["ga", ""][12] if r.split == "forget"] == [0.3]
+    assert [len(p) for p in several["ga", ""]] == [2, 2]
+    assert {r.repeat for p in several["ga", ""] for rows in p.values() for r in rows} == {0, 1}
+    # with pooled points the cell's path is theirs, never a seed's rows mixed in
+    cells, several = paths_of(seeds + pooled)
+    assert all(r.pooled for rows in cells["ga", ""].values() for r in rows)
+    assert len(several["ga", ""]) == 2
+    # one seed: no seed paths beside the cell's
+    cells, several = paths_of(pooled)
+    assert set(cells) == {("ga", "")} and not several
+    (figure,) = trajectory_figures([], seeds + pooled, {"ga": "#1f77b4"})
+    assert figure.name == "trajectory_finetuned.png" and figure.png[:4] == b"\x89PNG"

@@ -39,12 +39,35 @@ def _value(rows: Sequence[ResultRow], split: str, metric: str) -> float | None:
     return None
 
 
+Path = dict[float, list[ResultRow]]  # a path's rows by step
+
+
 def trajectory_figures(
     rows: Sequence[ResultRow], points: Sequence[ResultRow], colours: dict[str, str]
 ) -> list[FigureFile]:
-    """One figure per scenario with points along its requests (the first training seed's)."""
+    """One figure per scenario with points along its requests: each cell's path, and with
+    training seeds each seed's path beside it."""
     with matplotlib.rc_context(STYLE):
         return _figures(rows, points, colours)
+
+
+def paths_of(
+    points: Sequence[ResultRow],
+) -> tuple[dict[tuple[str, str], Path], dict[tuple[str, str], list[Path]]]:
+    """Per (method, setting): the cell's path (its pooled rows; without them, its first
+    training seed's) and, when it was trained under several seeds, every seed's path."""
+    pooled: dict[tuple[str, str], Path] = {}
+    seeds: dict[tuple[str, str], dict[int, Path]] = {}
+    for row in points:
+        cell = (row.method, row.setting)
+        if row.pooled:
+            pooled.setdefault(cell, {}).setdefault(row.step or 0, []).append(row)
+        else:
+            by_seed = seeds.setdefault(cell, {}).setdefault(row.repeat, {})
+            by_seed.setdefault(row.step or 0, []).append(row)
+    cells = {**{cell: by_seed[min(by_seed)] for cell, by_seed in seeds.items()}, **pooled}
+    several = {cell: [s[k] for k in sorted(s)] for cell, s in seeds.items() if len(s) > 1}
+    return cells, several
 
 
 def _figures(
@@ -52,8 +75,7 @@ def _figures(
 ) -> list[FigureFile]:
     by_scenario: dict[str, list[ResultRow]] = {}
     for row in points:
-        if row.pooled or row.repeat == 0:
-            by_scenario.setdefault(row.scenario, []).append(row)
+        by_scenario.setdefault(row.scenario, []).append(row)
     figures = []
     for scenario, own in by_scenario.items():
         figure = _figure(scenario, own, [r for r in rows if r.scenario == scenario], colours)
@@ -68,9 +90,7 @@ def _figure(
     rows: Sequence[ResultRow],
     colours: dict[str, str],
 ) -> FigureFile | None:
-    paths: dict[tuple[str, str], dict[float, list[ResultRow]]] = {}
-    for row in points:
-        paths.setdefault((row.method, row.setting), {}).setdefault(row.step or 0, []).append(row)
+    paths, seed_paths = paths_of(points)
     panels = [
         p
         for p in PANELS
@@ -104,11 +124,21 @@ def _figure(
         if r.metric == MATCHED and r.step is not None and r.value is not None
     }
     for ax, (split, metric, label) in zip(axes, panels, strict=True):
+        # Each training seed's own path, thin, under the cell's.
+        for (method, setting), seed_list in seed_paths.items():
+            for path in seed_list:
+                kept = _xy(path, split, metric)
+                if kept:
+                    ax.plot(
+                        *zip(*kept, strict=True),
+                        color=colours.get(method, BEFORE_COLOUR),
+                        linewidth=0.6,
+                        alpha=0.45,
+                        linestyle=styles[setting],
+                    )
         for (method, setting), path in paths.items():
             steps = sorted(path)
-            xs = [figure_pct(_value(path[s], "forget", "accuracy")) for s in steps]
-            ys = [figure_pct(_value(path[s], split, metric)) for s in steps]
-            kept = [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
+            kept = _xy(path, split, metric)
             if not kept:
                 continue
             colour = colours.get(method, BEFORE_COLOUR)
@@ -185,12 +215,21 @@ def _figure(
         f"trajectory_{_slug(scenario)}.png",
         f"Trajectories: {scenario}",
         "Each method's path along its request (points every train.eval_every, from before to "
-        "its last step): forget accuracy against retain accuracy and, where measured, general "
+        "its last step; with training seeds, their mean, and each seed's path as a thin line): "
+        "forget accuracy against retain accuracy and, where measured, general "
         "capability (all modalities pooled). The cross is where the path first reaches the "
         "matched-forgetting target (interpolated between points); the dashed line is the "
         "oracle's forget accuracy, the dotted line guessing.",
         png(fig),
     )
+
+
+def _xy(path: Path, split: str, metric: str) -> list[tuple[float, float]]:
+    """(forget accuracy, the panel's value) in % at each step of ``path`` where both exist."""
+    steps = sorted(path)
+    xs = [figure_pct(_value(path[s], "forget", "accuracy")) for s in steps]
+    ys = [figure_pct(_value(path[s], split, metric)) for s in steps]
+    return [(x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None]
 
 
 def _slug(name: str) -> str:
