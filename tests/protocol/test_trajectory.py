@@ -377,9 +377,10 @@ def test_the_figure_draws_every_seeds_path_beside_the_cells():
         for row in _point("ga", step, forget, 0.6, repeat)
     ]
     pooled = [row for step, f in ((6, 0.7), (12, 0.4)) for row in _point("ga", step, f, 0.6)]
-    # without pooled points the cell's path is its first seed's; both seeds are drawn
+    # without pooled points the cell's path is the seeds' mean; both seeds are drawn
     cells, several = paths_of(seeds)
-    assert [r.value for r in cells["ga", ""][12] if r.split == "forget"] == [0.3]
+    assert [r.value for r in cells["ga", ""][12] if r.split == "forget"] == [pytest.approx(0.4)]
+    assert all(r.pooled for rows in cells["ga", ""].values() for r in rows)
     assert [len(p) for p in several["ga", ""]] == [2, 2]
     assert {r.repeat for p in several["ga", ""] for rows in p.values() for r in rows} == {0, 1}
     # with pooled points the cell's path is theirs, never a seed's rows mixed in

@@ -5,6 +5,7 @@ chance marked and where each path reached the matched-forgetting target."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import matplotlib
 import numpy as np
@@ -54,8 +55,8 @@ def trajectory_figures(
 def paths_of(
     points: Sequence[ResultRow],
 ) -> tuple[dict[tuple[str, str], Path], dict[tuple[str, str], list[Path]]]:
-    """Per (method, setting): the cell's path (its pooled rows; without them, its first
-    training seed's) and, when it was trained under several seeds, every seed's path."""
+    """Per (method, setting): the cell's path (its pooled rows; without them, the mean of its
+    training seeds' at the steps they share) and, under several seeds, every seed's path."""
     pooled: dict[tuple[str, str], Path] = {}
     seeds: dict[tuple[str, str], dict[int, Path]] = {}
     for row in points:
@@ -65,9 +66,27 @@ def paths_of(
         else:
             by_seed = seeds.setdefault(cell, {}).setdefault(row.repeat, {})
             by_seed.setdefault(row.step or 0, []).append(row)
-    cells = {**{cell: by_seed[min(by_seed)] for cell, by_seed in seeds.items()}, **pooled}
     several = {cell: [s[k] for k in sorted(s)] for cell, s in seeds.items() if len(s) > 1}
+    cells = {cell: by_seed[min(by_seed)] for cell, by_seed in seeds.items()}
+    cells.update({cell: _mean_path(paths) for cell, paths in several.items()})
+    cells.update(pooled)
     return cells, several
+
+
+def _mean_path(paths: list[Path]) -> Path:
+    """The seeds' mean at each step every seed has, per split, metric and modality."""
+    out: Path = {}
+    for step in sorted(set.intersection(*(set(p) for p in paths))):
+        groups: dict[tuple[str, str, str], list[ResultRow]] = {}
+        for path in paths:
+            for row in path[step]:
+                groups.setdefault((row.split, row.metric, row.modality), []).append(row)
+        out[step] = [
+            replace(rows[0], value=float(np.mean([r.value for r in rows])), repeat=None)
+            for rows in groups.values()
+            if len(rows) == len(paths) and all(r.value is not None for r in rows)
+        ]
+    return out
 
 
 def _figures(
