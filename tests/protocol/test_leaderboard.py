@@ -133,15 +133,32 @@ def test_bad_leaderboard_configs_are_one_line(overrides, message):
 
 def test_a_small_leaderboard_writes_its_table_and_resumes(mini_config, tmp_path):
     run = tmp_path / "run.yaml"
-    run.write_text(yaml.safe_dump({**mini_config, "train": {"max_steps": 1, "batch_size": 4}}))
+    # The small world's never-trained people as the holdout, and the base model (which never
+    # saw the fictitious people) as their oracle: the membership columns are filled.
+    small = {
+        **mini_config,
+        "train": {"max_steps": 1, "batch_size": 4},
+        "privacy": {"holdout": "Holdout_Set"},
+    }
+    small["models"] = {**mini_config["models"], "oracle": mini_config["models"]["base"]}
+    run.write_text(yaml.safe_dump(small))
     config = LeaderboardConfig(
-        run=run, methods=["ga"], lr_factors=[1.0], repeats=1, scenarios=["finetuned"]
+        run=run,
+        methods=["ga"],
+        lr_factors=[1.0],
+        repeats=1,
+        scenarios=["finetuned"],
+        attacks=["quantize"],
     )
     board = run_leaderboard(config, tmp_path / "lb", progress=False)
     rows = list(csv.DictReader(io.StringIO((board / "leaderboard.csv").read_text())))
     assert [(r["rank"], r["method"], r["lr"], r["seeds"]) for r in rows] == [
         ("1", "ga", "0.001", "1")
     ]
+    # membership inference and recovery under each quantization, with their intervals
+    for column in ("MIA AUC", "PrivLeak", "recovery quantize-8", "recovery quantize-4"):
+        value = rows[0][f"finetuned: {column}"]
+        assert value and "[" in value, (column, value)
     stages = json.loads((board / "manifest.json").read_text())["stages"]
     assert run_leaderboard(config, tmp_path / "lb", progress=False) == board
     assert json.loads((board / "manifest.json").read_text())["stages"] == stages  # none reran
