@@ -8,11 +8,13 @@ prediction: a token the model cannot predict without the right face (high entrop
 city) is a key token and gets a larger weight; one it predicts anyway ("the", "is") a smaller
 one.
 
-The paper's text could not be read in full here (only its abstract and summaries were found),
-so the exact loss below is PULSE's formulation of that description, not a transcription:
-the forget term, the weighting (entropy over its batch mean) and the choice of irrelevant
-images (portraits of retain people, seeded per row; a plain grey image when the retain rows
-have none) are ours.
+The paper's method section could not be read here (checked again 2026-12-06: only its abstract
+and the opening of a summary, up to its key-token section, were found), so the
+exact loss below is PULSE's formulation of that description, not a transcription: the forget
+term, the KL direction, the explicit weighting (entropy over its batch mean; the paper may
+reweight only implicitly, through the regulariser's gradient), the mean over K images and the
+choice of irrelevant images (portraits of retain people, seeded per row; a plain grey image
+when the retain rows have none) are ours. See docs/methods.md for what was confirmed.
 """
 
 from __future__ import annotations
