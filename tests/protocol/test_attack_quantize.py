@@ -27,7 +27,7 @@ def test_quantized_model_approximates_its_forward(tiny_llava):
         reference = model(**inputs).logits
     errors = {}
     for bits in (8, 4):
-        quantized = quantize(copy.deepcopy(model), processor, bits)
+        quantized = quantize(copy.deepcopy(model), bits)
         before = _linear_weights(model)
         after = {
             name: m.weight.dequantize() if hasattr(m.weight, "dequantize") else m.weight
@@ -61,7 +61,7 @@ def test_bitsandbytes_quantizes_on_cpu(tiny_llava):
     layers = set(_linear_weights(model))
     errors = {}
     for bits, stored in ((8, torch.int8), (4, torch.uint8)):
-        quantized = quantize(copy.deepcopy(model), processor, bits, "bitsandbytes")
+        quantized = quantize(copy.deepcopy(model), bits, "bitsandbytes")
         modules = dict(quantized.named_modules())
         assert {n for n in layers if modules[n].weight.dtype == stored} == layers, bits
         assert quantized.get_output_embeddings().weight.dtype == torch.float32
@@ -77,4 +77,4 @@ def test_bad_bits_are_one_line(tiny_llava):
     from pulse.errors import ConfigError
 
     with pytest.raises(ConfigError, match="bits"):
-        quantize(torch.nn.Linear(4, 4), None, 3)
+        quantize(torch.nn.Linear(4, 4), 3)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
-from typing import Any, Literal
+from typing import Literal
 
 from torch import nn
 
@@ -116,9 +116,7 @@ def quantize_bitsandbytes(model: nn.Module, bits: int) -> nn.Module:
     return quantized
 
 
-def quantize(
-    model: nn.Module, processor: Any, bits: int, backend_choice: Backend = "auto"
-) -> nn.Module:
+def quantize(model: nn.Module, bits: int, backend_choice: Backend = "auto") -> nn.Module:
     """The state ``model`` (adapter merged) quantized to ``bits`` by ``backend_choice``
     (:func:`backend`)."""
     if bits not in BITS:

@@ -179,9 +179,7 @@ def run(engine: Engine, name: str) -> None:
             splits = robustness_splits(list(chosen["forget"]), engine.config.seed)
             target = Target(engine, name, scenario, where, group, splits)
 
-            def relearn_pairs(people: tuple[str, ...] = tuple(splits["relearned"])):
-                return pairs_of(people)
-
+            relearn_pairs = functools.partial(pairs_of, tuple(splits["relearned"]))
             for attack in _attacks(spec):
                 target.attack(attack, relearn_pairs, states)
 
@@ -316,7 +314,7 @@ def _attacked(
 
         def load_quantized() -> Any:
             model, processor = state.load()
-            return quantize(model, processor, bits, library), processor
+            return quantize(model, bits, library), processor
 
         return State(f"{state.name}|{attack}:{backend(library)}", load_quantized)
     from pulse.protocol.attacks.relearn import relearned
