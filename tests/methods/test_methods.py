@@ -133,7 +133,7 @@ def token_ids(tokenizer, words):
 
 
 def expected_siu(m, b, tokenizer):
-    """ℓ(B_c) + 0.5·DMK(B_c) + 0.25·ℓ(B_r), the masks rebuilt from the words they mask."""
+    """0.8·ℓ(B_c) + 0.5·DMK(B_c) + 0.25·ℓ(B_r), the masks rebuilt from the words they mask."""
     C = b.constructed["siu"]
     cur, rf = full(m, C), ref(m, C)
     forgotten = token_ids(tokenizer, ["Alice", "Moreau"])  # FORGET's identification answer
@@ -147,7 +147,7 @@ def expected_siu(m, b, tokenizer):
     kl = (p_ref * p_ref.log()).sum(-1) - (p_ref * log_cur).sum(-1)
     keep = torch.tensor([int(y) not in new for y in cur.targets])
     assert 0 < keep.sum() < len(keep)  # both masks are at work on this batch
-    return mean_nll(cur) + 0.5 * kl[keep].mean() + 0.25 * mean_nll(full(m, b.retain))
+    return 0.8 * mean_nll(cur) + 0.5 * kl[keep].mean() + 0.25 * mean_nll(full(m, b.retain))
 
 
 def expected_viker(m, b):
@@ -173,7 +173,7 @@ OVERRIDES = {
     "idk_dpo": {"beta": "0.3", "retain": "none"},
     "rmu": {"layer": "1", "steering": "5", "alpha": "2"},
     "mmunlearner": {"retain_weight": "0.5"},
-    "siu": {"kl_weight": "0.5", "retain_weight": "0.25"},
+    "siu": {"ce_weight": "0.8", "kl_weight": "0.5", "retain_weight": "0.25"},
     "viker": {"beta": "0.5", "reg_weight": "0.7", "images": "2", "retain": "none"},
 }
 

@@ -33,7 +33,7 @@ import torch
 from pulse.errors import ConfigError
 from pulse.methods.base import answer_tokens
 from pulse.methods.losses import dual_masked_kl, mean_nll
-from pulse.methods.registry import NonNegative, doc, register
+from pulse.methods.registry import NonNegative, Positive, doc, register
 from pulse.methods.terms import nll
 from pulse.models.chat import ChatExample
 from pulse.world.people import FACE_FEATURES, invent_faces, invent_names
@@ -53,11 +53,17 @@ TEMPLATES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SIUParams:
+    # The paper's weights (L = α·CE + β·DMK, α = 0.9, β = 0.75; see docs/methods.md for where
+    # they were read). Its retain rows are part of the same fine-tuning data, so their
+    # cross-entropy carries α as well.
+    ce_weight: Positive = field(
+        default=0.9, metadata=doc("α, weight of ℓ(B_c), the cross-entropy on the constructed rows")
+    )
     kl_weight: NonNegative = field(
-        default=1.0, metadata=doc("λ, weight of the Dual Masked KL on the constructed rows")
+        default=0.75, metadata=doc("β, weight of the Dual Masked KL on the constructed rows")
     )
     retain_weight: NonNegative = field(
-        default=1.0, metadata=doc("α, weight of ℓ(B_r) (preserving non-targeted knowledge)")
+        default=0.9, metadata=doc("weight of ℓ(B_r) (preserving non-targeted knowledge)")
     )
     templates: str = field(
         default="", metadata=doc("JSON file overriding the wordings (real data); '': the world's")
@@ -199,19 +205,21 @@ def masks(ctx: Any, p: SIUParams, size: int, device: Any) -> tuple[torch.Tensor,
     construct=construct,
 )
 def siu(model, batch, ctx, p: SIUParams):
-    """SIU: L = ℓ(B_c) + λ·DMK(B_c) + α·ℓ(B_r), on the constructed rows B_c.
+    """SIU: L = α·ℓ(B_c) + β·DMK(B_c) + w·ℓ(B_r), on the constructed rows B_c.
 
     DMK = (1/Σ_t m_t) Σ_t m_t Σ_{v∉V_f} p̃_ref(v) (log p̃_ref(v) − log p_θ(v)) over the answer
     tokens of B_c: the vocabulary mask V_f (the tokens of the targets' names) is removed from
     the reference distribution, which is renormalised (p̃_ref), so the KL never pulls toward the
     forgotten name; the token mask m_t = 0 where the answer token is new content (a token of a
-    new name or description, V_new), so the KL does not fight the cross-entropy there.
+    new name or description, V_new), so the KL does not fight the cross-entropy there. The
+    renormalisation is ours: the authors' released trainer zeroes V_f without it, which has
+    the same minimiser and scales each token's gradient by 1 − p_ref(V_f).
     """
     sub = batch.sub(SOURCE)
     current = answer_tokens(model, sub)[0]
     ce = mean_nll(current)
     vocab, new = masks(ctx, p, current.logits.shape[-1], current.logits.device)
-    loss, logs = ce, {"constructed_nll": ce.detach()}
+    loss, logs = p.ce_weight * ce, {"constructed_nll": ce.detach()}
     if p.kl_weight > 0:
         kl = dual_masked_kl(ctx.reference_answers(sub), current, vocab, ~new[current.targets])
         loss = loss + p.kl_weight * kl
