@@ -65,6 +65,11 @@ def test_stages_train_save_and_reload(trained):
     assert not any(r.reused for r in results)
     for r in results:
         assert r.steps > 0 and r.check["entities"] > 0
+        # both scorers' accuracies, each a fraction per modality
+        for key in ("mcq_by_modality", "mcq_letter_by_modality"):
+            assert set(r.check[key]) == {"multimodal", "text"}
+            assert all(0 <= v <= 1 for v in r.check[key].values())
+        assert 0 <= r.check["general_letter_vanilla"] <= 1
         model = AutoModelForImageTextToText.from_pretrained(r.path)
         processor = AutoProcessor.from_pretrained(r.path)
         assert model.config.text_config.vocab_size == len(processor.tokenizer)
