@@ -16,8 +16,10 @@ from pulse.protocol.config import parse_config
 from pulse.protocol.leaderboard import (
     LeaderboardConfig,
     base_data,
+    board_config,
     load_leaderboard_config,
     run_leaderboard,
+    sweep_config,
     sweep_entries,
 )
 from pulse.report.ranking import (
@@ -114,6 +116,21 @@ def test_scenarios_the_leaderboard_does_not_rank_are_off_before_the_run_config_i
     data = base_data(LeaderboardConfig(run=tmp_path / "run.yaml"), tmp_path)
     on = {name for name, spec in data["scenarios"].items() if spec.get("enabled")}
     assert on == {"finetuned", "pretrained"}
+
+
+def test_the_runs_keep_what_the_run_config_left_unset(tmp_path):
+    """Written out as plain data and read back, the run config keeps its unset keys unset: the
+    embedded default's scenarios evaluate along their requests (the path the matched rule
+    reads) in the sweep and on the board as in `pulse run`, and precision is the device's."""
+    config = LeaderboardConfig()
+    data = base_data(config, tmp_path)
+    plain = parse_config({})
+    chosen = {"ga": {"method": "ga", "params": {}, "lr": 1e-4}}
+    for run in (sweep_config(config, data), board_config(config, data, chosen)):
+        assert "bf16" not in run.train.model_fields_set
+        for name in ("finetuned", "pretrained"):
+            along = run.train_of(name).eval_every
+            assert along is not None and along == plain.train_of(name).eval_every
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pulse.errors import ConfigError, DataError
 from pulse.files import read_text
-from pulse.protocol.config import RunConfig, apply_overrides, parse_config
+from pulse.protocol.config import TRAIN_ADDED_LATER, RunConfig, apply_overrides, parse_config
 
 SWEEP_DIR = "sweep"
 BOARD_DIR = "board"
@@ -153,8 +153,12 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     data = {**data, "scenarios": sections}
     base = parse_config(data, str(config.run or "the embedded default"))
     data = base.to_dict()
-    if "bf16" not in base.train.model_fields_set:
-        del data["train"]["bf16"]  # left to the device, as in pulse run (pulse.protocol.precision)
+    # Written out, an unset key would read as set: keep unset what the run left unset, so
+    # precision is left to the device (pulse.protocol.precision) and each scenario's own
+    # evaluation along its requests stays on (pulse.protocol.config.TRAIN_ADDED_LATER).
+    for key in ("bf16", *TRAIN_ADDED_LATER):
+        if key not in base.train.model_fields_set:
+            del data["train"][key]
     world = data["models"].get("world")
     if world is not None and world.get("dir") is None:
         world["dir"] = str(root)
