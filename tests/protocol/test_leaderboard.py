@@ -129,8 +129,17 @@ def test_the_runs_keep_what_the_run_config_left_unset(tmp_path):
     for run in (sweep_config(config, data), board_config(config, data, chosen)):
         assert "bf16" not in run.train.model_fields_set
         for name in ("finetuned", "pretrained"):
-            along = run.train_of(name).eval_every
-            assert along is not None and along == plain.train_of(name).eval_every
+            along = run.train_of(name)
+            assert along.eval_every is not None
+            assert along.eval_every == plain.train_of(name).eval_every
+            # the matched rule charges general capability at the crossing: measured there
+            assert along.eval_general
+    # another rule leaves it off; a run config that says otherwise is kept
+    gap = LeaderboardConfig(rule={"name": "oracle_gap"})
+    assert not sweep_config(gap, base_data(gap, tmp_path)).train_of("finetuned").eval_general
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"train": {"eval_general": False}}))
+    mine = LeaderboardConfig(run=tmp_path / "run.yaml")
+    assert not sweep_config(mine, base_data(mine, tmp_path)).train_of("finetuned").eval_general
 
 
 @pytest.mark.parametrize(

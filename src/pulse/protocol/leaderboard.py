@@ -159,6 +159,13 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     for key in ("bf16", *TRAIN_ADDED_LATER):
         if key not in base.train.model_fields_set:
             del data["train"][key]
+    from pulse.report.ranking import MATCHED_RULE
+
+    if config.rule.name == MATCHED_RULE.name and "eval_general" not in data["train"]:
+        # The rule charges the general capability lost where a path meets the target: measured
+        # at every point, a method that reaches it pays for what it lost on the way as one that
+        # does not pays at the end of its budget.
+        data["train"]["eval_general"] = True
     world = data["models"].get("world")
     if world is not None and world.get("dir") is None:
         world["dir"] = str(root)
