@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pulse.errors import ConfigError, DataError
 from pulse.files import read_text
-from pulse.protocol.config import TRAIN_ADDED_LATER, RunConfig, apply_overrides, parse_config
+from pulse.protocol.config import RunConfig, TrainSettings, apply_overrides, parse_config
 
 SWEEP_DIR = "sweep"
 BOARD_DIR = "board"
@@ -153,12 +153,11 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     data = {**data, "scenarios": sections}
     base = parse_config(data, str(config.run or "the embedded default"))
     data = base.to_dict()
-    # Written out, an unset key would read as set: keep unset what the run left unset, so
-    # precision is left to the device (pulse.protocol.precision) and each scenario's own
-    # evaluation along its requests stays on (pulse.protocol.config.TRAIN_ADDED_LATER).
-    for key in ("bf16", *TRAIN_ADDED_LATER):
-        if key not in base.train.model_fields_set:
-            del data["train"][key]
+    # Written out in full, every training key would read back as set, and an unset one means
+    # something: precision left to the device (pulse.protocol.precision), each scenario's own
+    # evaluation along its requests (pulse.protocol.config.TRAIN_ADDED_LATER). So the section
+    # keeps what the run config gave, and the rest stays unset.
+    data["train"] = base.train.model_dump(mode="json", exclude_unset=True)
     from pulse.report.ranking import MATCHED_RULE
 
     if config.rule.name == MATCHED_RULE.name and "eval_general" not in data["train"]:
@@ -207,7 +206,7 @@ def sweep_config(config: LeaderboardConfig, data: dict[str, Any]) -> RunConfig:
     sweep = {
         **data,
         "repeats": 1,
-        "methods": sweep_entries(config, float(data["train"]["lr"])),
+        "methods": sweep_entries(config, TrainSettings.model_validate(data["train"]).lr),
         "scenarios": _scenarios(data, [config.sweep_on], []),
         "privacy": {**data.get("privacy", {}), "enabled": False},
     }

@@ -270,30 +270,35 @@ class Target:
                 f"{stage}/oracle",
                 lambda: rows_of(CellId.oracle(self.name, setting), [oracle], beyond=False),
             )
+
+        def state_of(outcome: RequestOutcome) -> State:
+            assert outcome.out_dir is not None
+            out = outcome.out_dir
+            return State(f"request:{out.name}", engine.model_loader(group.model, out))
+
+        def seed_rows(t: CellId, outcome: RequestOutcome) -> list[ResultRow]:
+            if not outcome.ok:
+                return [t.status("failed", "no state")]
+            return rows_of(t, [state_of(outcome)])
+
+        def pooled(t: CellId, finished: list[RequestOutcome]) -> list[ResultRow]:
+            return rows_of(t, [state_of(o) for o in finished])
+
         for method, (cell, _, _, outcomes) in states.items():
             target = CellId(self.name, method, setting, cell.request, cell.requests)
-
-            def state_of(outcome: RequestOutcome) -> State:
-                assert outcome.out_dir is not None
-                out = outcome.out_dir
-                return State(f"request:{out.name}", engine.model_loader(group.model, out))
-
-            def seed_rows(outcome: RequestOutcome, t: CellId = target) -> list[ResultRow]:
-                if not outcome.ok:
-                    return [t.status("failed", "no state")]
-                return rows_of(t, [state_of(outcome)])
-
-            def pooled(finished: list[RequestOutcome], t: CellId = target) -> list[ResultRow]:
-                return rows_of(t, [state_of(o) for o in finished])
-
             # Every training seed's state, as the cell's request stage has them.
             engine.cell_stage(
                 f"{stage}/{method}",
                 target,
-                lambda seed, o=outcomes: o.get(seed) or RequestOutcome("failed", None, "no state"),
-                seed_rows,
-                pooled,
+                functools.partial(_outcome, outcomes),
+                functools.partial(seed_rows, target),
+                functools.partial(pooled, target),
             )
+
+
+def _outcome(outcomes: Outcomes, seed: int) -> RequestOutcome:
+    """A training seed's outcome of a cell's request (failed when it has none)."""
+    return outcomes.get(seed) or RequestOutcome("failed", None, "no state")
 
 
 def _attacked(
