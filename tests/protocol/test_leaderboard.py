@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pulse.errors import ConfigError
+from pulse.protocol.cells import CellId
 from pulse.protocol.config import parse_config
 from pulse.protocol.leaderboard import (
     LeaderboardConfig,
@@ -22,6 +23,8 @@ from pulse.protocol.leaderboard import (
     sweep_config,
     sweep_entries,
 )
+from pulse.protocol.trajectory import SeedPath, matched_to_rows, pooled
+from pulse.report.leaderboard import Entry, standing, table_rows
 from pulse.report.ranking import (
     MATCHED_RULE,
     ORACLE_GAP,
@@ -88,6 +91,21 @@ def test_the_matched_rule_reads_the_path_at_the_target():
     assert MATCHED_RULE.score(missed, w) == pytest.approx(0.2 + 0.05)
     no_path = Standing("finetuned", "x", {"forget_distance": Estimate(-0.1)})
     assert MATCHED_RULE.score(no_path, w) == ORACLE_GAP.score(no_path, w) == pytest.approx(0.1)
+
+
+def test_the_table_says_how_many_training_seeds_reached_the_target():
+    reaches = SeedPath([0, 10], [0.9, 0.1], {"retain": [0.8, 0.4]})
+    stays = SeedPath([0, 10], [0.9, 0.7], {"retain": [0.8, 0.7]})
+    cell = CellId("finetuned", "ga")
+    for paths, said in (([reaches, stays], "1 of 2"), ([reaches, reaches], "2 of 2")):
+        rows = matched_to_rows(cell, pooled(paths, 0.5), "matched.target")
+        mine = standing(rows, "finetuned", "ga")
+        assert mine is not None and mine.values["matched_seeds"] == Estimate(float(said[0]), high=2)
+        entry = Entry("ga", 0.001, {"finetuned": mine}, {"finetuned": 0.1}, None, 2)
+        header, table = table_rows([entry], ["finetuned"])
+        assert table[0][header.index("finetuned: matched: seeds reaching it")] == said
+    one = standing(matched_to_rows(cell, pooled([reaches], 0.5), "t"), "finetuned", "ga")
+    assert one is not None and "matched_seeds" not in one.values  # one seed: nothing to say
 
 
 def test_the_default_rule_is_the_stated_formula():

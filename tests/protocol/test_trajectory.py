@@ -15,7 +15,7 @@ from pulse.eval.records import ItemRecord
 from pulse.protocol.cells import CellId
 from pulse.protocol.config import parse_config
 from pulse.protocol.measurement import Measurement
-from pulse.protocol.results import RESULTS_FILE, read_results
+from pulse.protocol.results import RESULTS_FILE, dump_rows, read_results, row_from_dict
 from pulse.protocol.runner import run_protocol
 from pulse.protocol.trajectory import (
     SeedPath,
@@ -26,6 +26,7 @@ from pulse.protocol.trajectory import (
     path_at_target,
     pooled,
 )
+from pulse.report.matched import reached_text
 
 
 def test_a_path_reaches_the_target_between_two_points():
@@ -86,11 +87,32 @@ def test_a_seed_that_never_reaches_the_target_is_counted_and_said():
     assert found.values["retain"].value == pytest.approx(0.6)  # the seed that reached it
     rows = matched_to_rows(CellId("finetuned", "ga"), found, "matched.target")
     assert "reached by 1 of 2 training seeds" in rows[0].detail
+    # said as fields too, and kept through results.jsonl
+    assert [(r.seeds, r.seeds_reached) for r in rows] == [(2, 1), (2, None)]
+    assert [row_from_dict(json.loads(dump_rows([r]))) for r in rows] == rows
+    assert reached_text(rows[0]).endswith(" (1 of 2 seeds)")
+    alone = matched_to_rows(CellId("finetuned", "ga"), pooled([reaches], 0.5), "t")[0]
+    assert "seeds" not in reached_text(alone)
     nowhere = pooled([stays, stays], 0.5)
     assert nowhere.step is None and nowhere.lowest == (0.7, 10)
     rows = matched_to_rows(CellId("finetuned", "ga"), nowhere, "matched.target")
     assert "not reached" in rows[0].detail and "none of 2 training seeds" in rows[0].detail
     assert [r.split for r in rows] == ["forget"]
+    assert (rows[0].seeds, rows[0].seeds_reached) == (2, 0)
+
+
+def test_seeds_reached_is_checked_when_read_back():
+    row = matched_to_rows(
+        CellId("finetuned", "ga"), pooled([SeedPath([0, 10], [0.9, 0.1], {})] * 2, 0.5), "t"
+    )[0]
+    data = json.loads(dump_rows([row]))
+    assert data["seeds_reached"] == 2
+    with pytest.raises(ValueError, match="'seeds_reached' must be null or a count up to 'seeds'"):
+        row_from_dict({**data, "seeds_reached": 3})
+    one_seed = matched_to_rows(
+        CellId("finetuned", "ga"), pooled([SeedPath([0, 10], [0.9, 0.1], {})], 0.5), "t"
+    )[0]
+    assert "seeds_reached" not in json.loads(dump_rows([one_seed]))
 
 
 def test_the_interval_resamples_the_seeds_too():

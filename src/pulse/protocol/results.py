@@ -97,6 +97,9 @@ class ResultRow:
     # (0: before; the request's last step: its own state); matched-forgetting rows: the
     # (interpolated) step where the path reached the target. None: the cell's result.
     step: float | None = None
+    # Matched-forgetting rows of several training seeds: how many of their paths reached the
+    # target (the values are those seeds'). None elsewhere.
+    seeds_reached: int | None = None
 
     @property
     def cell(self) -> tuple[str, str, str, int]:
@@ -126,8 +129,9 @@ class ResultRow:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if data["step"] is None:
-            del data["step"]  # a cell's result: written as before points existed
+        for name in ("step", "seeds_reached"):  # absent where unset, as before they existed
+            if data[name] is None:
+                del data[name]
         return data
 
 
@@ -196,6 +200,13 @@ def row_from_dict(data: dict[str, Any], where: str = "row") -> ResultRow:
         raise ValueError(f"{where}: field 'repeat' must be an integer or null, got {repeat!r}")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"{where}: field 'seeds' must be a positive integer, got {seeds!r}")
+    reached = data.get("seeds_reached")
+    if reached is not None and (
+        isinstance(reached, bool) or not isinstance(reached, int) or not 0 <= reached <= seeds
+    ):
+        raise ValueError(
+            f"{where}: field 'seeds_reached' must be null or a count up to 'seeds', got {reached!r}"
+        )
     versus = data.get("versus")
     if versus is not None and not isinstance(versus, str):
         raise ValueError(f"{where}: field 'versus' must be a method label or null, got {versus!r}")

@@ -599,14 +599,19 @@ def matched_to_rows(cell: CellId, found: Matched, source: str) -> list[ResultRow
     target = found.target
     rows = [
         replace(
-            cell.row(FORGET, "all", MATCHED, target.value, found.counts.get(FORGET, 0)),
+            cell.row(
+                FORGET, "all", MATCHED, target.value, found.counts.get(FORGET, 0), seeds=found.seeds
+            ),
             low=target.low,
             high=target.high,
             step=found.step,
             detail=detail,
+            seeds_reached=found.seeds_reached if found.seeds > 1 else None,
         )
     ]
     for split, value in found.values.items():
-        row = cell.row(split, "all", MATCHED, value.value, found.counts.get(split, 0))
+        row = cell.row(
+            split, "all", MATCHED, value.value, found.counts.get(split, 0), seeds=found.seeds
+        )
         rows.append(replace(row, low=value.low, high=value.high, step=found.step))
     return rows

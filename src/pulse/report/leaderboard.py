@@ -45,6 +45,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("general_change", "general change", "pct"),
     ("matched_target", "matched: forget target", "pct"),
     ("matched_step", "matched: at step", "step"),
+    ("matched_seeds", "matched: seeds reaching it", "count"),
     ("matched_retain", "matched: retain", "pct"),
     ("matched_general", "matched: general", "pct"),
     ("mia_auc", "MIA AUC", "pct"),
@@ -96,6 +97,9 @@ def standing(rows: Sequence[ResultRow], scenario: str, label: str) -> Standing |
                 if r.split == "forget":
                     reached = Estimate(r.step if r.step is not None else -1.0)
                     values["matched_step"] = reached
+                    if r.seeds > 1:  # how many training seeds' paths the values come from
+                        count = r.seeds_reached if r.seeds_reached is not None else r.seeds
+                        values["matched_seeds"] = Estimate(float(count), high=float(r.seeds))
             continue
         if r.step is not None:  # a point along the request, not its end state
             continue
@@ -222,6 +226,8 @@ def _fmt(estimate: Estimate | None, kind: str) -> str:
         return "–"
     if kind == "step":
         return "not reached" if estimate.value < 0 else f"{estimate.value:.1f}"
+    if kind == "count":  # k of n
+        return f"{estimate.value:.0f} of {estimate.high:.0f}"
     scale, digits = (100.0, 1) if kind == "pct" else (1.0, 3)
     text = f"{estimate.value * scale:.{digits}f}"
     if estimate.low is not None and estimate.high is not None:

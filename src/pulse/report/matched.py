@@ -107,8 +107,10 @@ def _keys(
 def reached_text(row: ResultRow) -> str:
     """``12.5``, or ``not reached (...)`` as the row's detail says."""
     if row.step is not None:
-        seeds = re.search(r"reached by (\d+ of \d+) training seeds", row.detail or "")
-        return f"{row.step:.1f}" + (f" ({seeds.group(1)} seeds)" if seeds else "")
+        partly = row.seeds_reached is not None and row.seeds_reached < row.seeds
+        return f"{row.step:.1f}" + (
+            f" ({row.seeds_reached} of {row.seeds} seeds)" if partly else ""
+        )
     detail = row.detail or ""
     found = re.search(r"not reached \((.*)\)", detail)
     return f"not reached ({found.group(1)})" if found else "not reached"
