@@ -4,7 +4,7 @@ Every default is the embedded default (the synthetic world and its tiny models o
 ``RunConfig()`` is what ``pulse demo`` runs and ``configs/demo.yaml`` spells it out. A real setup
 names local checkpoints under ``models`` and local files under ``data`` instead of ``world``.
 
-Bad input is one line: ``CONFIG: scenarios.sequential.requests: expected an integer, got 'five'``.
+Bad input is one line naming the file and the key: ``CONFIG: scenarios.sequential.requests: ...``.
 """
 
 from __future__ import annotations
