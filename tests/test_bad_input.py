@@ -128,6 +128,25 @@ def test_more_sequential_requests_than_the_world_has_forget_people_is_refused_at
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("section", "said"),
+    [
+        ("finetuned: {people: 1000}", "scenarios.finetuned.people: 1000 asked for, Full_Set has"),
+        ("pebench: {persons: 50}", "scenarios.pebench: 50 person targets asked for"),
+    ],
+)
+def test_what_the_world_cannot_give_is_refused_before_its_models_train(
+    cli, tmp_path, section, said
+):
+    home = tmp_path / "home"
+    config = _config(
+        tmp_path, f"models:\n  world: {{size: small, dir: {home}}}\nscenarios:\n  {section}\n"
+    )
+    code, err = cli("run", "--out", tmp_path / "run", config)
+    refused(code, err, said)
+    assert (home / "world" / "world.json").is_file() and not (home / "models").exists()
+
+
 @pytest.mark.parametrize("fixed_by", ["data", "forget-file"])
 def test_more_sequential_requests_than_local_forget_people_is_refused_before_the_run(
     cli, small_world, tiny_models, tmp_path, fixed_by

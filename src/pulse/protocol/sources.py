@@ -53,15 +53,8 @@ def world_sources(config: RunConfig, run_dir: Path, progress: bool = True) -> So
     summary = build_world(world_dir, seed=spec.seed, size=spec.size)
     if progress:
         print(summary.render(), flush=True)
-    stages = train_world_models(
-        world_dir, models_dir, world_train_config(spec.seed), progress=progress
-    )
-    if progress:
-        for stage in stages:
-            state = "reused" if stage.reused else f"trained in {stage.seconds:.0f}s"
-            print(f"model {stage.name}: {stage.path} ({state})", flush=True)
     data = config.data
-    return Sources(
+    sources = Sources(
         base=models_dir / "base",
         finetuned=models_dir / "finetuned",
         pebench_model=None,
@@ -70,6 +63,15 @@ def world_sources(config: RunConfig, run_dir: Path, progress: bool = True) -> So
         pebench=data.pebench or world_dir / "pebench" / "PEBench.csv",
         world_oracles=WorldOracles(world_dir, models_dir, world_train_config(spec.seed)),
     )
+    check_data(config, sources)  # what the world's data says, before minutes of training
+    stages = train_world_models(
+        world_dir, models_dir, world_train_config(spec.seed), progress=progress
+    )
+    if progress:
+        for stage in stages:
+            state = "reused" if stage.reused else f"trained in {stage.seconds:.0f}s"
+            print(f"model {stage.name}: {stage.path} ({state})", flush=True)
+    return sources
 
 
 def local_sources(config: RunConfig) -> Sources:
@@ -117,5 +119,10 @@ def check_sources(config: RunConfig, sources: Sources) -> None:
             raise ConfigError(
                 f"{key}: {path} is not an existing {'directory' if kind == 'dir' else 'file'}"
             )
-    for name in config.enabled():  # the paths exist: what the data says, before any split
+    check_data(config, sources)  # the paths exist: what the data says, before any split
+
+
+def check_data(config: RunConfig, sources: Sources) -> None:
+    """Each enabled scenario's checks against the data (:meth:`Scenario.check_data`)."""
+    for name in config.enabled():
         config.scenarios[name].check_data(config, sources)

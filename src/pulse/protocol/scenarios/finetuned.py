@@ -8,7 +8,7 @@ before rows read the same evaluation and their requests can reuse this scenario'
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -61,6 +61,18 @@ class FinetunedScenario(Scenario):
         if (self.forget is None) != (self.retain is None):
             raise ValueError("give both forget and retain, or neither")
         return self
+
+    def check_data(self, config: RunConfig, sources: Any) -> None:
+        if self.people is not None and self.forget is None:
+            enough_profiles(
+                f"scenarios.{NAME}.people", self.people, sources.mllmu, config.data.fictitious
+            )
+
+
+def enough_profiles(key: str, wanted: int, mllmu: Path, config: str) -> None:
+    """``wanted`` people of the MLLMU-Bench ``config``, or one line naming ``key``."""
+    if wanted > (found := count_profiles(mllmu, config)):
+        raise ConfigError(f"{key}: {wanted} asked for, {config} has {found} people")
 
 
 def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:

@@ -59,6 +59,11 @@ class PEBenchScenario(Scenario):
     def on_by_default(self, config) -> bool:
         return config.models.world is not None or config.data.pebench is not None
 
+    def check_data(self, config, sources) -> None:
+        rows = read_pebench(sources.pebench)
+        for kind, wanted in zip(KINDS, (self.persons, self.events), strict=True):
+            choose_targets(rows, kind, wanted, config.seed)
+
 
 def choose_targets(
     rows: Sequence[PEBenchRow], kind: str, spec: list[str] | int, seed: int
