@@ -123,6 +123,13 @@ def test_the_default_rule_is_the_stated_formula():
     assert "2·(retain accuracy" in describe(ORACLE_GAP, weights)
     no_oracle = Standing("pretrained", "x", {"forget": Estimate(0.6), "chance": Estimate(0.25)})
     assert ORACLE_GAP.score(no_oracle, weights) == pytest.approx(0.35)
+    # without an oracle, retain lost counts against the model before (it is not free)
+    lost = Standing(
+        "pretrained",
+        "x",
+        {**no_oracle.values, "retain": Estimate(0.5), "retain_before": Estimate(0.9)},
+    )
+    assert ORACLE_GAP.score(lost, weights) == pytest.approx(0.35 + 2.0 * 0.4)
 
 
 def test_scenarios_the_leaderboard_does_not_rank_are_off_before_the_run_config_is_checked(

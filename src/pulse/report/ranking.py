@@ -91,13 +91,22 @@ def _oracle_gap(s: Standing, w: Mapping[str, float]) -> float | None:
         if acc is None or chance is None:
             return None
         forget = max(0.0, acc - chance)
-    retain = s.get("retain_distance") or 0.0
-    general = s.get("general_change") or 0.0
+    general = s.get("general_change") or 0.0  # no general set: nothing measured to lose
     return (
         w["forget"] * abs(forget)
-        + w["retain"] * max(0.0, -retain)
+        + w["retain"] * _retain_lost(s)
         + w["general"] * max(0.0, -general)
     )
+
+
+def _retain_lost(s: Standing) -> float:
+    """Retain accuracy the oracle keeps and the method lost; without an oracle, what it lost
+    against the model before (a missing oracle must not make retain free)."""
+    distance = s.get("retain_distance")
+    if distance is not None:
+        return max(0.0, -distance)
+    before, after = s.get("retain_before"), s.get("retain")
+    return max(0.0, before - after) if before is not None and after is not None else 0.0
 
 
 def _privacy(s: Standing, w: Mapping[str, float]) -> float | None:
@@ -105,8 +114,7 @@ def _privacy(s: Standing, w: Mapping[str, float]) -> float | None:
     leak = s.get("privleak")
     if leak is None:
         return None
-    retain = s.get("retain_distance") or 0.0
-    return w["privleak"] * abs(leak) + w["retain"] * max(0.0, -retain)
+    return w["privleak"] * abs(leak) + w["retain"] * _retain_lost(s)
 
 
 def _matched(s: Standing, w: Mapping[str, float]) -> float | None:
@@ -156,7 +164,8 @@ ORACLE_GAP = register_rule(
         "keeps and the method lost) + {general}·(general capability lost against the model "
         "before), in accuracy points, averaged over the scenarios; lower is better (0: the "
         "oracle's forgetting at no cost). Without an oracle the forget term is the forget "
-        "accuracy above chance.",
+        "accuracy above chance and the retain term the retain accuracy lost against the model "
+        "before.",
         _oracle_gap,
         {"forget": 1.0, "retain": 1.0, "general": 1.0},
     )
