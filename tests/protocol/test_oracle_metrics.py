@@ -14,7 +14,7 @@ from pulse.protocol.cells import CellId
 from pulse.protocol.measure import metric_rows
 from pulse.protocol.measurement import Measurement
 from pulse.protocol.metrics.forget_quality import forget_quality
-from pulse.protocol.metrics.truth_ratio import truth_ratio
+from pulse.protocol.metrics.truth_ratio import log_truth_ratio, truth_ratio
 
 
 def test_truth_ratio_is_the_wrong_options_geometric_mean_over_the_correct():
@@ -136,3 +136,22 @@ def test_other_scorers_keep_no_option_logprobs_and_get_no_truth_ratio_rows():
     rows = metric_rows(CellId("finetuned", "ga"), [state], SPLITS, None, state)
     assert not {r.metric for r in rows} & {"truth_ratio", "forget_quality"}
     assert "oracle_distance" in {r.metric for r in rows}
+
+
+def test_a_truth_ratio_beyond_a_float_is_infinite_and_forget_quality_reads_its_log():
+    far = {"A": -900.0, "B": -2.0, "C": -2.5}  # log R = 897.75: R overflows a float
+    assert truth_ratio(far, "A") == math.inf
+    assert log_truth_ratio(far, "A") == pytest.approx(897.75)
+    oracle = _measurement(NEVER_LEARNED)
+    # Forget quality depends only on the order of the ratios: a state far past the oracle has
+    # the same p-value whether its forget answers sit at -900 nats (R overflows) or at -90.
+    rows = {}
+    for gold in (-900.0, -90.0):
+        state = _measurement({p: (gold if p.startswith("f") else v) for p, v in KNOWING.items()})
+        rows[gold] = _by_key(metric_rows(CellId("finetuned", "ga"), [state], SPLITS, None, oracle))
+    quality = rows[-900.0][("forget", "all", "forget_quality")].value
+    assert (
+        math.isfinite(quality) and quality == rows[-90.0][("forget", "all", "forget_quality")].value
+    )
+    assert rows[-900.0][("forget", "all", "truth_ratio")].value == math.inf
+    assert math.isfinite(rows[-90.0][("forget", "all", "truth_ratio")].value)

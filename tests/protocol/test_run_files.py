@@ -4,6 +4,7 @@ line, the stage (request, evaluation) computed again; never a traceback, never f
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -310,3 +311,22 @@ def test_a_run_directory_moved_elsewhere_keeps_its_requests_and_evaluations(
     )
     model, _ = load_unlearned(second)
     assert model is not None
+
+
+def test_a_cell_with_a_number_that_is_not_finite_is_sealed_as_failed_and_stays_readable(
+    tmp_path, config, capsys
+):
+    other = ResultRow("finetuned", "finetuned", "npo", "", 1, 1, "forget", "all", "accuracy", 0.5)
+    bad = ResultRow("finetuned", "finetuned", "ga", "", 1, 1, "forget", "all", "truth_ratio", 1.0)
+    rows = [*ROWS, replace(bad, value=float("inf")), other]
+    store = RunStore.open(tmp_path / "run", config)
+    sealed = store.run_stage("finetuned/ga", lambda: rows)
+    said = capsys.readouterr().err
+    assert "stage finetuned/ga: truth_ratio on forget/all has value inf" in said
+    # The cell with the infinite number is one failed row naming it; the other cell is kept.
+    assert [(r.method, r.status) for r in sealed] == [("ga", "failed"), ("npo", "ok")]
+    assert "truth_ratio on forget/all" in sealed[0].detail
+    assert store.stage_status("finetuned/ga") == "failed"
+    # The run directory stays readable: it opens again, and its results file reads back.
+    again = RunStore.open(store.root, config)
+    assert read_results(again.root / "results.jsonl") == sorted(sealed, key=lambda r: r.method)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,7 +40,15 @@ from pulse.files import read_json, read_text, sha256_file, write_json, write_tex
 from pulse.models.collective import from_main, is_main
 from pulse.protocol.config import RunConfig, dump_config
 from pulse.protocol.precision import describe
-from pulse.protocol.results import RESULTS_FILE, ResultRow, dump_rows, read_results, write_results
+from pulse.protocol.results import (
+    NUMBER_FIELDS,
+    RESULTS_FILE,
+    ResultRow,
+    dump_rows,
+    read_results,
+    status_row,
+    write_results,
+)
 from pulse.protocol.verify import FINISHED, stage_file, stage_file_problem
 from pulse.versions import installed
 
@@ -163,7 +172,8 @@ class RunStore:
 
     def run_stage(self, stage: str, compute: Callable[[], Sequence[ResultRow]]) -> list[ResultRow]:
         """The rows of ``stage``: read back when done, else computed, saved and marked.
-        The stage's status is ``ok`` unless its rows carry a diverged / failed status row.
+        The stage's status is ``ok`` unless its rows carry a diverged / failed status row (a
+        cell with a number that is not finite gets a failed one: :func:`finite_cells`).
         Every process computes; rank 0 seals the stage with its rows."""
         if self.is_done(stage):
             return self.stage_rows(stage)
@@ -180,6 +190,7 @@ class RunStore:
         self._save()
 
     def _seal(self, stage: str, rows: list[ResultRow], started: dt.datetime) -> list[ResultRow]:
+        rows = finite_cells(stage, rows)
         record = self.manifest["stages"][stage]
         path = write_text(self.rows_path(stage), dump_rows(rows))
         statuses = {r.status for r in rows}
@@ -251,6 +262,35 @@ class RunStore:
 
     def _save(self) -> None:
         write_json(self.root / MANIFEST, self.manifest)
+
+
+def finite_cells(stage: str, rows: Sequence[ResultRow]) -> list[ResultRow]:
+    """``rows``, where a cell holding a number that is not finite (which no results file keeps:
+    it would be unreadable) has a ``failed`` status row naming it instead, said in one line."""
+    bad: dict[tuple[str, str, str, int], str] = {}
+    for row in rows:
+        field = next((f for f in NUMBER_FIELDS if not _finite(getattr(row, f))), None)
+        if field is not None and row.cell not in bad:
+            value = getattr(row, field)
+            bad[row.cell] = (
+                f"stage {stage}: {row.metric} on {row.split or '-'}/{row.modality} has {field} "
+                f"{value}, not a finite number"
+            )
+            say(f"{bad[row.cell]}; the cell is recorded as failed")
+    if not bad:
+        return list(rows)
+    out: list[ResultRow] = []
+    for row in rows:
+        if row.cell not in bad:
+            out.append(row)
+        elif not any(r.cell == row.cell for r in out):
+            place = (row.scenario, row.kind, row.method, row.setting, row.request, row.requests)
+            out.append(status_row(*place, status="failed", detail=bad[row.cell]))
+    return out
+
+
+def _finite(value: Any) -> bool:
+    return value is None or math.isfinite(value)
 
 
 def say(text: str) -> None:

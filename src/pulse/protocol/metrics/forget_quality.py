@@ -5,7 +5,8 @@ learned the forget set; small: they are not (too much knowledge left, or too lit
 
 Measured on every forget-type split (the forget set, and in the sequential scenario the subset
 just unlearned and everything unlearned so far), for each modality and pooled; with several
-training seeds the value is the mean of the seeds' p-values. A p-value has no interval.
+training seeds the value is the mean of the seeds' p-values. A p-value has no interval. The
+test reads log R (the same order, so the same p-value, and finite where R overflows).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from scipy.stats import ks_2samp
 
 from pulse.eval.records import ItemRecord
+from pulse.protocol.metrics.accuracy import mcq_records
 from pulse.protocol.metrics.base import (
     FORGET_SPLITS,
     Group,
@@ -26,7 +28,7 @@ from pulse.protocol.metrics.base import (
     split_groups,
 )
 from pulse.protocol.metrics.registry import register_metric
-from pulse.protocol.metrics.truth_ratio import TRUTH_RATIO
+from pulse.protocol.metrics.truth_ratio import truth_ratio_records
 
 # KS at this level: a p-value above it cannot tell the state from the oracle.
 KS_LEVEL = 0.05
@@ -60,7 +62,8 @@ class ForgetQuality(Metric):
         return [g for g in split_groups(splits) if g.split in FORGET_SPLITS]
 
     def select(self, measurement, group: Group) -> list[ItemRecord] | None:
-        return TRUTH_RATIO.select(measurement, group)
+        records = mcq_records(measurement.mcq, group)
+        return truth_ratio_records(records, log=True) if records else None
 
     def value(self, samples: Sequence[OraclePair]) -> float:
         return mean(forget_quality(_ratios(state), _ratios(oracle)) for state, oracle in samples)
