@@ -414,3 +414,18 @@ def test_the_figure_draws_every_seeds_path_beside_the_cells():
     assert set(cells) == {("ga", "")} and not several
     (figure,) = trajectory_figures([], seeds + pooled, {"ga": "#1f77b4"})
     assert figure.name == "trajectory_finetuned.png" and figure.png[:4] == b"\x89PNG"
+
+
+def test_eval_every_is_part_of_a_request_identity_only_with_stop_at():
+    from pulse.models.settings import TrainSettings
+
+    def identity(**kwargs):
+        return TrainSettings(**kwargs).identity()
+
+    # With early stopping, where training stops depends on which points are evaluated.
+    assert identity(eval_every="1 steps", stop_at=0.3) != identity(
+        eval_every="5 steps", stop_at=0.3
+    )
+    # Without it the points leave the weights alone: keys stay as they were.
+    assert identity(eval_every="1 steps") == identity(eval_every="5 steps") == identity()
+    assert "eval_every" not in identity(eval_every="1 steps")

@@ -188,11 +188,12 @@ class TrainSettings(BaseModel):
 
     def identity(self, *, without: frozenset[str] = frozenset()) -> dict[str, Any]:
         """The settings that decide what training computes (JSON), for cache keys: all but
-        ``checkpoint_every``, ``eval_every`` and ``eval_general`` (and ``without``);
-        ``stop_at`` only when set (keys of requests from before it existed stay the same)."""
-        skip = {"checkpoint_every", "eval_every", "eval_general", *without}
+        ``checkpoint_every``, ``eval_general`` and ``without``; ``stop_at`` and ``eval_every``
+        only when ``stop_at`` is set (where training stops depends on which points are
+        evaluated; without it they leave the weights alone, and keys stay as they were)."""
+        skip = {"checkpoint_every", "eval_general", *without}
         if self.stop_at is None:
-            skip.add("stop_at")
+            skip |= {"stop_at", "eval_every"}
         return self.model_dump(mode="json", exclude=skip)
 
 
