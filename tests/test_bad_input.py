@@ -15,14 +15,15 @@ from pulse.cli import main
 
 @pytest.fixture
 def cli(monkeypatch, capsys):
-    """``cli(*args)`` -> (exit code, stderr) of ``pulse ARGS``."""
+    """``cli(*args)`` -> (exit code, stderr) of ``pulse ARGS``; its stdout in ``cli.out``."""
 
     def run(*args: str | Path) -> tuple[int, str]:
         monkeypatch.setattr(sys, "argv", ["pulse", *map(str, args)])
         with pytest.raises(SystemExit) as exit_:
             main()
-        err = capsys.readouterr().err
-        return exit_.value.code, err
+        captured = capsys.readouterr()
+        run.out = captured.out
+        return exit_.value.code, captured.err
 
     return run
 
@@ -668,3 +669,41 @@ def test_an_item_longer_than_the_model_context_is_refused_naming_it(
     model = ("--model", tiny_models / "finetuned", "--tasks", "mmbench", "--scorer", scorer)
     code, err = cli("eval", "--data", tsv, *model)
     refused(code, err, "item ", index, "more than the model's context of 512")
+
+
+# --- text with square brackets is printed as it is, never read as rich markup ------------------
+
+
+def test_a_path_with_square_brackets_is_printed_as_given(cli, tmp_path):
+    missing = tmp_path / "br[red]" / "x.yaml"
+    code, err = cli("run", missing)
+    refused(code, err, f"{missing}: config file not found")
+
+
+def test_a_swept_label_in_an_error_keeps_its_brackets(cli, tmp_path):
+    twice = "{method: npo, label: 'npo[lr=0.0001]'}"
+    methods = f"methods=[{twice}, {twice}]"
+    code, err = cli("run", "--out", tmp_path / "run", "--set", methods, _config(tmp_path, ""))
+    refused(code, err, "method label 'npo[lr=0.0001]' is used twice")
+
+
+def test_the_terminal_table_prints_swept_labels_with_their_brackets(cli, tmp_path):
+    from pulse.protocol.results import ResultRow, write_results
+
+    run = tmp_path / "run"
+    label = "ga[lr=0.0001]"
+    rows = [
+        ResultRow("finetuned", "finetuned", label, "", 1, 1, split, modality, "accuracy", 0.5, 10)
+        for split in ("forget", "retain")
+        for modality in ("multimodal", "text")
+    ]
+    write_results(run / "results.jsonl", rows)
+    code, err = cli("report", run)
+    assert code == 0, err
+    assert f"│  {label} " in cli.out, cli.out
+
+
+def test_help_prints_square_brackets(cli):
+    code, _ = cli("leaderboard", "--help")
+    assert code == 0
+    assert "--set methods=[npo,siu]" in cli.out

@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 from pulse.errors import ConfigError, PulseError
 from pulse.eval.scorers import DEFAULT_SCORER, SCORERS
@@ -28,7 +30,15 @@ app.add_typer(world_app, name="world")
 data_app = typer.Typer(help="Check datasets in the published formats.")
 app.add_typer(data_app, name="data")
 
-console = Console()
+# Everything printed is literal text: paths, labels (``ga[lr=0.0001]``) and messages hold
+# square brackets that rich's markup would otherwise swallow. Styled parts are Text objects.
+console = Console(markup=False)
+
+
+def _stderr() -> Console:
+    """A console on the current stderr (made when needed, so a redirected stderr is used)."""
+    return Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
 
 # The --device option of every command that trains or evaluates (pulse.models.device).
 DeviceOption = Annotated[
@@ -42,9 +52,8 @@ def _resumable():
     try:
         yield
     except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "interrupted: the finished stages are kept; run the same command again to resume",
-            highlight=False,
+        _stderr().print(
+            "interrupted: the finished stages are kept; run the same command again to resume"
         )
         raise typer.Exit(130) from None
 
@@ -170,7 +179,9 @@ def leaderboard_command(
     ] = None,
     overrides: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a key: --set methods=[npo,siu] (repeatable)."),
+        typer.Option(  # typer reads help as rich markup: the brackets are escaped
+            "--set", help=escape("Override a key: --set methods=[npo,siu] (repeatable).")
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the world, the sweep and the board.")
@@ -232,7 +243,7 @@ def _report(run_dir: Path) -> None:
 
     # A damaged file is named here as well as in the report: not silently fewer rows.
     for problem in load_run(run_dir).problems:
-        Console(stderr=True).print(f"warning: {problem}", highlight=False, soft_wrap=True)
+        _stderr().print(f"warning: {problem}")
     files = write_report(run_dir)
     console.print(headline_table(run_dir))
     console.print(f"report: {files.html}", highlight=False)
@@ -602,7 +613,7 @@ def main() -> None:
     except PulseError as err:
         if _state["debug"]:
             raise
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        _stderr().print(Text.assemble(("error:", "bold red"), f" {err}"))
         sys.exit(2)
 
 

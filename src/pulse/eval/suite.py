@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 from rich.table import Table
+from rich.text import Text
 
 from pulse.data.mllmu import list_configs, profile_items, read_mllmu
 from pulse.data.mmbench import MMBenchRow, read_mmbench
@@ -319,7 +320,8 @@ def _with_rouge(records: list[ItemRecord]) -> TaskResult:
 def render_table(result: EvalResult) -> Table:
     """One row per metric: overall, multimodal and text-only values, and the item count."""
     meta = result.meta
-    table = Table(title=f"{meta.get('model', 'model')} on {meta.get('split') or 'MMBench'}")
+    # Text, not markup: a model path may hold square brackets.
+    table = Table(title=Text(f"{meta.get('model', 'model')} on {meta.get('split') or 'MMBench'}"))
     for column in ("task", "metric", "overall", "multimodal", "text-only", "n"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
     tasks = result.tasks
