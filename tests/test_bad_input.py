@@ -707,3 +707,21 @@ def test_help_prints_square_brackets(cli):
     code, _ = cli("leaderboard", "--help")
     assert code == 0
     assert "--set methods=[npo,siu]" in cli.out
+
+
+def test_a_refused_unlearn_leaves_no_out_folder(cli, small_world, tiny_models, adapter, tmp_path):
+    """Refused on the model, or on an adapter that does not fit it (found once the model has
+    loaded): the --out folder is never made."""
+    import shutil
+
+    out = tmp_path / "out"
+    request = ("--data", small_world / "mllmu", "--forget", "forget_5", "--method", "ga")
+    code, err = cli("unlearn", "--model", tmp_path / "nonexistent", *request, "--out", out)
+    refused(code, err, str(tmp_path / "nonexistent"))
+    assert not out.exists()
+    folder = shutil.copytree(adapter, tmp_path / "adapter")
+    _reshape(folder)
+    model = ("--model", tiny_models / "finetuned", "--adapter", folder)
+    code, err = cli("unlearn", *model, *request, "--out", out)
+    refused(code, err, str(folder), "size mismatch")
+    assert not out.exists()

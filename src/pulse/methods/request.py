@@ -376,10 +376,6 @@ def run_request(
         raise ConfigError(f"method {bound.name!r} needs retain data: give --retain")
     adapter_path = Path(adapter) if adapter is not None else None
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULT_FILE).unlink(missing_ok=True)  # the directory no longer looks finished
-
     model, processor = load_model_and_processor(model_dir, dtype=dtype)
     # A new adapter's initialisation draws from the global generators: seed them here, or the
     # same request would start differently after whatever ran before it (a resumed run).
@@ -387,6 +383,7 @@ def run_request(
     data = UnlearnData(list(forget_pairs), list(retain_pairs), seed=seed)
     if bound.edits:
         model, merged = _under_edit(model, adapter_path)
+        out = _open_out(out_dir)
         result, edit = _edit(model, processor, bound, data, train, seed)
         return _finish(out, model, bound, result, edit=edit, total_start=total_start,
                        record=_record(bound, result, merged, model_dir, adapter_path, reference,
@@ -395,6 +392,7 @@ def run_request(
     model, merged = _with_adapters(
         model, adapter_path, reference, scope, train.gradient_checkpointing
     )
+    out = _open_out(out_dir)
     loop = LoopConfig.from_settings(
         train,
         seed=seed,
@@ -429,6 +427,16 @@ def run_request(
         "stopped": along.stopped if along is not None else None,
     }
     return _finish(out, model, bound, result, record=record, total_start=total_start)
+
+
+def _open_out(out_dir: str | Path) -> Path:
+    """The request's folder, made once the model and the states it starts from have loaded:
+    a request refused on its inputs leaves none. An earlier result.json goes first, so the
+    folder no longer looks finished."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RESULT_FILE).unlink(missing_ok=True)
+    return out
 
 
 def _under_edit(model: nn.Module, adapter: Path | None) -> tuple[nn.Module, list[str]]:
