@@ -725,3 +725,23 @@ def test_a_refused_unlearn_leaves_no_out_folder(cli, small_world, tiny_models, a
     code, err = cli("unlearn", *model, *request, "--out", out)
     refused(code, err, str(folder), "size mismatch")
     assert not out.exists()
+
+
+# --- leaderboard configs read as run configs are ------------------------------------------------
+
+
+def test_a_leaderboard_run_file_that_is_not_yaml_is_one_line(cli, tmp_path):
+    bad = _config(tmp_path, "train:\n  lr: [1e-4\n")
+    out = tmp_path / "board"
+    code, err = cli("leaderboard", "--out", out, "--set", f"run={bad}")
+    refused(code, err, f"run: {bad}: line 3: not valid YAML")
+    assert not out.exists()
+    code, err = cli("leaderboard", "--out", out, bad)
+    refused(code, err, f"{bad}: line 3: not valid YAML")
+
+
+def test_a_leaderboard_config_error_reads_as_a_run_configs(cli, tmp_path):
+    code, err = cli("leaderboard", "--out", tmp_path / "board", "--set", "foo=1")
+    refused(code, err, "leaderboard config: foo: unknown key")
+    code, err = cli("leaderboard", "--out", tmp_path / "board", "--set", "lr_factors=[1, 1]")
+    refused(code, err, "lr_factors: ", "got [1, 1]")

@@ -27,7 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pulse.errors import ConfigError, DataError
 from pulse.files import read_text
-from pulse.protocol.config import RunConfig, TrainSettings, apply_overrides, parse_config
+from pulse.protocol.config import (
+    RunConfig,
+    TrainSettings,
+    _first_error,
+    apply_overrides,
+    parse_config,
+)
 
 SWEEP_DIR = "sweep"
 BOARD_DIR = "board"
@@ -106,12 +112,7 @@ def load_leaderboard_config(
     source = "leaderboard config"
     if path is not None:
         source = str(path)
-        if not Path(path).is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(read_text(path)) or {}
-        except (DataError, yaml.YAMLError):
-            raise ConfigError(f"{path}: not valid YAML") from None
+        data = _read_yaml(Path(path))
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     if overrides:
@@ -120,15 +121,26 @@ def load_leaderboard_config(
 
     try:
         config = LeaderboardConfig.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        raise ConfigError(
-            f"{source}: {where}: {error['msg'].removeprefix('Value error, ')}"
-        ) from None
+    except ValidationError as exc:  # worded as a run config's: "unknown key", the value given
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
     if config.run is not None and path is not None and not config.run.is_absolute():
         config = config.model_copy(update={"run": Path(path).parent / config.run})
     return config
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML in ``path``, or one line naming the file (missing, not UTF-8, not YAML: the
+    line of the first problem)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(read_text(path)) or {}
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{path}: {line}not valid YAML") from None
 
 
 def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
@@ -136,9 +148,10 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     the leaderboard's folder (shared by both runs)."""
     data: dict[str, Any] = {}
     if config.run is not None:
-        if not config.run.is_file():
-            raise ConfigError(f"run: {config.run}: config file not found")
-        data = yaml.safe_load(read_text(config.run)) or {}
+        try:
+            data = _read_yaml(config.run)
+        except ConfigError as exc:
+            raise ConfigError(f"run: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"run: {config.run}: expected a mapping of sections")
     # Only the ranked scenarios run: the others are off before the config is checked, so a
