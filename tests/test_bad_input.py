@@ -73,6 +73,46 @@ def test_unlearn_refuses_unusable_numbers_before_creating_anything(cli, tmp_path
     assert not out.exists()
 
 
+FINETUNE_NUMBERS = [
+    (["--lr", "0"], "--lr: expected a finite number above 0, got 0.0"),
+    (["--lr", "-1"], "--lr: expected a finite number above 0, got -1.0"),  # ascent
+    (["--lr", "inf"], "--lr: expected a finite number above 0, got inf"),
+    (["--max-steps", "0"], "--max-steps: expected -1 (train by epochs) or at least 1, got 0"),
+    (["--epochs", "nan"], "--epochs: expected a finite number above 0, got nan"),
+    (["--batch-size", "0"], "--batch-size: expected at least 1, got 0"),
+    (["--grad-accum", "0"], "--grad-accum: expected at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize(("options", "named"), FINETUNE_NUMBERS, ids=lambda v: " ".join(v))
+def test_finetune_refuses_unusable_numbers_naming_the_option(cli, tmp_path, options, named):
+    out = tmp_path / "out"
+    code, err = cli(
+        "finetune", "--model", tmp_path / "model", "--data", tmp_path / "data", "--out", out,
+        *options,
+    )  # fmt: skip
+    refused(code, err, named)
+    assert not out.exists()
+
+
+WORLD_AND_EVAL_NUMBERS = [
+    (["world", "train", "--pretrain-epochs", "-1"], "--pretrain-epochs: expected a finite", "-1.0"),
+    (["world", "train", "--finetune-epochs", "inf"], "--finetune-epochs: expected a fin", "inf"),
+    (["eval", "--model", "m", "--data", "d", "--batch-size", "0"], "--batch-size: ", "0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "named", "value"), WORLD_AND_EVAL_NUMBERS, ids=[c[1] for c in WORLD_AND_EVAL_NUMBERS]
+)
+def test_world_train_and_eval_name_the_option_and_value(cli, tmp_path, args, named, value):
+    if args[0] == "world":
+        args = [*args, "--world", str(tmp_path / "w"), "--out", str(tmp_path / "o")]
+    code, err = cli(*args)
+    refused(code, err, named, f"got {value}")
+    assert not (tmp_path / "o").exists()
+
+
 RUN_NUMBERS = [
     ("train.lr=.inf", "train.lr"),
     ("train.lr=-1", "train.lr"),

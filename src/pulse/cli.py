@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from pulse.errors import ConfigError, PulseError
+from pulse.errors import ConfigError, PulseError, SettingError
 from pulse.eval.scorers import DEFAULT_SCORER, SCORERS
 from pulse.models.scope import ScopeConfig, parse_scope_label
 from pulse.models.settings import UNLEARN_DEFAULTS, TrainSettings
@@ -307,8 +307,10 @@ def eval_command(
 ) -> None:
     """Evaluate a model: multiple choice per modality and per entity, cloze, generation (ROUGE)
     and MMBench-format general capability with CircularEval."""
-    from pulse.eval.suite import evaluate, render_table
+    from pulse.eval.suite import check_sizes, evaluate, render_table
 
+    with _named_options():
+        check_sizes(batch_size)
     result = evaluate(
         model,
         data,
@@ -488,16 +490,17 @@ def finetune_command(
     from pulse.methods.request import resolve_ids
     from pulse.methods.supervised import TrainConfig
 
+    with _named_options(learning_rate="--lr"):  # TrainConfig checks its own values
+        train = TrainConfig(
+            epochs=epochs,
+            max_steps=max_steps,
+            learning_rate=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            bf16=bf16,
+            seed=seed,
+        )
     left_out, _ = resolve_ids(exclude, data)
-    train = TrainConfig(  # checks its own values (one line naming the bad one)
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=lr,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        bf16=bf16,
-        seed=seed,
-    )
     result = finetune(
         model,
         data,
@@ -536,6 +539,16 @@ def _unlearn_settings(scope: ScopeConfig, **values) -> TrainSettings:
         return TrainSettings(**values, scope=scope)
     except ValidationError as exc:
         raise ConfigError(_option_error(exc)) from None
+
+
+@contextmanager
+def _named_options(**flags: str):
+    """A library setting refused, named as the option it came from: ``--lr: expected ...``
+    (``flags``: the settings whose option is not ``--`` plus their name)."""
+    try:
+        yield
+    except SettingError as exc:
+        raise ConfigError(f"{flags.get(exc.field, _flag(exc.field))}: {exc.problem}") from None
 
 
 def _option_error(exc: ValidationError) -> str:

@@ -40,5 +40,15 @@ class ConfigError(PulseError):
     """A bad configuration value or command-line option."""
 
 
+class SettingError(ConfigError):
+    """A bad value of one named setting: ``OWNER 'FIELD': PROBLEM``. The command line reads
+    ``field`` and ``problem`` to name the option the value came from (``--lr: ...``)."""
+
+    def __init__(self, owner: str, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{owner} '{field}': {problem}")
+
+
 class ModelError(PulseError):
     """A model directory that cannot be loaded or driven."""

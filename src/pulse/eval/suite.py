@@ -40,7 +40,7 @@ from rich.text import Text
 from pulse.data.mllmu import list_configs, profile_items, read_mllmu
 from pulse.data.mmbench import MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
-from pulse.errors import ConfigError, DataError
+from pulse.errors import ConfigError, DataError, SettingError
 from pulse.eval.generation import GenConfig, score_cloze, score_generation
 from pulse.eval.intervals import Interval, person_bootstrap, wilson
 from pulse.eval.mcq import MCQConfig, score_mcq
@@ -174,6 +174,13 @@ def default_fewshot_pool(root: Path, exclude: Iterable[str] = ()) -> list[QAItem
     return [pool[k] for k in sorted(pool)]
 
 
+def check_sizes(batch_size: int, max_new_tokens: int = 50) -> None:
+    """Both at least 1: a :class:`SettingError` naming the one that is not, and its value."""
+    for name, value in (("batch_size", batch_size), ("max_new_tokens", max_new_tokens)):
+        if value < 1:
+            raise SettingError("evaluate", name, f"expected at least 1, got {value!r}")
+
+
 def evaluate(
     model_dir: str | Path,
     data_dir: str | Path,
@@ -199,8 +206,7 @@ def evaluate(
     started = time.perf_counter()
     names = parse_tasks(tasks)
     check_scorer(scorer)
-    if batch_size < 1 or max_new_tokens < 1:
-        raise ConfigError("batch_size and max_new_tokens must be positive integers")
+    check_sizes(batch_size, max_new_tokens)
 
     # Read and check every input before the (slow) model load.
     items: dict[str, list[QAItem]] = {}

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from pulse.errors import ConfigError, ModelError
+from pulse.errors import ConfigError, ModelError, SettingError
 from pulse.methods.batches import UnlearnData
 from pulse.methods.sft import sft
 from pulse.methods.trainer import LoopConfig, train_method
@@ -60,18 +60,22 @@ class TrainConfig:
     processes: int = 1
 
     def __post_init__(self) -> None:
-        if self.max_steps <= 0 and not self.epochs > 0:
-            raise ConfigError(f"train 'epochs': expected a positive number, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"train 'batch_size': expected at least 1, got {self.batch_size}")
-        if self.pack_tokens < 0:
-            raise ConfigError(f"train 'pack_tokens': expected 0 or more, got {self.pack_tokens}")
-        if self.encoding_cache_bytes < 0:
-            raise ConfigError(
-                f"train 'encoding_cache_bytes': expected 0 or more, got {self.encoding_cache_bytes}"
-            )
-        if self.processes < 1:
-            raise ConfigError(f"train 'processes': expected at least 1, got {self.processes}")
+        def refuse(name: str, expected: str) -> None:
+            raise SettingError("train", name, f"expected {expected}, got {getattr(self, name)!r}")
+
+        if self.max_steps != -1 and self.max_steps < 1:
+            refuse("max_steps", "-1 (train by epochs) or at least 1")
+        used = ("epochs", "learning_rate") if self.max_steps == -1 else ("learning_rate",)
+        for name in used:  # max_steps decides the length when set
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):  # a negative lr would train by ascent
+                refuse(name, "a finite number above 0")
+        for name in ("batch_size", "grad_accum", "processes"):
+            if getattr(self, name) < 1:
+                refuse(name, "at least 1")
+        for name in ("pack_tokens", "encoding_cache_bytes"):
+            if getattr(self, name) < 0:
+                refuse(name, "0 or more")
         split_batch(self.batch_size, self.processes)
 
 

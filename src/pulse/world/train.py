@@ -30,7 +30,7 @@ from transformers import set_seed
 from pulse.data.mllmu import profile_items, profile_train_pairs, read_mllmu
 from pulse.data.mmbench import read_mmbench, row_item
 from pulse.data.schema import ItemKind, TrainPair
-from pulse.errors import DataError
+from pulse.errors import ConfigError, DataError, SettingError
 from pulse.eval.circular import circular_eval
 from pulse.eval.mcq import MCQConfig, score_mcq
 from pulse.eval.probing import entity_accuracy, select_known
@@ -369,10 +369,13 @@ def world_train_config(
 ) -> WorldTrainConfig:
     """The default config with the command line's overrides."""
     cfg = WorldTrainConfig(seed=seed)
-    if pretrain_epochs is not None:
-        cfg = replace(cfg, pretrain=replace(cfg.pretrain, epochs=pretrain_epochs))
-    if finetune_epochs is not None:
-        cfg = replace(cfg, finetune=replace(cfg.finetune, epochs=finetune_epochs))
+    for stage, epochs in (("pretrain", pretrain_epochs), ("finetune", finetune_epochs)):
+        if epochs is not None:
+            try:
+                train = replace(getattr(cfg, stage), epochs=epochs)
+            except SettingError as exc:  # the stage's own check, named as its option
+                raise ConfigError(f"--{stage}-epochs: {exc.problem}") from None
+            cfg = replace(cfg, **{stage: train})
     return cfg
 
 
