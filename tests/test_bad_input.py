@@ -785,3 +785,13 @@ def test_a_leaderboard_config_error_reads_as_a_run_configs(cli, tmp_path):
     refused(code, err, "leaderboard config: foo: unknown key")
     code, err = cli("leaderboard", "--out", tmp_path / "board", "--set", "lr_factors=[1, 1]")
     refused(code, err, "lr_factors: ", "got [1, 1]")
+
+
+def test_a_pebench_split_evaluation_cannot_group_is_refused_by_validation(cli, tmp_path):
+    (tmp_path / "a.png").write_bytes(_png())
+    csv = tmp_path / "PEBench.csv"
+    csv.write_text(
+        "person,event,image,keywords,split\nAna,fair,a.png,a;b,Unseen\nAna,fair,a.png,a;b,sometimes\n"
+    )
+    code, err = cli("data", "validate", "pebench", csv)
+    refused(code, err, f"{csv}, row 3, field 'split'", "'seen'", "'holdout'", "got 'sometimes'")

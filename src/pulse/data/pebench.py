@@ -17,6 +17,9 @@ from pulse.errors import DataError
 from pulse.files import write_bytes
 
 CSV_NAME = "PEBench.csv"
+# The split column's values (any case): seen images (empty counts as seen) and unseen ones.
+SEEN_SPLITS = ("seen", "train", "forget", "")
+UNSEEN_SPLITS = ("unseen", "test", "holdout")
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def read_pebench(
         }
         rel = check_relative(value["image"], csv_path, row=line, field=columns.image)
         extra = {name: "" if i is None else cells[i].strip() for name, i in optional.items()}
+        if "split" in extra:
+            _check_split(extra["split"], csv_path, line, columns.split)
         rows.append(
             PEBenchRow(
                 person=value["person"],
@@ -97,6 +102,18 @@ def _required(cell: str, file: Path, line: int, field: str) -> str:
     if not text:
         raise DataError(file, "expected a non-empty value", row=line, field=field)
     return text
+
+
+def _check_split(value: str, file: Path, line: int, field: str | None) -> None:
+    """A split evaluation can group: seen or unseen."""
+    if value.lower() not in (*SEEN_SPLITS, *UNSEEN_SPLITS):
+        raise DataError(
+            file,
+            f"expected a seen split ({', '.join(repr(s) for s in SEEN_SPLITS)}) or an unseen "
+            f"one ({', '.join(repr(s) for s in UNSEEN_SPLITS)}), got {value!r}",
+            row=line,
+            field=field,
+        )
 
 
 def _keywords(text: str, file: Path, line: int, field: str) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from pulse.data.pebench import PEBenchRow
+from pulse.data.pebench import SEEN_SPLITS, UNSEEN_SPLITS, PEBenchRow
 from pulse.data.schema import ItemKind, Modality
 from pulse.errors import ConfigError
 from pulse.eval.generation import GenConfig, generate_texts
@@ -34,8 +34,6 @@ from pulse.models.collective import sharded
 PERSON_QUESTION = "Who is the person in this image?"
 EVENT_QUESTION = "What event is shown in this image?"
 QUESTIONS = {"person": PERSON_QUESTION, "event": EVENT_QUESTION}
-SEEN_SPLITS = ("seen", "train", "forget", "")
-UNSEEN_SPLITS = ("unseen", "test", "holdout")
 
 
 @dataclass(frozen=True)
