@@ -795,3 +795,22 @@ def test_a_pebench_split_evaluation_cannot_group_is_refused_by_validation(cli, t
     )
     code, err = cli("data", "validate", "pebench", csv)
     refused(code, err, f"{csv}, row 3, field 'split'", "'seen'", "'holdout'", "got 'sometimes'")
+
+
+# --- pulse unlearn's data: what was expected ----------------------------------------------------
+
+
+def test_unlearn_on_a_world_root_or_a_mistyped_config_says_what_was_expected(
+    cli, small_world, tmp_path
+):
+    out = tmp_path / "out"
+    request = ("--model", tmp_path / "model", "--method", "ga", "--out", out)
+    for forget in ("forget_5", "a,b"):  # a config name, an ID list: the data holds no configs
+        code, err = cli("unlearn", "--data", small_world, "--forget", forget, *request)
+        refused(
+            code, err, f"{small_world}: no MLLMU-Bench configs here", f"in {small_world / 'mllmu'}"
+        )
+    mllmu = small_world / "mllmu"
+    code, err = cli("unlearn", "--data", mllmu, "--forget", "forget_99", *request)
+    refused(code, err, f"{mllmu}: no config 'forget_99' here; configs found: ", "forget_5")
+    assert not out.exists()

@@ -176,9 +176,22 @@ def resolve_ids(
     if Path(text).is_file():
         return read_split(text), None
     root = Path(data_dir)
-    if is_config_name(text) and (root / text).is_dir():
+    if is_config_name(text):  # forget_10: a config, never an ID
+        configs = _configs(root)
+        if text not in configs:
+            raise DataError(root, f"no config {text!r} here; configs found: {', '.join(configs)}")
         return [p.id for p in read_mllmu(root, text)], text
     return _unique([s.strip() for s in text.split(",") if s.strip()], repr(text)), None
+
+
+def _configs(root: Path) -> list[str]:
+    """The MLLMU-Bench configs under ``root``; none is one line saying what was expected."""
+    configs = list_configs(root)
+    if not configs:
+        world = root / "mllmu"
+        hint = f"; a world directory keeps them in {world}" if world.is_dir() else ""
+        raise DataError(root, f"no MLLMU-Bench configs here (folders of parquet files){hint}")
+    return configs
 
 
 def _unique(ids: list[str], where: str) -> list[str]:
@@ -198,7 +211,7 @@ def train_pairs(
     if not ids:
         return []
     root = Path(data_dir)
-    present = list_configs(root)
+    present = _configs(root)
     order = [config] if config else [c for c in PAIR_CONFIGS if c in present]
     order += [c for c in present if c not in order and not config]
     found: dict[str, list[TrainPair]] = {}
