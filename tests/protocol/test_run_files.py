@@ -330,3 +330,19 @@ def test_a_cell_with_a_number_that_is_not_finite_is_sealed_as_failed_and_stays_r
     # The run directory stays readable: it opens again, and its results file reads back.
     again = RunStore.open(store.root, config)
     assert read_results(again.root / "results.jsonl") == sorted(sealed, key=lambda r: r.method)
+
+
+def test_new_dir_resumes_the_directory_that_holds_this_config(tmp_path, config):
+    other = parse_config({"seed": 4})
+    first = _finished(tmp_path, other)  # RUN holds another config
+    fresh = RunStore.open(first.root, config, new_dir=True)
+    assert fresh.root == tmp_path / "run-2"
+    fresh.run_stage("finetuned/ga", lambda: ROWS)
+    # The same command again (after a kill, say) resumes RUN-2 instead of starting RUN-3.
+    again, rows = _resume(RunStore.open(first.root, config, new_dir=True), config)
+    assert again.root == tmp_path / "run-2" and rows == ROWS
+    assert not (tmp_path / "run-3").exists()
+    # A third config takes the first free directory.
+    assert RunStore.open(first.root, parse_config({"seed": 5}), new_dir=True).root == (
+        tmp_path / "run-3"
+    )

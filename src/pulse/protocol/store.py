@@ -62,13 +62,27 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def free_directory(run_dir: Path) -> Path:
-    """``RUN`` itself, or the first of ``RUN-2``, ``RUN-3``, ... that does not hold a run."""
+def free_directory(run_dir: Path, config: RunConfig | None = None) -> Path:
+    """``RUN`` itself, or the first of ``RUN-2``, ``RUN-3``, ... that holds ``config``'s run
+    (to resume it), else the first that does not hold a run."""
     candidate, number = run_dir, 1
     while (candidate / MANIFEST).exists():
+        if config is not None and _holds(candidate, config):
+            return candidate
         number += 1
         candidate = run_dir.with_name(f"{run_dir.name}-{number}")
     return candidate
+
+
+def _holds(root: Path, config: RunConfig) -> bool:
+    """Whether the run directory ``root`` is ``config``'s: its manifest's config hash, or, with
+    a damaged manifest, its ``config.yaml`` (the manifest is then started afresh)."""
+    try:
+        return _read_manifest(root, config) is None or (
+            read_json(root / MANIFEST)["config_hash"] == config.digest()
+        )
+    except (ConfigError, DataError, KeyError, TypeError):
+        return False
 
 
 class RunStore:
@@ -101,7 +115,7 @@ class RunStore:
             manifest = _read_manifest(root, config)
             if manifest is not None and manifest.get("config_hash") != digest:
                 if new_dir:
-                    return cls._open(free_directory(root), config)
+                    return cls._open(free_directory(root, config), config)
                 changed = _changed_keys(root / CONFIG, config)
                 raise ConfigError(
                     f"{root} holds a run of a different config (changed: {changed}); "
