@@ -327,9 +327,10 @@ def test_a_cell_with_a_number_that_is_not_finite_is_sealed_as_failed_and_stays_r
     assert [(r.method, r.status) for r in sealed] == [("ga", "failed"), ("npo", "ok")]
     assert "truth_ratio on forget/all" in sealed[0].detail
     assert store.stage_status("finetuned/ga") == "failed"
-    # The run directory stays readable: it opens again, and its results file reads back.
+    # The run directory stays readable: it opens again, its files read back.
+    assert read_results(store.root / "results.jsonl") == sorted(sealed, key=lambda r: r.method)
     again = RunStore.open(store.root, config)
-    assert read_results(again.root / "results.jsonl") == sorted(sealed, key=lambda r: r.method)
+    assert read_results(again.rows_path("finetuned/ga")) == sealed
 
 
 def test_new_dir_resumes_the_directory_that_holds_this_config(tmp_path, config):
@@ -346,3 +347,31 @@ def test_new_dir_resumes_the_directory_that_holds_this_config(tmp_path, config):
     assert RunStore.open(first.root, parse_config({"seed": 5}), new_dir=True).root == (
         tmp_path / "run-3"
     )
+
+
+@pytest.mark.parametrize(("status", "again"), [("failed", True), ("diverged", False)])
+def test_a_failed_stage_runs_again_on_resume_a_diverged_one_stays(
+    tmp_path, config, capsys, status, again
+):
+    from pulse.protocol.results import status_row
+
+    ended = [status_row("finetuned", "finetuned", "ga", "", 1, 1, status, "CUDA out of memory")]
+    later = [replace(ROWS[0], metric="contrast", versus="npo")]
+    elsewhere = [replace(ROWS[0], scenario="pretrained", kind="pretrained")]
+    store = RunStore.open(tmp_path / "run", config)
+    store.run_stage("finetuned/ga", lambda: ended)
+    store.run_stage("finetuned/contrasts", lambda: later)
+    store.run_stage("pretrained/ga", lambda: elsewhere)
+    # Within the run that sealed it the stage is done: it is not computed twice.
+    assert store.is_done("finetuned/ga")
+    resumed, rows = _resume(store, config)
+    said = capsys.readouterr().err
+    # The stages after it in its scenario read it: they run again too; other scenarios do not.
+    assert resumed.is_done("finetuned/contrasts") is not again
+    assert resumed.is_done("pretrained/ga")
+    if again:
+        assert rows == [*ROWS, "recomputed"]
+        assert "that failed run again: finetuned/ga (and the 1 after them" in said
+        assert resumed.stage_status("finetuned/ga") == "done"
+    else:
+        assert rows == ended and "run again" not in said

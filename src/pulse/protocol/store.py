@@ -95,6 +95,9 @@ class RunStore:
         # Stage files found whole, by (checksum, size, mtime): the results file is rebuilt after
         # every stage, which would otherwise hash every finished stage's file each time.
         self._whole: dict[str, tuple[Any, int, int]] = {}
+        # Stages that failed in an earlier run (a method that raised: out of memory, say): they
+        # run again once in this one. A diverged stage is a result and stays.
+        self._retry: set[str] = set()
 
     @classmethod
     def open(cls, root: str | Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
@@ -125,6 +128,7 @@ class RunStore:
                 manifest["finished"] = False
                 manifest.setdefault("precision", describe(config))  # made before it was kept
                 store = cls(root, manifest)
+                store._retry = _retried(manifest["stages"])
                 store._save()
                 # A run killed between a stage's manifest entry and the results file left
                 # the results file a stage behind.
@@ -158,7 +162,7 @@ class RunStore:
 
     def _is_done(self, stage: str) -> bool:
         record = self.manifest["stages"].get(stage, {})
-        if record.get("status") not in FINISHED:
+        if record.get("status") not in FINISHED or stage in self._retry:
             return False
         path = self.rows_path(stage)
         try:
@@ -197,6 +201,7 @@ class RunStore:
         return from_main(lambda: self._seal(stage, rows, started))
 
     def _running(self, stage: str) -> None:
+        self._retry.discard(stage)
         record = self.manifest["stages"].setdefault(stage, {})
         record.update(status="running", error=None)
         record.pop("rows", None)
@@ -210,9 +215,11 @@ class RunStore:
         statuses = {r.status for r in rows}
         final = next((s for s in ("failed", "diverged") if s in statuses), "done")
         details = [r.detail for r in rows if r.status != "ok" and r.detail]
+        ended = dt.datetime.now(dt.UTC)
         record.update(
             status=final,
-            seconds=round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
+            seconds=round((ended - started).total_seconds(), 3),
+            ended=ended.isoformat(timespec="microseconds"),
             error=details[0] if details else None,
             rows=len(rows),
             sha256=sha256_file(path),
@@ -276,6 +283,29 @@ class RunStore:
 
     def _save(self) -> None:
         write_json(self.root / MANIFEST, self.manifest)
+
+
+def _retried(stages: dict[str, dict[str, Any]]) -> set[str]:
+    """The stages a resume runs again: those that failed and, in each of their scenarios, the
+    stages sealed after them (contrasts, matched forgetting, gaps read the cells that failed;
+    a stage of an older manifest, which kept no ``ended``, counts as after), said in one line."""
+    failed = [s for s, record in stages.items() if record.get("status") == "failed"]
+    if not failed:
+        return set()
+    retry = set(failed)
+    for stage in failed:
+        scenario, ended = stage.split("/")[0], stages[stage].get("ended", "")
+        retry |= {
+            s
+            for s, record in stages.items()
+            if s.split("/")[0] == scenario and record.get("ended", "~") >= ended
+        }
+    after = len(retry) - len(failed)
+    say(
+        f"the stages that failed run again: {', '.join(failed)}"
+        + (f" (and the {after} after them in their scenarios, which read them)" if after else "")
+    )
+    return retry
 
 
 def finite_cells(stage: str, rows: Sequence[ResultRow]) -> list[ResultRow]:
