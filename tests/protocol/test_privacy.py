@@ -230,3 +230,43 @@ def test_with_repeats_each_seed_is_scored_on_the_pairs_it_unlearned(privacy_setu
     plain = by_repeat(read_results(alone.root / RESULTS_FILE), ("finetuned", "ga", "", 1))[None]
     privacy = {k for k in plain if k[2].startswith(("mia_", "privleak_"))}
     assert privacy and {k: plain[k].value for k in privacy} == {k: ga[1][k].value for k in privacy}
+
+
+def _people(sizes: dict[str, int]):
+    from pulse.data.schema import TrainPair
+
+    return [TrainPair(p, f"{p} q{i}", "a") for p, n in sizes.items() for i in range(n)]
+
+
+def test_the_scored_pairs_lie_inside_the_pairs_each_request_unlearned():
+    from pulse.protocol.privacy import PairPlan, _plan_sample
+
+    # 100 people of 24-60 pairs; requests unlearn 16 of each, membership scores 4.
+    pairs = _people({f"p{i:03d}": 24 + i % 37 for i in range(100)})
+    unlearned = set(map(id, sample_per_entity(pairs, 16, 7)))
+    alone = sample_per_entity(pairs, 4, 7)
+    # A draw of 4 under the same seed is not always inside the draw of 16 (random.sample can
+    # take another algorithm for another size): what the fix is for.
+    assert any(id(p) not in unlearned for p in alone)
+    plan = PairPlan(("p000",), ("p001",), 4, 0.2, 7, drawn=16)
+    scored = _plan_sample(plan, pairs)
+    assert set(map(id, scored)) <= unlearned
+    assert Counter(p.entity_id for p in scored) == Counter({f"p{i:03d}": 4 for i in range(100)})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 5])
+def test_with_the_default_sizes_the_scored_pairs_are_what_they_were(seed):
+    # privacy.pairs_per_person 8 inside train.pairs_per_id 16: the first 8 of the draw of 16 are
+    # the draw of 8 for any number of pairs, so default plans keep their pairs and cache keys.
+    from pulse.protocol.privacy import PairPlan
+
+    pairs = _people({f"p{n}": n for n in range(1, 200)})
+    assert sample_per_entity(pairs, 16, seed, first=8) == sample_per_entity(pairs, 8, seed)
+    plan = PairPlan(("a",), ("b",), 8, 0.2, seed)
+    assert "drawn" not in plan.identity() and plan.identity() == {
+        "members": ("a",),
+        "holdout": ("b",),
+        "pairs_per_person": 8,
+        "min_k": 0.2,
+        "seed": seed,
+    }

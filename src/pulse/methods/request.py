@@ -232,17 +232,24 @@ def train_pairs(
     return [pair for entry in ids for pair in found[entry]]
 
 
-def sample_per_entity(pairs: Sequence[TrainPair], limit: int, seed: int) -> list[TrainPair]:
+def sample_per_entity(
+    pairs: Sequence[TrainPair], limit: int, seed: int, *, first: int | None = None
+) -> list[TrainPair]:
     """At most ``limit`` pairs of each entity, in their original order. The sample is seeded by
     the entity's ID, so a person gets the same pairs in every request that unlearns them (one
-    batch or the sequential subsets)."""
+    batch or the sequential subsets). With ``first`` (below ``limit``), only the first
+    ``first`` pairs drawn of that sample: a smaller sample that lies inside it (a draw of
+    ``first`` under the same seed need not: ``random.sample`` may take another algorithm)."""
     by_entity: dict[str, list[int]] = {}
     for index, pair in enumerate(pairs):
         by_entity.setdefault(pair.entity_id, []).append(index)
     kept: set[int] = set()
     for entity, indices in by_entity.items():
+        draw = random.Random(f"{seed}:{entity}")
         if len(indices) > limit:
-            indices = random.Random(f"{seed}:{entity}").sample(indices, limit)
+            indices = draw.sample(indices, limit)[:first]
+        elif first is not None and len(indices) > first:
+            indices = draw.sample(indices, first)  # every pair is in the sample of ``limit``
         kept.update(indices)
     return [pair for index, pair in enumerate(pairs) if index in kept]
 

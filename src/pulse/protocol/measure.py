@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +257,7 @@ class Measurer:
         from pulse.eval.membership import encode_pairs, score_pairs
         from pulse.protocol.privacy import pairs_to_score
 
-        key = content_key("pairs", state, asdict(plan), self.cfg.batch_size)
+        key = content_key("pairs", state, plan.identity(), self.cfg.batch_size)
 
         def evaluate() -> Measurement:
             assert self.mllmu is not None
@@ -279,7 +279,7 @@ class Measurer:
 
             return Measurement(pairs=collective.sharded(pairs, score))
 
-        return self.cached(key, evaluate, {"state": state, "pairs_of": asdict(plan)})
+        return self.cached(key, evaluate, {"state": state, "pairs_of": plan.identity()})
 
     def _remember(self, key: str, measurement: Measurement) -> Measurement:
         self._recent[key] = measurement

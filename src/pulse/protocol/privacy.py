@@ -5,13 +5,14 @@ its *non-members* the holdout people of the same kind, never trained on: fictiti
 the scenarios of the fine-tuned model, celebrities for the pretrained scenario. Each person's
 training pairs are sampled as the unlearning requests sample them (``train.pairs_per_id``,
 seeded by the person's ID and the training seed) and capped at ``privacy.pairs_per_person``
-(8) by the same seeded draw, so the members' pairs are among the very pairs unlearned under
-that seed. With ``repeats`` each training seed's requests unlearn their own sample, so each
-seed has its own plan: its states are scored on its pairs, and the before model and the oracle
-on every seed's (their rows pool the seeds' plans, as a request's pool its seeds). Where the
-requests take every pair (no ``train.pairs_per_id``) the seeds share one plan. Every pair
-is scored with its image (multimodal) and, when its question names the person rather than
-pointing at the picture, without it (text-only), as the fine-tuning data holds it.
+(8): the first pairs of that seed's draw, so the members' pairs are among the very pairs
+unlearned under that seed. With ``repeats`` each training seed's requests unlearn their own
+sample, so each seed has its own plan: its states are scored on its pairs, and the before
+model and the oracle on every seed's (their rows pool the seeds' plans, as a request's pool
+its seeds). Where the requests take every pair (no ``train.pairs_per_id``) the seeds share one
+plan. Every pair is scored with its image (multimodal) and, when its question names the
+person rather than pointing at the picture, without it (text-only), as the fine-tuning data
+holds it.
 
 With the synthetic world the holdout is the world's (``Holdout_Set``, ``Holdout_Celebrities``);
 with local checkpoints it must be named (``privacy.holdout``, ``privacy.holdout_celebrities``:
@@ -23,9 +24,9 @@ report says why.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,7 @@ from pulse.errors import ConfigError
 from pulse.eval.membership import MIN_K
 
 if TYPE_CHECKING:
+    from pulse.data.schema import TrainPair
     from pulse.eval.membership import PairToScore
     from pulse.protocol.cells import Population
     from pulse.protocol.engine import Engine
@@ -51,9 +53,8 @@ class PrivacyConfig(BaseModel):
     holdout_celebrities: str | None = None
     # The share of lowest-scored tokens Min-K % and Min-K %++ average.
     min_k: float = Field(MIN_K, gt=0, le=1)
-    # Pairs scored per person, at most: a seeded sample of those the scenario unlearns (the
-    # same draw as its train.pairs_per_id under the training seed, so a smaller sample lies
-    # inside what that seed's requests unlearn);
+    # Pairs scored per person, at most: the first of the seeded draw of the scenario's
+    # train.pairs_per_id under the training seed, so they lie inside what its requests unlearn;
     # None: every pair it unlearns. 8 keeps a state's scoring near half its MCQ evaluation
     # (docs/benchmarks.md).
     pairs_per_person: int | None = Field(8, ge=1)
@@ -68,6 +69,17 @@ class PairPlan:
     pairs_per_person: int | None
     min_k: float
     seed: int
+    # The requests' sample of each person (train.pairs_per_id) where the pairs scored are the
+    # first pairs_per_person of its draw and a draw of pairs_per_person alone would differ;
+    # None where they are the same (out of the cache key then: keys stay as they were).
+    drawn: int | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """The plan in cache keys."""
+        data = asdict(self)
+        if data["drawn"] is None:
+            del data["drawn"]
+        return data
 
 
 def _holdout_spec(engine: Engine, group: Population) -> tuple[str, str | None] | None:
@@ -126,14 +138,35 @@ def privacy_plan(
     # unlearn the same pairs and share the run's seed's plan (scored once).
     if seed is None or sampled is None:
         seed = engine.config.seed
-    return PairPlan(tuple(members), tuple(sorted(holdout)), limit, cfg.min_k, seed)
+    plan = PairPlan(tuple(members), tuple(sorted(holdout)), limit, cfg.min_k, seed)
+    if limit is not None and sampled is not None and limit < sampled:
+        # The scored pairs are the first ``limit`` of the requests' own draw of ``sampled``
+        # (kept out of the plan, and its key, where a draw of ``limit`` gives the same pairs).
+        from pulse.methods.request import train_pairs
+
+        inside = replace(plan, drawn=sampled)
+        pairs = train_pairs(engine.sources.mllmu, [*plan.members, *plan.holdout])
+        if _plan_sample(inside, pairs) != _plan_sample(plan, pairs):
+            return inside
+    return plan
+
+
+def _plan_sample(plan: PairPlan, pairs: Sequence[TrainPair]) -> list[TrainPair]:
+    """The pairs of ``pairs`` (every training pair of some people) that ``plan`` scores."""
+    from pulse.methods.request import sample_per_entity
+
+    if plan.pairs_per_person is None:
+        return list(pairs)
+    if plan.drawn is None:
+        return sample_per_entity(pairs, plan.pairs_per_person, plan.seed)
+    return sample_per_entity(pairs, plan.drawn, plan.seed, first=plan.pairs_per_person)
 
 
 def pairs_to_score(mllmu: Path, plan: PairPlan) -> list[PairToScore]:
     """Every pair of ``plan``: each person's training pairs (sampled as the requests sample
     them), with the image and, where the question names the person, without it."""
     from pulse.eval.membership import PairToScore
-    from pulse.methods.request import sample_per_entity, train_pairs
+    from pulse.methods.request import train_pairs
     from pulse.world.train import training_views
 
     out: list[PairToScore] = []
@@ -144,9 +177,7 @@ def pairs_to_score(mllmu: Path, plan: PairPlan) -> list[PairToScore]:
         for pair in pairs:
             place[id(pair)] = counter.get(pair.entity_id, 0)
             counter[pair.entity_id] = place[id(pair)] + 1
-        if plan.pairs_per_person is not None:
-            pairs = sample_per_entity(pairs, plan.pairs_per_person, plan.seed)
-        for pair in pairs:
+        for pair in _plan_sample(plan, pairs):
             k = place[id(pair)]
             out += [
                 PairToScore(pair.entity_id, k, member, pair.question, pair.answer, image)
