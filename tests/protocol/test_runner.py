@@ -303,3 +303,14 @@ def test_sequential_merge_policy_stacks_the_earlier_adapters(mini_config, tmp_pa
     ]
     rows = read_results(store.root / RESULTS_FILE)
     assert {r.request for r in rows if r.method == "ga"} == {1, 2}
+
+
+def test_a_person_both_to_forget_and_to_retain_is_refused(mini_config, tmp_path):
+    split = {"forget": "f001,f002", "retain": "f002,f003"}
+    both = {**mini_config, "scenarios": {**mini_config["scenarios"], "finetuned": split}}
+    with pytest.raises(
+        ConfigError,
+        match=r"IDs both in scenarios.finetuned.forget and scenarios.finetuned.retain: f002$",
+    ):
+        run_protocol(parse_config(both), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

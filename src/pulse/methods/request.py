@@ -313,6 +313,16 @@ def _with_adapters(
     return model, [*merged, str(adapter.resolve())]
 
 
+def check_disjoint(
+    forget: Sequence[str], retain: Sequence[str], keys: tuple[str, str] = ("--forget", "--retain")
+) -> None:
+    """One line naming the IDs in both the forget and the retain set (``keys`` name them):
+    a person would be trained to be forgotten and retained at once."""
+    both = sorted(set(forget) & set(retain))
+    if both:
+        raise ConfigError(f"IDs both in {keys[0]} and {keys[1]}: {', '.join(both[:5])}")
+
+
 def run_unlearning(
     model_dir: str | Path,
     data_dir: str | Path,
@@ -335,9 +345,7 @@ def run_unlearning(
     retain, retain_config = resolve_ids(retain_ids, data_dir)
     if not forget:
         raise ConfigError("--forget: no IDs to unlearn")
-    both = sorted(set(forget) & set(retain))
-    if both:
-        raise ConfigError(f"IDs both in --forget and --retain: {', '.join(both[:5])}")
+    check_disjoint(forget, retain)
     return run_request(
         model_dir,
         train_pairs(data_dir, forget, forget_config),

@@ -63,6 +63,12 @@ class FinetunedScenario(Scenario):
         return self
 
     def check_data(self, config: RunConfig, sources: Any) -> None:
+        if self.forget is not None and sources.mllmu is not None:
+            from pulse.methods.request import check_disjoint, resolve_ids
+
+            forget, _ = resolve_ids(self.forget, sources.mllmu)
+            retain, _ = resolve_ids(self.retain, sources.mllmu)
+            check_disjoint(forget, retain, (f"scenarios.{NAME}.forget", f"scenarios.{NAME}.retain"))
         if self.people is not None and self.forget is None:
             enough_profiles(
                 f"scenarios.{NAME}.people", self.people, sources.mllmu, config.data.fictitious
@@ -85,7 +91,7 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
     spec = config.scenarios[NAME]
     fictitious = config.data.fictitious
     if spec.forget is not None:
-        from pulse.methods.request import resolve_ids
+        from pulse.methods.request import check_disjoint, resolve_ids
 
         people = set(engine.measurer.people(fictitious))
         forget, _ = resolve_ids(spec.forget, engine.sources.mllmu)
@@ -97,6 +103,7 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
                     f"scenarios.{NAME}.{key}: {unknown[0]!r} is not a split file, an "
                     f"MLLMU-Bench config or a person of {fictitious}"
                 )
+        check_disjoint(forget, retain, (f"scenarios.{NAME}.forget", f"scenarios.{NAME}.retain"))
     else:
         people = list(engine.measurer.people(fictitious))
         forget, retain = forget_retain(people, spec.forget_fraction, config.seed, spec.people)
