@@ -63,6 +63,9 @@ def test_method_labels_and_defaults():
         ({"scenarios": {"pretrained": {"top": 5, "forget": 6}}}, "forget (6) must be below top"),
         ({"methods": [{"method": "ga"}, {"method": "ga"}]}, "label 'ga' is used twice"),
         ({"methods": [{"method": "ga", "label": "before"}]}, "'before' is reserved"),
+        # A method's stage is <scenario>/<label>: these would be read as the scenario's own.
+        ({"methods": [{"method": "ga", "label": "contrasts"}]}, "'contrasts' is reserved"),
+        ({"methods": [{"method": "npo", "label": "matched"}]}, "'matched' is reserved"),
         (
             {"scenarios": {"sequential": {"adapters": "merge", "reference": "initial"}}},
             "is not supported",

@@ -336,6 +336,17 @@ class Scenarios(Mapping[str, Scenario]):
         )
 
 
+# Labels a method may not take: each names rows or a stage of its own inside a scenario (a
+# method's stage is ``<scenario>/<label>``: one labelled ``contrasts`` would be sealed first and
+# read back as the contrasts stage).
+RESERVED_LABELS = {
+    "before": "the model before any request",
+    "oracle": "the model trained without the forget set",
+    "contrasts": "the stage comparing a scenario's methods",
+    "matched": "the matched-forgetting stage",
+}
+
+
 class RunConfig(Section):
     seed: int = 0
     # Each request trained under this many seeds (seed, seed + 1, ...) on the same splits and
@@ -359,12 +370,9 @@ class RunConfig(Section):
             dupes = sorted({x for x in labels if labels.count(x) > 1})
             if dupes:
                 raise ValueError(f"scenario {name}: method label {dupes[0]!r} is used twice")
-            if "before" in labels:
-                raise ValueError("'before' is reserved for the model before any request")
-            if "oracle" in labels:
-                raise ValueError(
-                    "'oracle' is reserved for the model trained without the forget set"
-                )
+            taken = next((x for x in labels if x in RESERVED_LABELS), None)
+            if taken is not None:
+                raise ValueError(f"{taken!r} is reserved for {RESERVED_LABELS[taken]}")
         return self
 
     @model_validator(mode="after")
