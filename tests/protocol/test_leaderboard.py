@@ -167,6 +167,19 @@ def test_the_runs_keep_what_the_run_config_left_unset(tmp_path):
     assert not sweep_config(mine, base_data(mine, tmp_path)).train_of("finetuned").eval_general
 
 
+def test_the_sweep_measures_membership_only_where_the_rule_scores_it(tmp_path):
+    """The privacy rule reads PrivLeak: a sweep without membership rows would score no entry
+    and keep the middle learning rate for every method."""
+    privacy = LeaderboardConfig(rule={"name": "privacy"})
+    assert sweep_config(privacy, base_data(privacy, tmp_path)).privacy.enabled
+    gap = LeaderboardConfig(rule={"name": "oracle_gap"})
+    assert not sweep_config(gap, base_data(gap, tmp_path)).privacy.enabled  # as before
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"privacy": {"enabled": False}}))
+    off = LeaderboardConfig(run=tmp_path / "run.yaml", rule={"name": "privacy"})
+    with pytest.raises(ConfigError, match=r"^rule: privacy ranks by PrivLeak, which the run"):
+        sweep_config(off, base_data(off, tmp_path))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -216,12 +216,22 @@ def _scenarios(data: dict[str, Any], enabled: list[str], attacks: list[str]) -> 
 
 
 def sweep_config(config: LeaderboardConfig, data: dict[str, Any]) -> RunConfig:
+    """The learning-rate sweep: one seed, the sweep scenario alone, membership inference only
+    where the rule scores it (a rule reading PrivLeak would find no score to choose by)."""
+    from pulse.report.ranking import get_rule
+
+    privacy = data.get("privacy", {})
+    if get_rule(config.rule.name).privacy and not privacy.get("enabled", True):
+        raise ConfigError(
+            f"rule: {config.rule.name} ranks by PrivLeak, which the run config turns off "
+            "(privacy.enabled: false)"
+        )
     sweep = {
         **data,
         "repeats": 1,
         "methods": sweep_entries(config, TrainSettings.model_validate(data["train"]).lr),
         "scenarios": _scenarios(data, [config.sweep_on], []),
-        "privacy": {**data.get("privacy", {}), "enabled": False},
+        "privacy": {**privacy, "enabled": get_rule(config.rule.name).privacy},
     }
     return parse_config(sweep, "leaderboard sweep")
 

@@ -47,6 +47,7 @@ class Rule:
     statement: str  # in words, with {weights} filled from the config
     score: Callable[[Standing, Mapping[str, float]], float | None]
     weights: dict[str, float]  # the defaults, and the only keys a config may set
+    privacy: bool = False  # scores membership rows (privleak): the runs it ranks must measure them
 
 
 _RULES: Registry[Rule] = Registry("ranking rule")
@@ -177,5 +178,6 @@ PRIVACY = register_rule(
         "the method lost), averaged over the scenarios; lower is better.",
         _privacy,
         {"privleak": 1.0, "retain": 1.0},
+        privacy=True,
     )
 )
