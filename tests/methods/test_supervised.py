@@ -14,9 +14,9 @@ def test_a_training_length_or_batch_that_cannot_train_is_one_clear_error():
     with pytest.raises(ConfigError, match="'epochs': expected a finite number above 0, got -1"):
         TrainConfig(epochs=-1)
     for lr in (0, -1, float("inf"), float("nan")):  # -1 would train by gradient ascent
-        with pytest.raises(ConfigError, match="^train 'learning_rate': expected a finite number"):
+        with pytest.raises(ConfigError, match=r"^train 'learning_rate': expected a finite number"):
             TrainConfig(learning_rate=lr)
-    with pytest.raises(ConfigError, match="'max_steps': expected -1 .* or at least 1, got 0"):
+    with pytest.raises(ConfigError, match=r"'max_steps': expected -1 .* or at least 1, got 0"):
         TrainConfig(max_steps=0)
     with pytest.raises(ConfigError, match="'grad_accum': expected at least 1, got 0"):
         TrainConfig(grad_accum=0)

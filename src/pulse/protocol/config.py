@@ -482,10 +482,10 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+        raise ConfigError(f"{source}: {first_error(exc)}") from None
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     where, message = _error_parts(exc)
     return f"{where}: {message}" if where else message
 
@@ -527,6 +527,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def read_yaml(path: Path) -> Any:
+    """The YAML in ``path`` ({} when empty), or one line naming the file: missing, not UTF-8,
+    not YAML (with the line of the first problem)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(read_text(path)) or {}
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{path}: {line}not valid YAML") from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (``None``: the embedded default) and apply ``--set`` overrides."""
     data: Any = {}
@@ -534,16 +549,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(read_text(path)) or {}
-        except DataError as exc:
-            raise ConfigError(str(exc)) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f"line {mark.line + 1}: " if mark is not None else ""
-            raise ConfigError(f"{path}: {line}not valid YAML") from None
+        data = read_yaml(path)
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     if overrides:

@@ -22,17 +22,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pulse.errors import ConfigError, DataError
-from pulse.files import read_text
+from pulse.errors import ConfigError
 from pulse.protocol.config import (
     RunConfig,
     TrainSettings,
-    _first_error,
     apply_overrides,
+    first_error,
     parse_config,
+    read_yaml,
 )
 
 SWEEP_DIR = "sweep"
@@ -112,7 +111,7 @@ def load_leaderboard_config(
     source = "leaderboard config"
     if path is not None:
         source = str(path)
-        data = _read_yaml(Path(path))
+        data = read_yaml(Path(path))
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
     if overrides:
@@ -122,25 +121,10 @@ def load_leaderboard_config(
     try:
         config = LeaderboardConfig.model_validate(data)
     except ValidationError as exc:  # worded as a run config's: "unknown key", the value given
-        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+        raise ConfigError(f"{source}: {first_error(exc)}") from None
     if config.run is not None and path is not None and not config.run.is_absolute():
         config = config.model_copy(update={"run": Path(path).parent / config.run})
     return config
-
-
-def _read_yaml(path: Path) -> Any:
-    """The YAML in ``path``, or one line naming the file (missing, not UTF-8, not YAML: the
-    line of the first problem)."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        return yaml.safe_load(read_text(path)) or {}
-    except DataError as exc:
-        raise ConfigError(str(exc)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{path}: {line}not valid YAML") from None
 
 
 def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
@@ -149,7 +133,7 @@ def base_data(config: LeaderboardConfig, root: Path) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if config.run is not None:
         try:
-            data = _read_yaml(config.run)
+            data = read_yaml(config.run)
         except ConfigError as exc:
             raise ConfigError(f"run: {exc}") from None
     if not isinstance(data, dict):
