@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,13 +143,18 @@ def privacy_plan(
     if limit is not None and sampled is not None and limit < sampled:
         # The scored pairs are the first ``limit`` of the requests' own draw of ``sampled``
         # (kept out of the plan, and its key, where a draw of ``limit`` gives the same pairs).
-        from pulse.methods.request import train_pairs
-
         inside = replace(plan, drawn=sampled)
-        pairs = train_pairs(engine.sources.mllmu, [*plan.members, *plan.holdout])
-        if _plan_sample(inside, pairs) != _plan_sample(plan, pairs):
+        if _draws_differ(Path(engine.sources.mllmu), plan, inside):
             return inside
     return plan
+
+
+@lru_cache(maxsize=64)  # a scenario's plan is asked for by every cell
+def _draws_differ(mllmu: Path, plan: PairPlan, inside: PairPlan) -> bool:
+    from pulse.methods.request import train_pairs
+
+    pairs = train_pairs(mllmu, [*plan.members, *plan.holdout])
+    return _plan_sample(inside, pairs) != _plan_sample(plan, pairs)
 
 
 def _plan_sample(plan: PairPlan, pairs: Sequence[TrainPair]) -> list[TrainPair]:
