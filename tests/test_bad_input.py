@@ -805,11 +805,13 @@ def test_unlearn_on_a_world_root_or_a_mistyped_config_says_what_was_expected(
 ):
     out = tmp_path / "out"
     request = ("--model", tmp_path / "model", "--method", "ga", "--out", out)
+    elsewhere = small_world / "mmbench"
     for forget in ("forget_5", "a,b"):  # a config name, an ID list: the data holds no configs
-        code, err = cli("unlearn", "--data", small_world, "--forget", forget, *request)
-        refused(
-            code, err, f"{small_world}: no MLLMU-Bench configs here", f"in {small_world / 'mllmu'}"
-        )
+        code, err = cli("unlearn", "--data", elsewhere, "--forget", forget, *request)
+        refused(code, err, f"{elsewhere}: no MLLMU-Bench configs here (folders of parquet files)")
+    # a world directory is read as its mllmu/ (as pulse eval reads it): on to the model
+    code, err = cli("unlearn", "--data", small_world, "--forget", "forget_5", *request)
+    refused(code, err, f"{tmp_path / 'model'}: model directory not found")
     mllmu = small_world / "mllmu"
     code, err = cli("unlearn", "--data", mllmu, "--forget", "forget_99", *request)
     refused(code, err, f"{mllmu}: no config 'forget_99' here; configs found: ", "forget_5")

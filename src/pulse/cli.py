@@ -349,7 +349,9 @@ def _flag(name: str) -> str:
 @app.command("unlearn")
 def unlearn_command(
     model: Annotated[Path, typer.Option("--model", help="Local HF checkpoint directory.")],
-    data: Annotated[Path, typer.Option("--data", help="MLLMU-Bench root (config folders).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="MLLMU-Bench root (config folders) or a world directory.")
+    ],
     forget: Annotated[
         str, typer.Option("--forget", help="Split file, MLLMU config name or comma list of IDs.")
     ],
@@ -404,6 +406,7 @@ def unlearn_command(
     """Run one unlearning request: train an adapter that makes the model forget the given
     people, with one of the registered methods; writes OUT/adapter and OUT/result.json. The
     training options are the run config's ``train`` keys."""
+    from pulse.data.mllmu import mllmu_root
     from pulse.methods.request import run_unlearning
 
     if reference not in ("initial", "previous"):
@@ -425,7 +428,7 @@ def unlearn_command(
     )
     result = run_unlearning(
         model,
-        data,
+        mllmu_root(data),
         forget,
         retain,
         method,
@@ -453,7 +456,10 @@ def unlearn_command(
 def finetune_command(
     model: Annotated[Path, typer.Option("--model", help="A local Hugging Face LMM directory.")],
     data: Annotated[
-        Path, typer.Option("--data", help="An MLLMU-Bench root (one folder per config).")
+        Path,
+        typer.Option(
+            "--data", help="An MLLMU-Bench root (one folder per config) or a world directory."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory for the merged checkpoint.")],
     config: Annotated[
@@ -486,6 +492,7 @@ def finetune_command(
     names it as models.oracle). Defaults: MLLMU-Bench's LoRA baseline (rank 16, alpha 16,
     lr 2e-5, one epoch, batch 4). Data parallel under torchrun / accelerate launch (the batch
     is split over the processes; rank 0 saves)."""
+    from pulse.data.mllmu import mllmu_root
     from pulse.methods.finetune import finetune
     from pulse.methods.request import resolve_ids
     from pulse.methods.supervised import TrainConfig
@@ -500,6 +507,7 @@ def finetune_command(
             bf16=bf16,
             seed=seed,
         )
+    data = mllmu_root(data)
     left_out, _ = resolve_ids(exclude, data)
     result = finetune(
         model,

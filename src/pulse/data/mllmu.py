@@ -146,6 +146,12 @@ def read_mllmu(root_or_file: str | Path, config: str | None = None) -> list[MLLM
     return profiles
 
 
+def mllmu_root(data_dir: str | Path) -> Path:
+    """``DATA/mllmu`` when it exists (a world directory), else ``DATA``."""
+    data_dir = Path(data_dir)
+    return data_dir / "mllmu" if (data_dir / "mllmu").is_dir() else data_dir
+
+
 def count_profiles(root_or_file: str | Path, config: str | None = None) -> int:
     """How many profiles :func:`read_mllmu` would read, from the files' row counts alone
     (no row is decoded: a check need not read every image; the read itself validates)."""

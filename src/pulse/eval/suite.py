@@ -37,7 +37,7 @@ import torch
 from rich.table import Table
 from rich.text import Text
 
-from pulse.data.mllmu import list_configs, profile_items, read_mllmu
+from pulse.data.mllmu import list_configs, mllmu_root, profile_items, read_mllmu
 from pulse.data.mmbench import MMBenchRow, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import ConfigError, DataError, SettingError
@@ -126,12 +126,6 @@ def parse_tasks(tasks: str | Sequence[str]) -> list[str]:
     if not names:
         raise ConfigError(f"no task given: expected some of {', '.join(TASKS)}")
     return [t for t in TASKS if t in names]
-
-
-def mllmu_root(data_dir: str | Path) -> Path:
-    """``DATA/mllmu`` when it exists (a world directory), else ``DATA``."""
-    data_dir = Path(data_dir)
-    return data_dir / "mllmu" if (data_dir / "mllmu").is_dir() else data_dir
 
 
 def mmbench_file(data_dir: str | Path) -> Path:
