@@ -331,6 +331,10 @@ def test_a_cell_with_a_number_that_is_not_finite_is_sealed_as_failed_and_stays_r
     assert read_results(store.root / "results.jsonl") == sorted(sealed, key=lambda r: r.method)
     again = RunStore.open(store.root, config)
     assert read_results(again.rows_path("finetuned/ga")) == sealed
+    # One training seed's cell keeps its repeat.
+    seed_rows = [replace(r, repeat=1) for r in (ROWS[0], replace(bad, low=float("nan")))]
+    (failed,) = again.run_stage("finetuned/ga/repeat-1", lambda: seed_rows)
+    assert (failed.status, failed.repeat) == ("failed", 1) and "has low nan" in failed.detail
 
 
 def test_new_dir_resumes_the_directory_that_holds_this_config(tmp_path, config):

@@ -32,6 +32,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -309,27 +310,30 @@ def _retried(stages: dict[str, dict[str, Any]]) -> set[str]:
 
 
 def finite_cells(stage: str, rows: Sequence[ResultRow]) -> list[ResultRow]:
-    """``rows``, where a cell holding a number that is not finite (which no results file keeps:
-    it would be unreadable) has a ``failed`` status row naming it instead, said in one line."""
-    bad: dict[tuple[str, str, str, int], str] = {}
+    """``rows``, where a cell (one training seed's, with repeats) holding a number that is not
+    finite (which no results file keeps: it would be unreadable) has a ``failed`` status row
+    naming it instead, said in one line."""
+    bad: dict[tuple[Any, ...], str] = {}
     for row in rows:
         field = next((f for f in NUMBER_FIELDS if not _finite(getattr(row, f))), None)
-        if field is not None and row.cell not in bad:
+        if field is not None and (row.cell, row.repeat) not in bad:
             value = getattr(row, field)
-            bad[row.cell] = (
+            bad[row.cell, row.repeat] = (
                 f"stage {stage}: {row.metric} on {row.split or '-'}/{row.modality} has {field} "
                 f"{value}, not a finite number"
             )
-            say(f"{bad[row.cell]}; the cell is recorded as failed")
+            say(f"{bad[row.cell, row.repeat]}; the cell is recorded as failed")
     if not bad:
         return list(rows)
     out: list[ResultRow] = []
     for row in rows:
-        if row.cell not in bad:
+        where = (row.cell, row.repeat)
+        if where not in bad:
             out.append(row)
-        elif not any(r.cell == row.cell for r in out):
+        elif not any((r.cell, r.repeat) == where for r in out):
             place = (row.scenario, row.kind, row.method, row.setting, row.request, row.requests)
-            out.append(status_row(*place, status="failed", detail=bad[row.cell]))
+            failed = status_row(*place, status="failed", detail=bad[where])
+            out.append(replace(failed, repeat=row.repeat))
     return out
 
 
