@@ -66,6 +66,7 @@ def test_method_labels_and_defaults():
         # A method's stage is <scenario>/<label>: these would be read as the scenario's own.
         ({"methods": [{"method": "ga", "label": "contrasts"}]}, "'contrasts' is reserved"),
         ({"methods": [{"method": "npo", "label": "matched"}]}, "'matched' is reserved"),
+        ({"methods": [{"method": "ga", "label": "ga/repeat-0"}]}, "'/' separates"),
         (
             {"scenarios": {"sequential": {"adapters": "merge", "reference": "initial"}}},
             "is not supported",

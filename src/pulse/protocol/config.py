@@ -373,6 +373,9 @@ class RunConfig(Section):
             taken = next((x for x in labels if x in RESERVED_LABELS), None)
             if taken is not None:
                 raise ValueError(f"{taken!r} is reserved for {RESERVED_LABELS[taken]}")
+            nested = next((x for x in labels if "/" in x), None)
+            if nested is not None:  # `ga/repeat-0` would be the stage of ga's first seed
+                raise ValueError(f"method label {nested!r}: '/' separates a run's stage names")
         return self
 
     @model_validator(mode="after")
