@@ -57,3 +57,13 @@ def test_data_validate_names_the_row(pulse, tmp_path):
     result = pulse("data", "validate", "pebench", str(csv))
     assert result.returncode != 0
     assert "row 2" in result.stderr and "image" in result.stderr
+
+
+def test_data_validate_reads_a_world_directory_as_pulse_eval_does(small_world):
+    from pulse.data.validate import validate
+
+    assert validate("mllmu", small_world).startswith(f"MLLMU-Bench {small_world / 'mllmu'}: ")
+    assert validate("mmbench", small_world).startswith(
+        f"MMBench {small_world / 'mmbench' / 'dev.tsv'}: OK"
+    )
+    assert validate("pebench", small_world).startswith(f"PEBench {small_world / 'pebench'}: OK")

@@ -314,3 +314,14 @@ def row_item(row: MMBenchRow) -> QAItem:
             "base_index": str(base_index(row)),
         },
     )
+
+
+def mmbench_file(data_dir: str | Path) -> Path:
+    """The TSV itself, or a directory's ``mmbench/dev.tsv`` (a world) or ``dev.tsv``."""
+    data_dir = Path(data_dir)
+    if data_dir.is_file():
+        return data_dir
+    for candidate in (data_dir / "mmbench" / "dev.tsv", data_dir / "dev.tsv"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(data_dir, "no MMBench TSV: expected mmbench/dev.tsv here, or pass a .tsv file")

@@ -21,6 +21,7 @@ def validate(format: str, path: str | Path) -> str:
 
 def _mllmu(path: Path) -> str:
     # A root with config folders is validated config by config; otherwise one config / file.
+    path = mllmu.mllmu_root(path)  # a world directory: its mllmu/
     configs = mllmu.list_configs(path) if path.is_dir() else []
     if configs:
         parts = [f"{c}: {_mllmu_counts(mllmu.read_mllmu(path, c))}" for c in configs]
@@ -38,6 +39,8 @@ def _mllmu_counts(profiles: list[mllmu.MLLMUProfile]) -> str:
 
 
 def _mmbench(path: Path) -> str:
+    if path.is_dir():  # a world directory or a folder holding dev.tsv
+        path = mmbench.mmbench_file(path)
     rows = mmbench.read_mmbench(path)
     questions = {mmbench.base_index(r) for r in rows}
     categories = {r.category for r in rows if r.category}
@@ -50,6 +53,8 @@ def _mmbench(path: Path) -> str:
 
 
 def _pebench(path: Path) -> str:
+    if (path / "pebench" / pebench.CSV_NAME).is_file():  # a world directory
+        path = path / "pebench"
     rows = pebench.read_pebench(path)
     persons = {r.person for r in rows}
     events = {r.event for r in rows}

@@ -38,7 +38,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pulse.data.mllmu import list_configs, mllmu_root, profile_items, read_mllmu
-from pulse.data.mmbench import MMBenchRow, read_mmbench
+from pulse.data.mmbench import MMBenchRow, mmbench_file, read_mmbench
 from pulse.data.schema import ItemKind, QAItem
 from pulse.errors import ConfigError, DataError, SettingError
 from pulse.eval.generation import GenConfig, score_cloze, score_generation
@@ -126,16 +126,6 @@ def parse_tasks(tasks: str | Sequence[str]) -> list[str]:
     if not names:
         raise ConfigError(f"no task given: expected some of {', '.join(TASKS)}")
     return [t for t in TASKS if t in names]
-
-
-def mmbench_file(data_dir: str | Path) -> Path:
-    data_dir = Path(data_dir)
-    if data_dir.is_file():
-        return data_dir
-    for candidate in (data_dir / "mmbench" / "dev.tsv", data_dir / "dev.tsv"):
-        if candidate.is_file():
-            return candidate
-    raise DataError(data_dir, "no MMBench TSV: expected mmbench/dev.tsv here, or pass a .tsv file")
 
 
 def split_items(data_dir: str | Path, split: str | None) -> tuple[Path, list[QAItem]]:
