@@ -107,9 +107,10 @@ def test_cli_export_and_its_bad_input_in_one_line(pulse, request_dir, tmp_path):
     assert bad.returncode == 2
     # The last line (libraries may warn on import before it), and no traceback.
     assert "Traceback" not in bad.stderr
+    forget = json.loads((request_dir / "result.json").read_text())["forget_ids"]
     assert bad.stderr.strip().splitlines()[-1] == (
         f"error: {run}: a run directory: name the request to export with --state "
-        "(finished requests: 0123abcd)"
+        f"(finished requests: 0123abcd (ga, {len(forget)} to forget))"
     )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pulse.errors import ConfigError
+from pulse.errors import ConfigError, DataError
 from pulse.files import read_json, write_json
 from pulse.models.adapters import _atomic_dir, check_adapter
 from pulse.models.edits import is_edit_dir
@@ -89,20 +89,34 @@ def _run_state(run: Path, state: str | None) -> Source:
         else []
     )
     if state is None:
-        listed = ", ".join(finished[:8]) + (" ..." if len(finished) > 8 else "")
         raise ConfigError(
             f"{run}: a run directory: name the request to export with --state "
-            f"(finished requests: {listed or 'none'})"
+            f"(finished requests: {_listed(requests, finished)})"
         )
     key = state.removeprefix("request:")
     if key not in finished:
         raise ConfigError(
             f"--state: {state!r} is not a finished request of {run} "
-            f"(finished requests: {', '.join(finished[:8]) or 'none'})"
+            f"(finished requests: {_listed(requests, finished)})"
         )
     source = _request(requests / key)
     return Source(source.kind, source.base, source.merged, source.adapter,
                   {**source.about, "run": run.name, "state": f"request:{key}"})  # fmt: skip
+
+
+def _listed(requests: Path, finished: list[str], most: int = 30) -> str:
+    """``KEY (method, N to forget)`` for each finished request, so a user can tell them apart."""
+
+    def described(key: str) -> str:
+        try:
+            record = read_json(requests / key / "result.json")
+            return f"{key} ({record['method']}, {len(record['forget_ids'])} to forget)"
+        except (DataError, KeyError, TypeError):
+            return key  # its own damage is said when it is the one asked for
+
+    shown = ", ".join(described(key) for key in finished[:most])
+    more = f" and {len(finished) - most} more" if len(finished) > most else ""
+    return (shown + more) or "none"
 
 
 def _request(out: Path) -> Source:
