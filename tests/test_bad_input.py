@@ -137,7 +137,7 @@ def test_run_refuses_unusable_numbers_before_creating_anything(cli, tmp_path, ov
     key, value = override.split("=", 1)
     out = tmp_path / "run"
     code, err = cli("run", "--out", out, "--set", override, _config(tmp_path, ""))
-    refused(code, err, named)
+    refused(code, err, f"error: --set {key}: ", named)  # the command line, not the file
     parts = key.split(".")
     text = "".join(f"{'  ' * depth}{part}:\n" for depth, part in enumerate(parts[:-1]))
     config = _config(tmp_path, f"{text}{'  ' * (len(parts) - 1)}{parts[-1]}: {value}\n")

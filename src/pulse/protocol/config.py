@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -477,7 +477,9 @@ class RunConfig(Section):
 # --- loading --------------------------------------------------------------------------------
 
 
-def parse_config(data: Any, source: str = "config") -> RunConfig:
+def parse_config(data: Any, source: str = "config", overridden: Sequence[str] = ()) -> RunConfig:
+    """``data`` validated; an error names ``source``, or ``--set KEY`` when it lies under a key
+    of ``overridden`` (the command line's, which the file may not even hold)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -485,7 +487,12 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {first_error(exc)}") from None
+        where, message = _error_parts(exc)
+        key = next((k for k in overridden if where == k or where.startswith(f"{k}.")), None)
+        if key is None:
+            raise ConfigError(f"{source}: {first_error(exc)}") from None
+        said = message if where == key else first_error(exc)
+        raise ConfigError(f"--set {key}: {said}") from None
 
 
 def first_error(exc: ValidationError) -> str:
@@ -557,7 +564,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     if overrides:
         data = apply_overrides(data, overrides)
-    return parse_config(data, source)
+    return parse_config(data, source, [parse_assignment(text)[0] for text in overrides or ()])
 
 
 def dump_config(config: RunConfig) -> str:
