@@ -816,3 +816,12 @@ def test_unlearn_on_a_world_root_or_a_mistyped_config_says_what_was_expected(
     code, err = cli("unlearn", "--data", mllmu, "--forget", "forget_99", *request)
     refused(code, err, f"{mllmu}: no config 'forget_99' here; configs found: ", "forget_5")
     assert not out.exists()
+
+
+def test_unlearn_says_no_loss_bound_as_the_run_config_does(cli, small_world, tmp_path):
+    request = ("--data", small_world, "--forget", "forget_5", "--method", "ga")
+    request += ("--model", tmp_path / "model", "--out", tmp_path / "out")
+    code, err = cli("unlearn", *request, "--loss-bound", "abc")
+    refused(code, err, "--loss-bound: Input should be a valid number", "'abc'")
+    code, err = cli("unlearn", *request, "--loss-bound", "null")  # accepted: on to the model
+    refused(code, err, f"{tmp_path / 'model'}: model directory not found")

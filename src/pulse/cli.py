@@ -386,7 +386,8 @@ def unlearn_command(
         int | None, _train_option("pairs_per_id")
     ] = UNLEARN_DEFAULTS.pairs_per_id,
     pack_tokens: Annotated[int, _train_option("pack_tokens")] = UNLEARN_DEFAULTS.pack_tokens,
-    loss_bound: Annotated[float | None, _train_option("loss_bound")] = UNLEARN_DEFAULTS.loss_bound,
+    # text, so that "null" (no bound) can be said as the run config says it
+    loss_bound: Annotated[str, _train_option("loss_bound")] = f"{UNLEARN_DEFAULTS.loss_bound:g}",
     bf16: Annotated[bool, _train_option("bf16")] = UNLEARN_DEFAULTS.bf16,
     gradient_checkpointing: Annotated[
         bool, _train_option("gradient_checkpointing")
@@ -420,7 +421,7 @@ def unlearn_command(
         grad_accum=grad_accum,
         pairs_per_id=pairs_per_id,
         pack_tokens=pack_tokens,
-        loss_bound=loss_bound,
+        loss_bound=None if loss_bound.strip().lower() in ("null", "none") else loss_bound,
         bf16=bf16,
         gradient_checkpointing=gradient_checkpointing,
         group_by_length=group_by_length,
