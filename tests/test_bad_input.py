@@ -782,7 +782,7 @@ def test_a_leaderboard_run_file_that_is_not_yaml_is_one_line(cli, tmp_path):
 
 def test_a_leaderboard_config_error_reads_as_a_run_configs(cli, tmp_path):
     code, err = cli("leaderboard", "--out", tmp_path / "board", "--set", "foo=1")
-    refused(code, err, "leaderboard config: foo: unknown key")
+    refused(code, err, "--set foo: unknown key")
     code, err = cli("leaderboard", "--out", tmp_path / "board", "--set", "lr_factors=[1, 1]")
     refused(code, err, "lr_factors: ", "got [1, 1]")
 

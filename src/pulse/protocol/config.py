@@ -478,8 +478,7 @@ class RunConfig(Section):
 
 
 def parse_config(data: Any, source: str = "config", overridden: Sequence[str] = ()) -> RunConfig:
-    """``data`` validated; an error names ``source``, or ``--set KEY`` when it lies under a key
-    of ``overridden`` (the command line's, which the file may not even hold)."""
+    """``data`` validated; an error is one line (:func:`config_error`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -487,12 +486,17 @@ def parse_config(data: Any, source: str = "config", overridden: Sequence[str] = 
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        where, message = _error_parts(exc)
-        key = next((k for k in overridden if where == k or where.startswith(f"{k}.")), None)
-        if key is None:
-            raise ConfigError(f"{source}: {first_error(exc)}") from None
-        said = message if where == key else first_error(exc)
-        raise ConfigError(f"--set {key}: {said}") from None
+        raise config_error(exc, source, overridden) from None
+
+
+def config_error(exc: ValidationError, source: str, overridden: Sequence[str] = ()) -> ConfigError:
+    """A validation error as one line naming ``source``, or ``--set KEY`` when it lies under a
+    key of ``overridden`` (the command line's, which the file may not even hold)."""
+    where, message = _error_parts(exc)
+    key = next((k for k in overridden if where == k or where.startswith(f"{k}.")), None)
+    if key is None:
+        return ConfigError(f"{source}: {first_error(exc)}")
+    return ConfigError(f"--set {key}: {message if where == key else first_error(exc)}")
 
 
 def first_error(exc: ValidationError) -> str:

@@ -24,12 +24,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pulse.assignments import parse_assignment
 from pulse.errors import ConfigError
 from pulse.protocol.config import (
     RunConfig,
     TrainSettings,
     apply_overrides,
-    first_error,
+    config_error,
     parse_config,
     read_yaml,
 )
@@ -92,7 +93,10 @@ class LeaderboardConfig(BaseModel):
         from pulse.methods import get_method
 
         for name in methods or ():
-            get_method(name)
+            try:
+                get_method(name)
+            except ConfigError as exc:  # said under the key that named it
+                raise ValueError(str(exc)) from None
         if methods is not None and (not methods or len(set(methods)) != len(methods)):
             raise ValueError("expected a list of distinct method names")
         return methods
@@ -121,7 +125,8 @@ def load_leaderboard_config(
     try:
         config = LeaderboardConfig.model_validate(data)
     except ValidationError as exc:  # worded as a run config's: "unknown key", the value given
-        raise ConfigError(f"{source}: {first_error(exc)}") from None
+        keys = [parse_assignment(text)[0] for text in overrides or ()]
+        raise config_error(exc, source, keys) from None
     if config.run is not None and path is not None and not config.run.is_absolute():
         config = config.model_copy(update={"run": Path(path).parent / config.run})
     return config
