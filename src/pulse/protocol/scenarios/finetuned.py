@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from pulse.data.mllmu import count_profiles, is_config_name
-from pulse.errors import ConfigError
+from pulse.errors import ConfigError, DataError
 from pulse.protocol.cells import Population
 from pulse.protocol.config import RunConfig, Scenario, TrainSettings
 from pulse.protocol.engine import Engine
@@ -64,15 +64,25 @@ class FinetunedScenario(Scenario):
 
     def check_data(self, config: RunConfig, sources: Any) -> None:
         if self.forget is not None and sources.mllmu is not None:
-            from pulse.methods.request import check_disjoint, resolve_ids
+            from pulse.methods.request import check_disjoint
 
-            forget, _ = resolve_ids(self.forget, sources.mllmu)
-            retain, _ = resolve_ids(self.retain, sources.mllmu)
+            forget = split_ids("forget", self.forget, sources.mllmu)
+            retain = split_ids("retain", self.retain, sources.mllmu)
             check_disjoint(forget, retain, (f"scenarios.{NAME}.forget", f"scenarios.{NAME}.retain"))
         if self.people is not None and self.forget is None:
             enough_profiles(
                 f"scenarios.{NAME}.people", self.people, sources.mllmu, config.data.fictitious
             )
+
+
+def split_ids(key: str, spec: str | None, mllmu: Path) -> list[str]:
+    """The IDs ``scenarios.finetuned.<key>`` names; a bad one is one line under that key."""
+    from pulse.methods.request import resolve_ids
+
+    try:
+        return resolve_ids(spec, mllmu)[0]
+    except DataError as exc:
+        raise ConfigError(f"scenarios.{NAME}.{key}: {exc}") from None
 
 
 def enough_profiles(key: str, wanted: int, mllmu: Path, config: str) -> None:
@@ -91,11 +101,11 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
     spec = config.scenarios[NAME]
     fictitious = config.data.fictitious
     if spec.forget is not None:
-        from pulse.methods.request import check_disjoint, resolve_ids
+        from pulse.methods.request import check_disjoint
 
         people = set(engine.measurer.people(fictitious))
-        forget, _ = resolve_ids(spec.forget, engine.sources.mllmu)
-        retain, _ = resolve_ids(spec.retain, engine.sources.mllmu)
+        forget = split_ids("forget", spec.forget, engine.sources.mllmu)
+        retain = split_ids("retain", spec.retain, engine.sources.mllmu)
         for key, ids in (("forget", forget), ("retain", retain)):
             unknown = [i for i in ids if i not in people]
             if unknown:  # checked before the split is saved as this run's
