@@ -59,7 +59,7 @@ def run_protocol(
     else:
         store = RunStore.open(run_dir, config, new_dir=new_dir)
         sources = solo(world_sources, config, store.root, progress=progress)
-        from_main(lambda: check_sources(config, sources))
+        from_main(lambda: check_sources(config, sources, data=False))
     engine = Engine(config, store, sources, progress=progress, stop_after=stop_after, device=device)
     run_scenarios(engine)
     return store

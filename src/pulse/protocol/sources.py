@@ -97,8 +97,9 @@ def mllmu_needs(
     return needs
 
 
-def check_sources(config: RunConfig, sources: Sources) -> None:
-    """Every path an enabled scenario needs exists; else one line naming the key."""
+def check_sources(config: RunConfig, sources: Sources, *, data: bool = True) -> None:
+    """Every path an enabled scenario needs exists; else one line naming the key. Then, with
+    ``data``, what the data says (:func:`check_data`; the world's sources have had it)."""
     from pulse.models.loading import check_model_dir
 
     needs: dict[str, Need] = {}
@@ -119,7 +120,8 @@ def check_sources(config: RunConfig, sources: Sources) -> None:
             raise ConfigError(
                 f"{key}: {path} is not an existing {'directory' if kind == 'dir' else 'file'}"
             )
-    check_data(config, sources)  # the paths exist: what the data says, before any split
+    if data:  # the paths exist: what the data says, before any split
+        check_data(config, sources)
 
 
 def check_data(config: RunConfig, sources: Sources) -> None:

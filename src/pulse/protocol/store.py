@@ -326,14 +326,15 @@ def finite_cells(stage: str, rows: Sequence[ResultRow]) -> list[ResultRow]:
     if not bad:
         return list(rows)
     out: list[ResultRow] = []
+    failed = set(bad)
     for row in rows:
         where = (row.cell, row.repeat)
-        if where not in bad:
+        if where not in failed:
             out.append(row)
-        elif not any((r.cell, r.repeat) == where for r in out):
+        elif (detail := bad.pop(where, None)) is not None:  # the cell's first row: its status
             place = (row.scenario, row.kind, row.method, row.setting, row.request, row.requests)
-            failed = status_row(*place, status="failed", detail=bad[where])
-            out.append(replace(failed, repeat=row.repeat))
+            status = status_row(*place, status="failed", detail=detail)
+            out.append(replace(status, repeat=row.repeat))
     return out
 
 

@@ -100,9 +100,7 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
     config = engine.config
     spec = config.scenarios[NAME]
     fictitious = config.data.fictitious
-    if spec.forget is not None:
-        from pulse.methods.request import check_disjoint
-
+    if spec.forget is not None:  # checked as disjoint with the data (FinetunedScenario.check_data)
         people = set(engine.measurer.people(fictitious))
         forget = split_ids("forget", spec.forget, engine.sources.mllmu)
         retain = split_ids("retain", spec.retain, engine.sources.mllmu)
@@ -113,7 +111,6 @@ def finetuned_split(engine: Engine) -> tuple[list[str], list[str]]:
                     f"scenarios.{NAME}.{key}: {unknown[0]!r} is not a split file, an "
                     f"MLLMU-Bench config or a person of {fictitious}"
                 )
-        check_disjoint(forget, retain, (f"scenarios.{NAME}.forget", f"scenarios.{NAME}.retain"))
     else:
         people = list(engine.measurer.people(fictitious))
         forget, retain = forget_retain(people, spec.forget_fraction, config.seed, spec.people)
