@@ -95,11 +95,10 @@ def standing(rows: Sequence[ResultRow], scenario: str, label: str) -> Standing |
             if key is not None:
                 values[key] = _estimate(r)
                 if r.split == "forget":
-                    reached = Estimate(r.step if r.step is not None else -1.0)
-                    values["matched_step"] = reached
-                    if r.seeds > 1:  # how many training seeds' paths the values come from
-                        count = r.seeds_reached if r.seeds_reached is not None else r.seeds
-                        values["matched_seeds"] = Estimate(float(count), high=float(r.seeds))
+                    values["matched_step"] = Estimate(r.step if r.step is not None else -1.0)
+                if r.split == "forget" and r.seeds_reached is not None:  # of several seeds
+                    # shown "k of n": the count, with the seeds in the place of a bound
+                    values["matched_seeds"] = Estimate(float(r.seeds_reached), high=float(r.seeds))
             continue
         if r.step is not None:  # a point along the request, not its end state
             continue
