@@ -186,6 +186,8 @@ def test_what_the_world_cannot_give_is_refused_before_its_models_train(
     code, err = cli("run", "--out", tmp_path / "run", config)
     refused(code, err, said)
     assert (home / "world" / "world.json").is_file() and not (home / "models").exists()
+    # no run directory left to refuse the corrected config as another run's
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("fixed_by", ["data", "forget-file"])

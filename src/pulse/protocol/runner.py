@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from pulse.errors import PulseError
 from pulse.models.collective import from_main, is_main, solo
 from pulse.models.device import resolve_device
 from pulse.protocol.config import RunConfig
@@ -58,8 +59,12 @@ def run_protocol(
         store = RunStore.open(run_dir, config, new_dir=new_dir)
     else:
         store = RunStore.open(run_dir, config, new_dir=new_dir)
-        sources = solo(world_sources, config, store.root, progress=progress)
-        from_main(lambda: check_sources(config, sources, data=False))
+        try:
+            sources = solo(world_sources, config, store.root, progress=progress)
+            from_main(lambda: check_sources(config, sources, data=False))
+        except PulseError:
+            from_main(store.discard_if_new)
+            raise
     engine = Engine(config, store, sources, progress=progress, stop_after=stop_after, device=device)
     run_scenarios(engine)
     return store

@@ -99,6 +99,7 @@ class RunStore:
         # Stages that failed in an earlier run (a method that raised: out of memory, say): they
         # run again once in this one. A diverged stage is a result and stays.
         self._retry: set[str] = set()
+        self.created = False  # made by this open (see discard_if_new)
 
     @classmethod
     def open(cls, root: str | Path, config: RunConfig, *, new_dir: bool = False) -> RunStore:
@@ -148,8 +149,18 @@ class RunStore:
             "finished": False,
         }
         store = cls(root, manifest)
+        store.created = True
         store._save()
         return store
+
+    def discard_if_new(self) -> None:
+        """Undo :meth:`open` of a directory it created and nothing has run in (its inputs were
+        refused): no run directory is left to refuse the corrected config as a different one."""
+        if self.created and not self.manifest["stages"]:
+            for name in (MANIFEST, CONFIG):
+                (self.root / name).unlink(missing_ok=True)
+            if not any(self.root.iterdir()):
+                self.root.rmdir()
 
     # --- stages -----------------------------------------------------------------------------
 
